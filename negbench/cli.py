@@ -1,0 +1,158 @@
+"""The ``negbench`` command line (typer + rich). User errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from negbench.errors import NegbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark negative-sampling strategies.")
+console = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def user_errors(fn):
+    """Turn :class:`NegbenchError` into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except NegbenchError as exc:
+            typer.echo(f"error: {exc.one_line()}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not verbose:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+
+
+@app.command()
+@user_errors
+def run(
+    suite: Annotated[Path, typer.Argument(help="Suite TOML file.")],
+    progress: Annotated[bool, typer.Option(help="Progress bars for encoding and training.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Fine-tune and evaluate every dataset × model × strategy × seed of SUITE."""
+    _quiet_libraries(verbose)
+    from negbench.report import rich_table, write_leaderboard
+    from negbench.runner import SuiteRunner, plan_suite
+
+    plan = plan_suite(suite)
+    store = SuiteRunner(plan, progress=progress and sys.stderr.isatty(), console=console).run()
+    rows = store.rows()
+    path = write_leaderboard(rows, plan.output_dir / "leaderboard.md", f"negbench · {plan.suite.suite.name}")
+    out.print(rich_table(rows, title=f"negbench · {plan.suite.suite.name}"))
+    out.print(f"results: {store.results_path}\nleaderboard: {path}")
+    if not rows.is_empty() and (rows["status"] != "ok").any():
+        console.print("[yellow]some jobs failed; see the status column[/yellow]")
+
+
+@app.command()
+@user_errors
+def validate(suite: Annotated[Path, typer.Argument(help="Suite TOML file.")]) -> None:
+    """Check SUITE (TOML, fields, strategies and their params, metrics, models) without running it."""
+    from negbench.runner import plan_suite
+
+    plan = plan_suite(suite)
+    s = plan.suite
+    out.print(f"ok: {suite}: {len(s.datasets)} dataset(s) × {len(s.models)} model(s) × "
+              f"{len(plan.strategies)} strateg{'y' if len(plan.strategies) == 1 else 'ies'} × "
+              f"{len(s.suite.seeds)} seed(s)")
+
+
+@app.command()
+def strategies(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List registered strategies (built-in and plugins); broken plugins are shown with their error."""
+    from rich.table import Table
+
+    from negbench.registry import registry
+
+    entries = registry.entries()
+    if as_json:
+        payload = [
+            {
+                "name": e.name,
+                "target": e.target,
+                "distribution": e.distribution,
+                "status": "ok" if e.cls else "broken",
+                "error": e.error,
+                "requires": sorted(e.cls.requires) if e.cls else None,
+                "citation": e.cls.citation if e.cls else None,
+            }
+            for e in entries
+        ]
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    table = Table(title="negbench strategies")
+    for col in ("name", "status", "requires", "from", "citation / error"):
+        table.add_column(col)
+    for e in entries:
+        if e.cls:
+            table.add_row(e.name, "ok", ", ".join(sorted(e.cls.requires)) or "–", e.distribution or "?",
+                          e.cls.citation)
+        else:
+            table.add_row(e.name, "[red]broken[/red]", "–", e.distribution or "?", e.error or "")
+    out.print(table)
+
+
+@app.command("eval")
+@user_errors
+def eval_cmd(
+    dataset: Annotated[str, typer.Option(help="BEIR directory or beir:<name>.")],
+    model: Annotated[str, typer.Option(help="Model path or hub id.")],
+    split: Annotated[str, typer.Option(help="Qrels split to evaluate.")] = "test",
+    metrics: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "ndcg@10,recall@100,mrr@10,map@100",
+    max_seq_length: Annotated[int, typer.Option(help="Model max sequence length.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Encoding batch size.")] = 64,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: CUDA if present).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object of metrics.")] = False,
+) -> None:
+    """Evaluate a model zero-shot on a BEIR-layout dataset (exact search, pytrec_eval)."""
+    _quiet_libraries(False)
+    from negbench.config import DatasetConfig, ModelConfig
+    from negbench.data import load_dataset
+    from negbench.evaluation import evaluate
+    from negbench.metrics import parse_metric
+    from negbench.models import load_model
+
+    metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
+    for m in metric_list:
+        try:
+            parse_metric(m)
+        except ValueError as exc:
+            raise NegbenchError(str(exc), field="--metrics") from None
+    cfg = DatasetConfig(source=dataset, test_split=split)
+    ds = load_dataset(cfg, require_train=False)
+    st = load_model(ModelConfig(spec=model, max_seq_length=max_seq_length, batch_size=batch_size), device)
+    result = evaluate(st, ds.corpus, ds.queries, ds.test(), metric_list, batch_size=batch_size,
+                      progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        typer.echo(json.dumps({**{k: round(v, 6) for k, v in result.metrics.items()},
+                               "queries": len(ds.test()), "seconds": round(result.seconds, 2)}))
+    else:
+        for k, v in result.metrics.items():
+            out.print(f"{k:>12}  {v:.4f}")
+        out.print(f"{len(ds.test())} queries, {result.seconds:.1f} s")
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,235 @@
+"""Suite configuration: pydantic models of the TOML file, with errors naming file and dotted path.
+
+Relative paths in a suite (dataset directories, ``data_dirs``, ``output_dir``) resolve against the
+current working directory, so suites are run from the project root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from negbench.errors import ConfigError
+from negbench.metrics import parse_metric
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SuiteSection(_Strict):
+    name: str = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    output_dir: str = "runs/default"
+    baseline: str = "in-batch"
+    data_dirs: list[str] = Field(default_factory=list)
+    cache_dir: str | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be unique")
+        return seeds
+
+
+class DatasetConfig(_Strict):
+    source: str = Field(min_length=1)
+    name: str | None = None
+    checksum: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    dev_split: str | None = None
+    dev_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    max_corpus: Annotated[int, Field(gt=0)] | None = None
+    max_train_queries: Annotated[int, Field(gt=0)] | None = None
+    max_dev_queries: Annotated[int, Field(gt=0)] | None = None
+    max_test_queries: Annotated[int, Field(gt=0)] | None = None
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        src = self.source.split(":", 1)[-1].rstrip("/")
+        return Path(src).name or src
+
+
+class ModelConfig(_Strict):
+    spec: str = Field(min_length=1)
+    name: str | None = None
+    max_seq_length: Annotated[int, Field(gt=0)] = 256
+    batch_size: Annotated[int, Field(gt=0)] = 64
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    trust_remote_code: bool = False
+    device: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.spec.rstrip("/").split("/")[-1]
+
+
+class TrainingConfig(_Strict):
+    epochs: Annotated[int, Field(gt=0)] = 1
+    lr: Annotated[float, Field(gt=0.0)] = 2e-5
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
+    batch_size: Annotated[int, Field(gt=1)] = 32
+    max_steps: int = -1
+    num_negatives: Annotated[int, Field(ge=0)] = 1
+    scale: Annotated[float, Field(gt=0.0)] = 20.0
+    max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("max_steps must be -1 (use epochs) or a positive number")
+        return value
+
+
+class EvaluationConfig(_Strict):
+    metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "map@100"])
+    batch_size: Annotated[int, Field(gt=0)] = 128
+    corpus_chunk_size: Annotated[int, Field(gt=0)] = 50_000
+    ignore_identical_ids: bool = True
+    mteb_tasks: list[str] = Field(default_factory=list)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, metrics: list[str]) -> list[str]:
+        if not metrics:
+            raise ValueError("at least one metric is required")
+        for metric in metrics:
+            parse_metric(metric)
+        return metrics
+
+
+class SearchDim(_Strict):
+    """One dimension of a declared search space (`float` with `log`, `int`, `categorical`)."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchDim:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical needs a non-empty 'choices' list")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.type} needs 'low' and 'high'")
+        if self.low > self.high:
+            raise ValueError(f"inverted range: low {self.low} > high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("log scale needs low > 0")
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError("int range needs integer bounds")
+        return self
+
+
+class StrategyConfig(_Strict):
+    name: str = Field(min_length=1)
+    label: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    search_space: dict[str, SearchDim] = Field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+
+class TuningConfig(_Strict):
+    n_trials: Annotated[int, Field(ge=0)] = 0
+    metric: str = "ndcg@10"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "none"] = "median"
+    storage: str | None = None
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str) -> str:
+        parse_metric(metric)
+        return metric
+
+
+class TrackingConfig(_Strict):
+    enabled: bool = True
+    uri: str | None = None
+    experiment: str | None = None
+
+
+class Suite(_Strict):
+    suite: SuiteSection
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    models: list[ModelConfig] = Field(min_length=1)
+    strategies: list[StrategyConfig] = Field(min_length=1)
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    tuning: TuningConfig = TuningConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> Suite:
+        seen: set[str] = set()
+        for strategy in self.strategies:
+            if strategy.display_name in seen:
+                raise ValueError(f"duplicate strategy label {strategy.display_name!r}: give one a 'label'")
+            seen.add(strategy.display_name)
+        return self
+
+    def config_hash(self) -> str:
+        """A stable hash of the whole validated suite (what a result row was produced under)."""
+        return stable_hash(self.model_dump(mode="json"))
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+def dotted_path(loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location as a TOML-style dotted path: ``datasets[0].source``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "<root>"
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite TOML file; any problem raises one-line :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("suite file not found", file=path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text: {exc}", file=path) from None
+    return parse_suite(raw, path)
+
+
+def parse_suite(raw: dict[str, Any], path: str | Path = "<suite>") -> Suite:
+    try:
+        return Suite.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown field"
+        raise ConfigError(message, file=path, field=dotted_path(first["loc"])) from None

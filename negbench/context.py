@@ -1,0 +1,103 @@
+"""The Context a strategy receives: the training data, seeded randomness and the shared services."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from negbench.data import RetrievalDataset, TrainingExample
+from negbench.mining import MiningServices
+from negbench.strategy import Negatives
+
+
+@dataclass
+class Context:
+    """Everything a strategy may use. Indices: examples ``0..n-1``, documents are corpus indices."""
+
+    dataset: RetrievalDataset
+    examples: list[TrainingExample]
+    services: MiningServices
+    num_negatives: int
+    batch_size: int
+    epochs: int
+    seed: int
+    model: object | None = None  # the model being trained (set once training starts)
+    step: int = 0
+    extras: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------------------ randomness
+    def rng(self, *keys: object) -> np.random.Generator:
+        """A generator seeded from the run seed and ``keys`` (same keys → same stream, every run)."""
+        text = "\0".join(map(str, (self.seed, *keys)))
+        return np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
+
+    # ------------------------------------------------------------------------------ queries
+    @cached_property
+    def query_ids(self) -> list[str]:
+        """Unique training query ids, in first-seen order."""
+        return list(dict.fromkeys(e.query_id for e in self.examples))
+
+    @cached_property
+    def example_query(self) -> np.ndarray:
+        """For each example, the row of its query in :attr:`query_ids`."""
+        row = {q: i for i, q in enumerate(self.query_ids)}
+        return np.array([row[e.query_id] for e in self.examples], dtype=np.int64)
+
+    @cached_property
+    def positive_docs(self) -> np.ndarray:
+        return np.array([e.doc for e in self.examples], dtype=np.int64)
+
+    def forbidden(self, i: int) -> set[int]:
+        """Corpus indices that must never be a negative of example ``i``: its query's labelled positives."""
+        example = self.examples[i]
+        return self.dataset.positives.get(example.query_id, set()) | {example.doc}
+
+    def exclude_positives(self, i: int, ids: np.ndarray, scores: np.ndarray | None = None):
+        keep = np.array([int(d) not in self.forbidden(i) for d in ids], dtype=bool)
+        return (ids[keep], None if scores is None else scores[keep])
+
+    def fill_random(self, i: int, ids: np.ndarray, epoch: int = 0) -> np.ndarray:
+        """Exactly ``num_negatives`` ids for example ``i``: ``ids`` (deduplicated) topped up at random."""
+        k = self.num_negatives
+        out = list(dict.fromkeys(int(d) for d in ids if int(d) not in self.forbidden(i)))[:k]
+        if len(out) < k:
+            rng = self.rng("fill", i, epoch)
+            taken = set(out) | self.forbidden(i)
+            n_docs = len(self.dataset.corpus)
+            if n_docs - len(taken) < k - len(out):
+                raise ValueError(f"corpus too small for {k} negatives of example {i}")
+            while len(out) < k:
+                d = int(rng.integers(n_docs))
+                if d not in taken:
+                    out.append(d)
+                    taken.add(d)
+        return np.array(out, dtype=np.int64)
+
+    # ------------------------------------------------------------------------------ mining helpers
+    def _per_example(self, scores: np.ndarray, idx: np.ndarray) -> Negatives:
+        ids, sc = [], []
+        for i, row in enumerate(self.example_query):
+            kept_ids, kept_scores = self.exclude_positives(i, idx[row], scores[row])
+            ids.append(kept_ids.astype(np.int64))
+            sc.append(kept_scores.astype(np.float32))
+        return Negatives(ids, sc)
+
+    def bm25_candidates(self, depth: int) -> Negatives:
+        """BM25 top-``depth`` per example, labelled positives removed (best first)."""
+        scores, idx = self.services.bm25_topk(self.query_ids, depth)
+        return self._per_example(scores, idx)
+
+    def dense_candidates(self, depth: int, model=None) -> Negatives:
+        """Dense top-``depth`` per example under ``model`` (default: the base model), positives removed."""
+        scores, idx = self.services.dense_topk(self.query_ids, depth, model)
+        return self._per_example(scores, idx)
+
+    def positive_scores(self, model=None) -> np.ndarray:
+        """Cosine s(q, d⁺) of every example under ``model`` (default: the base model)."""
+        q = self.services.query_embeddings(self.query_ids, model)
+        d = self.services.corpus_embeddings(model).to(q.device)
+        rows = q[self.example_query] * d[self.positive_docs]
+        return rows.sum(dim=1).float().cpu().numpy()

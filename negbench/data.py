@@ -1,0 +1,308 @@
+"""BEIR-layout datasets: loading with clear errors, dev split carving, subsets and fingerprints.
+
+A dataset directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``,
+``text``) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``). Qrels are read lazily per
+split, so the test split is not even parsed until the final evaluation asks for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from negbench.config import DatasetConfig
+from negbench.download import is_beir_dir, resolve_beir
+from negbench.errors import DataError
+
+log = logging.getLogger(__name__)
+
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass
+class Corpus:
+    ids: list[str]
+    texts: list[str]
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {doc_id: i for i, doc_id in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class TrainingExample:
+    """One (query, positive document) pair; ``doc`` is the positive's corpus index."""
+
+    query_id: str
+    query: str
+    doc: int
+
+
+@dataclass
+class RetrievalDataset:
+    """A loaded dataset with train/dev/test splits; test qrels are sealed until :meth:`unseal_test`."""
+
+    name: str
+    root: Path | None
+    corpus: Corpus
+    queries: dict[str, str]
+    split_qrels: dict[str, Qrels]
+    fingerprint: str
+    warnings: Counter = field(default_factory=Counter)
+    _test_loader: object = None
+    _test_qrels: Qrels | None = None
+
+    @property
+    def train(self) -> Qrels:
+        return self.split_qrels["train"]
+
+    @property
+    def dev(self) -> Qrels:
+        return self.split_qrels["dev"]
+
+    def test(self) -> Qrels:
+        """Test qrels, read on first call. Only the final evaluation calls this (never tuning)."""
+        if self._test_qrels is None:
+            self._test_qrels = self._test_loader()  # type: ignore[operator]
+        return self._test_qrels
+
+    @cached_property
+    def positives(self) -> dict[str, set[int]]:
+        """Corpus indices labelled relevant for each train/dev query (known false-negative guard)."""
+        out: dict[str, set[int]] = {}
+        for split in ("train", "dev"):
+            for qid, docs in self.split_qrels[split].items():
+                out.setdefault(qid, set()).update(
+                    self.corpus.index[d] for d, rel in docs.items() if rel > 0 and d in self.corpus.index
+                )
+        return out
+
+    def training_examples(self, split: str = "train") -> list[TrainingExample]:
+        examples = []
+        for qid in sorted(self.split_qrels[split]):
+            for doc_id, rel in sorted(self.split_qrels[split][qid].items()):
+                if rel > 0 and doc_id in self.corpus.index:
+                    examples.append(TrainingExample(qid, self.queries[qid], self.corpus.index[doc_id]))
+        return examples
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def _read_jsonl(path: Path, kind: str) -> list[dict]:
+    if not path.is_file():
+        raise DataError(f"missing {kind} file", file=path)
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"bad JSON: {exc.msg} (column {exc.colno})", file=f"{path}:{lineno}") from None
+            if not isinstance(row, dict) or "_id" not in row:
+                raise DataError("each line must be a JSON object with an '_id'", file=f"{path}:{lineno}")
+            row["_lineno"] = lineno
+            rows.append(row)
+    if not rows:
+        raise DataError(f"empty {kind} file", file=path)
+    return rows
+
+
+def read_corpus(path: Path, warnings: Counter) -> Corpus:
+    ids, texts, seen = [], [], set()
+    for row in _read_jsonl(path, "corpus"):
+        doc_id = str(row["_id"])
+        if doc_id in seen:
+            warnings["duplicate corpus id"] += 1
+            continue
+        seen.add(doc_id)
+        title, text = str(row.get("title") or ""), str(row.get("text") or "")
+        ids.append(doc_id)
+        texts.append(f"{title} {text}".strip())  # BEIR/MTEB join title and text with one space
+    return Corpus(ids, texts)
+
+
+def read_queries(path: Path, warnings: Counter) -> dict[str, str]:
+    queries: dict[str, str] = {}
+    for row in _read_jsonl(path, "queries"):
+        qid = str(row["_id"])
+        if qid in queries:
+            warnings["duplicate query id"] += 1
+            continue
+        queries[qid] = str(row.get("text") or "")
+    return queries
+
+
+def read_qrels(path: Path, corpus_ids: dict[str, int], queries: dict[str, str], warnings: Counter) -> Qrels:
+    if not path.is_file():
+        raise DataError("missing qrels file", file=path)
+    qrels: Qrels = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.rstrip("\n").split("\t")
+            if not line.strip():
+                continue
+            if lineno == 1 and not parts[-1].strip().lstrip("-").isdigit():
+                continue  # header row: query-id corpus-id score
+            if len(parts) != 3:
+                raise DataError(
+                    f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
+                    file=f"{path}:{lineno}",
+                )
+            qid, doc_id, score = (p.strip() for p in parts)
+            try:
+                rel = int(score)
+            except ValueError:
+                raise DataError(f"score {score!r} is not an integer", file=f"{path}:{lineno}") from None
+            if doc_id not in corpus_ids:
+                warnings["qrels row naming an unknown document"] += 1
+                continue
+            if qid not in queries:
+                warnings["qrels row naming an unknown query"] += 1
+                continue
+            qrels.setdefault(qid, {})[doc_id] = rel
+    if not any(rel > 0 for docs in qrels.values() for rel in docs.values()):
+        raise DataError("empty split: no relevant (query, document) pair", file=path)
+    return qrels
+
+
+# ------------------------------------------------------------------------------------------ splitting
+
+
+def _rank_key(seed_text: str, item: str) -> str:
+    return hashlib.sha256(f"{seed_text}\0{item}".encode()).hexdigest()
+
+
+def carve_dev(train: Qrels, fraction: float, salt: str = "dev") -> tuple[Qrels, Qrels]:
+    """Move a deterministic ``fraction`` of train queries into a dev split (hash order, seed-free)."""
+    qids = sorted(train, key=lambda q: _rank_key(salt, q))
+    n_dev = max(1, round(len(qids) * fraction)) if len(qids) > 1 else 0
+    dev_ids = set(qids[:n_dev])
+    return {q: d for q, d in train.items() if q not in dev_ids}, {q: d for q, d in train.items() if q in dev_ids}
+
+
+def _limit(qrels: Qrels, limit: int | None, salt: str) -> Qrels:
+    if limit is None or len(qrels) <= limit:
+        return qrels
+    keep = set(sorted(qrels, key=lambda q: _rank_key(salt, q))[:limit])
+    return {q: d for q, d in qrels.items() if q in keep}
+
+
+def file_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------- public API
+
+
+def resolve_source(cfg: DatasetConfig, data_dirs: list[str] | None = None) -> Path:
+    """Turn a dataset ``source`` into a directory (downloading ``beir:<name>`` when needed)."""
+    source = cfg.source
+    if source.startswith("beir:"):
+        return resolve_beir(source.removeprefix("beir:"), data_dirs, checksum=cfg.checksum)
+    if ":" in source.split("/")[0] and not Path(source).exists():
+        scheme = source.split(":", 1)[0]
+        raise DataError(f"unknown source scheme {scheme!r}: use a directory path or beir:<name>", field="source")
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        raise DataError(f"directory not found: {path}", field="source")
+    if not is_beir_dir(path):
+        raise DataError(f"not a BEIR-layout directory (needs corpus.jsonl and queries.jsonl): {path}", field="source")
+    return path
+
+
+def load_dataset(
+    cfg: DatasetConfig, data_dirs: list[str] | None = None, *, require_train: bool = True
+) -> RetrievalDataset:
+    """Load a BEIR directory into train/dev splits (test sealed), applying the suite's subset limits.
+
+    ``require_train=False`` (zero-shot evaluation) accepts a dataset without training qrels.
+    """
+    root = resolve_source(cfg, data_dirs)
+    warnings: Counter = Counter()
+    corpus = read_corpus(root / "corpus.jsonl", warnings)
+    queries = read_queries(root / "queries.jsonl", warnings)
+    qrels_dir = root / "qrels"
+    train_path = qrels_dir / f"{cfg.train_split}.tsv"
+    if not require_train and not train_path.is_file():
+        train, dev = {}, {}
+    else:
+        train = read_qrels(train_path, corpus.index, queries, warnings)
+    if train and cfg.dev_split:
+        dev = read_qrels(qrels_dir / f"{cfg.dev_split}.tsv", corpus.index, queries, warnings)
+        train = {q: d for q, d in train.items() if q not in dev}
+    elif train:
+        train, dev = carve_dev(train, cfg.dev_fraction)
+    train = _limit(train, cfg.max_train_queries, "train")
+    dev = _limit(dev, cfg.max_dev_queries, "dev")
+    test_path = qrels_dir / f"{cfg.test_split}.tsv"
+    if not test_path.is_file():
+        raise DataError("missing qrels file", file=test_path)
+
+    keep_docs: list[int] | None = None
+    if cfg.max_corpus is not None and cfg.max_corpus < len(corpus):
+        # Subsets keep every document judged for the kept queries, then fill with a fixed sample.
+        # The test split's documents are kept too, reading only its document ids.
+        test_docs = _test_doc_ids(test_path, cfg.max_test_queries)
+        needed = {d for split in (train, dev) for docs in split.values() for d in docs} | test_docs
+        needed_idx = sorted(corpus.index[d] for d in needed if d in corpus.index)
+        rest = np.setdiff1d(np.arange(len(corpus)), needed_idx)
+        rng = np.random.default_rng(0)
+        fill = max(0, cfg.max_corpus - len(needed_idx))
+        keep_docs = sorted(needed_idx + rng.choice(rest, size=min(fill, len(rest)), replace=False).tolist())
+        corpus = Corpus([corpus.ids[i] for i in keep_docs], [corpus.texts[i] for i in keep_docs])
+
+    files = [root / "corpus.jsonl", root / "queries.jsonl", *sorted(qrels_dir.glob("*.tsv"))]
+    subset = f"{cfg.train_split}|{cfg.dev_split}|{cfg.dev_fraction}|{cfg.test_split}|{cfg.max_corpus}|" + (
+        f"{cfg.max_train_queries}|{cfg.max_dev_queries}|{cfg.max_test_queries}"
+    )
+    fingerprint = hashlib.sha256(f"{file_digest(files)}|{subset}".encode()).hexdigest()[:16]
+
+    def load_test() -> Qrels:
+        test_warnings: Counter = Counter()
+        test = _limit(read_qrels(test_path, corpus.index, queries, test_warnings), cfg.max_test_queries, "test")
+        warnings.update(test_warnings)
+        return test
+
+    dataset = RetrievalDataset(
+        name=cfg.display_name,
+        root=root,
+        corpus=corpus,
+        queries=queries,
+        split_qrels={"train": train, "dev": dev},
+        fingerprint=fingerprint,
+        warnings=warnings,
+        _test_loader=load_test,
+    )
+    for what, count in warnings.items():
+        log.warning("%s: %d %s(s) skipped", root, count, what)
+    return dataset
+
+
+def _test_doc_ids(path: Path, max_queries: int | None) -> set[str]:
+    rows: dict[str, set[str]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 3 and parts[2].strip().lstrip("-").isdigit():
+                rows.setdefault(parts[0].strip(), set()).add(parts[1].strip())
+    kept = _limit({q: {} for q in rows}, max_queries, "test")  # type: ignore[arg-type]
+    return {d for q in kept for d in rows[q]}

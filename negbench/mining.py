@@ -1,0 +1,147 @@
+"""Shared retrieval services for strategies: BM25 (bm25s) and dense top-k, with on-disk caches.
+
+One :class:`MiningServices` serves every strategy of a (dataset, model) pair, so the base model encodes
+the corpus once; embeddings and mined top-k lists are cached on disk keyed by the dataset and model
+fingerprints, so a rerun (or another suite on the same data) does not encode again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from negbench.data import RetrievalDataset
+from negbench.search import encode, exact_topk
+
+log = logging.getLogger(__name__)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class MiningServices:
+    """BM25 and dense search over one dataset's corpus for one base model."""
+
+    def __init__(
+        self,
+        dataset: RetrievalDataset,
+        base_model_loader: Callable[[], object],
+        model_fingerprint: str,
+        cache_dir: Path,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> None:
+        self.dataset = dataset
+        self._load_base = base_model_loader
+        self._base_model = None
+        self.model_fingerprint = model_fingerprint
+        self.cache_dir = Path(cache_dir)
+        self.batch_size = batch_size
+        self.progress = progress
+        self._bm25 = None
+        self._memo: dict[str, object] = {}
+        self.encode_calls = 0  # how many times a corpus was encoded (cache misses); tests check reuse
+
+    # ----------------------------------------------------------------------------------- base model
+    @property
+    def base_model(self):
+        if self._base_model is None:
+            self._base_model = self._load_base()
+        return self._base_model
+
+    def _key(self, *parts: object) -> str:
+        return "-".join([self.dataset.fingerprint, self.model_fingerprint, *map(str, parts)])
+
+    def _cached(self, name: str, compute: Callable[[], object]):
+        if name in self._memo:
+            return self._memo[name]
+        path = self.cache_dir / f"{name}.pt"
+        if path.is_file():
+            value = torch.load(path, weights_only=False)
+        else:
+            value = compute()
+            _atomic_save(value, path)
+        self._memo[name] = value
+        return value
+
+    # ---------------------------------------------------------------------------------- embeddings
+    def corpus_embeddings(self, model=None) -> torch.Tensor:
+        """Corpus embeddings of ``model`` (default: the base model, cached on disk)."""
+        if model is not None:
+            self.encode_calls += 1
+            return encode(model, self.dataset.corpus.texts, kind="document", batch_size=self.batch_size,
+                          progress=self.progress)
+
+        def compute() -> torch.Tensor:
+            self.encode_calls += 1
+            emb = encode(self.base_model, self.dataset.corpus.texts, kind="document",
+                         batch_size=self.batch_size, progress=self.progress)
+            return emb.cpu()
+
+        return self._cached(self._key("corpus-emb"), compute)
+
+    def query_embeddings(self, qids: list[str], model=None) -> torch.Tensor:
+        texts = [self.dataset.queries[q] for q in qids]
+        if model is not None:
+            return encode(model, texts, kind="query", batch_size=self.batch_size)
+        key = self._key("query-emb", len(qids), _digest(qids))
+        return self._cached(key, lambda: encode(self.base_model, texts, kind="query",
+                                                 batch_size=self.batch_size).cpu())
+
+    # -------------------------------------------------------------------------------------- search
+    def dense_topk(self, qids: list[str], k: int, model=None) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine top-k corpus indices per query under ``model`` (default: base model, cached)."""
+        k = min(k, len(self.dataset.corpus))
+        if model is not None:
+            q = self.query_embeddings(qids, model)
+            d = self.corpus_embeddings(model)
+            return exact_topk(q, d.to(q.device), k)
+        key = self._key("dense-topk", k, _digest(qids))
+
+        def compute():
+            q = self.query_embeddings(qids)
+            return exact_topk(q, self.corpus_embeddings(), k)
+
+        return self._cached(key, compute)
+
+    def bm25_topk(self, qids: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 (bm25s, Lucene variant, English stopwords) top-k corpus indices per query."""
+        import bm25s
+
+        k = min(k, len(self.dataset.corpus))
+        key = f"{self.dataset.fingerprint}-bm25-topk-{k}-{_digest(qids)}"
+
+        def compute():
+            if self._bm25 is None:
+                retriever = bm25s.BM25()
+                tokens = bm25s.tokenize(self.dataset.corpus.texts, stopwords="en", show_progress=False)
+                retriever.index(tokens, show_progress=False)
+                self._bm25 = retriever
+            query_tokens = bm25s.tokenize(
+                [self.dataset.queries[q] for q in qids], stopwords="en", return_ids=False, show_progress=False
+            )
+            idx, scores = self._bm25.retrieve(query_tokens, k=k, show_progress=False, n_threads=1)
+            return scores.astype(np.float32), idx.astype(np.int64)
+
+        return self._cached(key, compute)
+
+
+def _digest(items: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\0".join(items).encode()).hexdigest()[:12]

@@ -1,0 +1,115 @@
+"""Result rows and the Parquet results store (polars), written atomically.
+
+``<output>/results.parquet`` holds one row per (dataset, model, strategy, seed, params);
+``<output>/per_query.parquet`` holds the per-query score of every metric of every row (long format,
+keyed by ``run_id``), which significance tests need. A write goes to a temporary file that replaces
+the store with ``os.replace`` under a lock, so a crash never leaves a half-written row or file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from negbench.errors import DataError
+
+RESULTS_FILE = "results.parquet"
+PER_QUERY_FILE = "per_query.parquet"
+
+# Columns every row has (metrics are added as columns named like "ndcg@10").
+BASE_COLUMNS = [
+    "run_id", "suite", "dataset", "dataset_fingerprint", "model", "model_fingerprint", "strategy",
+    "strategy_name", "params", "seed", "trial", "status", "error", "train_examples_per_s", "mine_s",
+    "train_s", "eval_s", "refresh_s", "steps", "examples_seen", "peak_rss_mb", "peak_gpu_mb",
+    "neg_score_gap", "false_negative_share", "device", "versions", "config_hash", "git_rev", "created_at",
+]
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".results.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _atomic_write(frame: pl.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_parquet(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:
+        raise DataError(f"not a readable Parquet results file: {exc}", file=path) from None
+
+
+class ResultStore:
+    """The results of one output directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def results_path(self) -> Path:
+        return self.directory / RESULTS_FILE
+
+    @property
+    def per_query_path(self) -> Path:
+        return self.directory / PER_QUERY_FILE
+
+    def rows(self) -> pl.DataFrame:
+        if not self.results_path.is_file():
+            return pl.DataFrame()
+        return read_parquet(self.results_path)
+
+    def per_query(self) -> pl.DataFrame:
+        if not self.per_query_path.is_file():
+            return pl.DataFrame()
+        return read_parquet(self.per_query_path)
+
+    def finished_ids(self) -> set[str]:
+        rows = self.rows()
+        if rows.is_empty():
+            return set()
+        return set(rows.filter(pl.col("status") == "ok")["run_id"].to_list())
+
+    def append(self, row: dict[str, Any], per_query: dict[str, dict[str, float]] | None = None) -> None:
+        """Add (or replace, by ``run_id``) one row and its per-query scores, atomically."""
+        with _locked(self.directory):
+            new = pl.DataFrame([row])
+            old = self.rows()
+            if not old.is_empty():
+                old = old.filter(pl.col("run_id") != row["run_id"])
+            frame = pl.concat([old, new], how="diagonal_relaxed") if not old.is_empty() else new
+            if per_query:
+                records = [
+                    {"run_id": row["run_id"], "metric": metric, "query_id": qid, "score": float(score)}
+                    for metric, scores in per_query.items()
+                    for qid, score in scores.items()
+                ]
+                pq_old = self.per_query()
+                if not pq_old.is_empty():
+                    pq_old = pq_old.filter(pl.col("run_id") != row["run_id"])
+                pq_new = pl.DataFrame(records, schema={"run_id": pl.String, "metric": pl.String,
+                                                       "query_id": pl.String, "score": pl.Float64})
+                pq_frame = pl.concat([pq_old, pq_new]) if not pq_old.is_empty() else pq_new
+                _atomic_write(pq_frame, self.per_query_path)
+            _atomic_write(frame, self.results_path)

@@ -1,0 +1,1 @@
+"""Built-in strategies; each registers through the ``negbench.strategies`` entry-point group."""

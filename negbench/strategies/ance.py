@@ -1,0 +1,68 @@
+"""``ance``: dynamic hard negatives re-mined with the model being trained.
+
+References:
+    Xiong et al. 2021, "Approximate Nearest Neighbor Negative Contrastive Learning for Dense Text
+    Retrieval" (ANCE): negatives come from an index built with the current checkpoint, refreshed
+    periodically during training. Zhan et al. 2021 (ADORE) likewise mines dynamically with the current
+    query encoder. Here the corpus is re-encoded with the model under training every ``refresh_every``
+    optimiser steps (synchronously, so runs are reproducible) and ranks ``range_min..range_max`` of the
+    fresh exact top-k become the candidates. Before the first refresh the base model's negatives are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from optuna.distributions import CategoricalDistribution, IntDistribution
+
+from negbench.context import Context
+from negbench.strategies._windows import check_window
+from negbench.strategies.bm25 import window, window_sample
+from negbench.strategy import Negatives, Strategy
+
+
+@dataclass(frozen=True)
+class ANCEParams:
+    range_min: int = 0
+    range_max: int = 30
+    sampling: Literal["top", "random"] = "random"
+    refresh_every: int = 50
+
+    def __post_init__(self) -> None:
+        check_window(self.range_min, self.range_max)
+        if self.refresh_every < 1:
+            raise ValueError(f"refresh_every must be >= 1 step, got {self.refresh_every}")
+
+
+class ANCE(Strategy):
+    name = "ance"
+    citation = "Xiong et al. 2021, ANCE; Zhan et al. 2021, ADORE (dynamic re-mining with the trained model)."
+    requires = frozenset({"dense"})
+    Params = ANCEParams
+
+    @classmethod
+    def search_space(cls):
+        return {
+            "range_min": IntDistribution(0, 20),
+            "range_max": IntDistribution(30, 100),
+            "sampling": CategoricalDistribution(["top", "random"]),
+            "refresh_every": IntDistribution(10, 200, log=True),
+        }
+
+    def _mine_with(self, ctx: Context, model) -> Negatives:
+        depth = self.params.range_max + 32
+        return window(ctx.dense_candidates(depth, model), self.params.range_min, self.params.range_max)
+
+    def mine(self, ctx: Context) -> Negatives:
+        return self._mine_with(ctx, None)
+
+    def sample(self, ctx: Context, candidates: Negatives, epoch: int) -> Negatives:
+        return window_sample(ctx, candidates, epoch, self.params.sampling)
+
+    def refresh_due(self, step: int) -> bool:
+        return step > 0 and step % self.params.refresh_every == 0
+
+    def refresh(self, ctx: Context, step: int) -> Negatives:
+        self.state["refreshed_at"] = [*self.state.get("refreshed_at", []), step]
+        return self._mine_with(ctx, ctx.model)

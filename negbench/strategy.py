@@ -1,0 +1,188 @@
+"""The Strategy protocol: how a negative-sampling strategy plugs into negbench's one training loop.
+
+A strategy changes *which negatives the model sees*, never the model, the loss formula or the optimiser.
+Every hook is optional; a strategy overrides only what it changes:
+
+* :meth:`Strategy.mine` — offline candidates per training example (cached services: BM25, dense);
+* :meth:`Strategy.sample` — per-epoch choice of ``num_negatives`` among the candidates;
+* :meth:`Strategy.batches` — batch composition (which examples share a batch: in-batch negatives);
+* :meth:`Strategy.on_logits` — mask / weight / extend the logit view inside the shared InfoNCE loss;
+* :meth:`Strategy.refresh` — periodic re-mining or re-clustering during training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import TypeAdapter, ValidationError
+
+from negbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+
+    from negbench.context import Context
+
+
+@dataclass
+class Negatives:
+    """Negatives per training example: ``ids[i]`` are corpus indices for example ``i`` (best first).
+
+    ``scores[i]`` holds the score each candidate had when mined (e.g. base-model cosine), when known.
+    """
+
+    ids: list[np.ndarray]
+    scores: list[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, i: int, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        positions = np.asarray(positions, dtype=np.int64)
+        scores = None if self.scores is None else self.scores[i][positions]
+        return self.ids[i][positions], scores
+
+
+@dataclass
+class LogitView:
+    """What the shared InfoNCE loss sees for one batch; strategies may mask, weight or extend it.
+
+    Rows are the batch's queries; columns are the batch's documents: first the ``B`` positives (row ``i``'s
+    target is column ``target[i]``), then each negative column of every example. ``mask`` marks columns left
+    out of a row's softmax denominator (labelled positives of that query are masked by the loss itself).
+    ``extra_logits`` are additional negatives per row (synthetic mixtures, a memory queue, …), already
+    multiplied by ``scale``. ``row_weight`` scales each row's cross-entropy term.
+    """
+
+    query: torch.Tensor
+    docs: torch.Tensor
+    logits: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor
+    row_weight: torch.Tensor
+    example_ids: torch.Tensor
+    doc_ids: torch.Tensor
+    scale: float
+    step: int = 0
+    extra_logits: torch.Tensor | None = None
+
+    def replace(self, **changes: Any) -> LogitView:
+        return dataclasses.replace(self, **changes)
+
+    def add_negatives(self, logits: torch.Tensor) -> LogitView:
+        """Append ``(B, M)`` scaled logits of extra negatives to every row."""
+        extra = logits if self.extra_logits is None else torch.cat([self.extra_logits, logits], dim=1)
+        return self.replace(extra_logits=extra)
+
+    def positive_logits(self) -> torch.Tensor:
+        return self.logits.gather(1, self.target[:, None]).squeeze(1)
+
+    def negative_mask(self) -> torch.Tensor:
+        """True where a column is an active negative for that row (not masked, not the target)."""
+        target_cols = torch.zeros_like(self.mask)
+        target_cols[torch.arange(len(self.target)), self.target] = True
+        return ~self.mask & ~target_cols
+
+
+@dataclass(frozen=True)
+class EmptyParams:
+    """A strategy without parameters."""
+
+
+class Strategy:
+    """Base class of every strategy (built-in or plugin). Subclasses set ``name`` and override hooks."""
+
+    name: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    requires: ClassVar[frozenset[str]] = frozenset()  # services: "bm25", "dense", "guide"
+    trains: ClassVar[bool] = True  # False only for the zero-shot reference
+    Params: ClassVar[type] = EmptyParams
+
+    def __init__(self, params: Any = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.state: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ parameters and search space
+    @classmethod
+    def parse_params(cls, raw: dict[str, Any], where: str = "params") -> Any:
+        """Validate TOML/Optuna values into the frozen ``Params`` dataclass; errors name the field."""
+        known = {f.name for f in dataclasses.fields(cls.Params)}
+        for key in raw:
+            if key not in known:
+                raise ConfigError(
+                    f"strategy {cls.name!r} has no parameter {key!r} (has: {', '.join(sorted(known)) or 'none'})",
+                    field=f"{where}.{key}",
+                )
+        try:
+            return TypeAdapter(cls.Params).validate_python(dict(raw))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(err["msg"].removeprefix("Value error, "), field=f"{where}.{loc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), field=where) from None
+
+    @classmethod
+    def from_params(cls, raw: dict[str, Any] | None = None, where: str = "params") -> Strategy:
+        return cls(cls.parse_params(raw or {}, where))
+
+    @classmethod
+    def search_space(cls) -> dict[str, BaseDistribution]:
+        """Default Optuna search space over ``Params`` fields; suites may narrow or replace it."""
+        return {}
+
+    # -------------------------------------------------------------------------------------- hooks
+    def setup(self, ctx: Context) -> None:
+        """Called once before mining; build indices, clusters, guide models."""
+
+    def mine(self, ctx: Context) -> Negatives | None:
+        """Offline candidate negatives per training example, or None (no mined negatives)."""
+        return None
+
+    def sample(self, ctx: Context, candidates: Negatives, epoch: int) -> Negatives:
+        """Choose ``ctx.num_negatives`` per example for this epoch; default: the top candidates."""
+        chosen = []
+        for i, ids in enumerate(candidates.ids):
+            chosen.append(ctx.fill_random(i, ids[: ctx.num_negatives], epoch))
+        return Negatives(chosen)
+
+    def batches(self, ctx: Context, epoch: int) -> list[list[int]] | None:
+        """Batch composition for this epoch (lists of example indices), or None for random batches."""
+        return None
+
+    def on_logits(self, view: LogitView) -> LogitView:
+        """Mask, weight or extend the logits of one batch inside the shared loss."""
+        return view
+
+    def refresh_due(self, step: int) -> bool:
+        """Whether :meth:`refresh` should run after optimiser step ``step``."""
+        return False
+
+    def refresh(self, ctx: Context, step: int) -> Negatives | None:
+        """Re-mine or re-cluster with the model being trained; new candidates, or None to keep them."""
+        return None
+
+    # ------------------------------------------------------------------------------------- resume
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = dict(state)
+
+
+@dataclass
+class StrategySpec:
+    """A strategy class plus the validated params a suite gave it (what the runner instantiates)."""
+
+    cls: type[Strategy]
+    params: Any
+    label: str
+    raw_params: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Strategy:
+        return self.cls(self.params)
