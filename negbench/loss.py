@@ -59,6 +59,7 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         self.mini_batch_size = mini_batch_size or 0
         self.uses_gradient_cache = bool(mini_batch_size)
         self.step = 0
+        self.rows_seen = 0  # training rows that reached the loss (the data loader may prefetch more)
         self.last_view: LogitView | None = None
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
@@ -108,6 +109,8 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         loss = info_nce(view)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"non-finite loss {loss.item()} at step {self.step}")
+        if torch.is_grad_enabled():
+            self.rows_seen += int(view.target.shape[0])
         if with_backward:
             loss.backward()
             loss = loss.detach()

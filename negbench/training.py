@@ -90,14 +90,17 @@ def _check_negatives(ctx: Context, negatives: Negatives, name: str) -> None:
 
 
 class NegativeCollator:
-    """Adds ``negative_j`` text columns for the current epoch, then defers to the ST collator."""
+    """Adds ``negative_j`` text columns for the current epoch, then defers to the ST collator.
+
+    Negatives are looked up when a batch is collated; the data loader collates one batch ahead, so a
+    refresh takes effect from the second batch after it (the same for every run: still deterministic).
+    """
 
     def __init__(self, base, state: NegativeState, sampler: StrategyBatchSampler) -> None:
         self.base = base
         self.state = state
         self.sampler = sampler
         self.valid_label_columns = base.valid_label_columns
-        self.rows_seen = 0
 
     def __call__(self, features: list[dict]) -> dict:
         negatives = self.state.for_epoch(self.sampler.epoch)
@@ -109,12 +112,11 @@ class NegativeCollator:
                 row[f"negative_{j}"] = texts[int(negatives.ids[feature["label"]][j])]
             row["label"] = feature["label"]
             rows.append(row)
-        self.rows_seen += len(rows)
         return self.base(rows)
 
 
 def random_batches(ctx: Context, epoch: int, indices: list[int] | None = None) -> list[list[int]]:
-    """Seeded random batches in which no two examples share a query or a positive document."""
+    """Seeded random batches in which no two examples share a query or a positive (by id or by text)."""
     order = list(indices if indices is not None else range(len(ctx.examples)))
     ctx.rng("batches", epoch).shuffle(order)
     batches: list[list[int]] = []
@@ -122,7 +124,9 @@ def random_batches(ctx: Context, epoch: int, indices: list[int] | None = None) -
     while pending:
         batch, seen, deferred = [], set(), []
         for i in pending:
-            keys = {("q", ctx.examples[i].query_id), ("d", ctx.examples[i].doc)}
+            example = ctx.examples[i]
+            keys = {("q", example.query_id), ("d", example.doc), ("qt", example.query),
+                    ("dt", ctx.dataset.corpus.texts[example.doc])}
             if len(batch) < ctx.batch_size and not keys & seen:
                 batch.append(i)
                 seen |= keys
@@ -276,7 +280,7 @@ def train(
             torch.cuda.synchronize()
         outcome.train_s = time.perf_counter() - start
     outcome.steps = int(result.global_step)
-    outcome.examples_seen = collator.rows_seen
+    outcome.examples_seen = loss.rows_seen
     model.eval()
     return outcome
 

@@ -1,0 +1,173 @@
+"""Conformance tests any strategy (built-in or third-party) can run, as ``optuna.testing`` offers.
+
+Usage in a plugin's test suite::
+
+    from negbench.testing import StrategyConformance
+
+    class TestMyStrategy(StrategyConformance):
+        strategy_cls = MyStrategy
+        params = {"alpha": 0.5}
+
+It checks the contracts on a toy corpus with a tiny random encoder: params round-trip through TOML and
+the declared search space validates; no labelled positive is ever returned as a negative; candidates,
+samples and batches are deterministic under a seed; two optimiser steps train with a finite loss.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+from negbench.config import TrainingConfig
+from negbench.context import Context
+from negbench.data import load_dataset
+from negbench.mining import MiningServices
+from negbench.strategy import Strategy
+from negbench.testing.fixtures import build_tiny_encoder, write_toy_beir
+
+_FIXTURE_CACHE: dict[str, tuple[Path, Path]] = {}
+
+
+def toy_setup(root: Path) -> tuple[Path, Path]:
+    """(toy dataset dir, tiny model dir) under ``root``, built once per process and root."""
+    key = str(root)
+    if key not in _FIXTURE_CACHE:
+        data = write_toy_beir(root / "toy")
+        model = build_tiny_encoder(root / "tiny")
+        _FIXTURE_CACHE[key] = (data, model)
+    return _FIXTURE_CACHE[key]
+
+
+def make_context(data_dir: Path, model_dir: Path, cache_dir: Path, *, seed: int = 0, num_negatives: int = 2,
+                 batch_size: int = 8, epochs: int = 2) -> Context:
+    """A ready Context over the toy dataset with the tiny encoder as base model."""
+    from negbench.config import DatasetConfig, ModelConfig
+    from negbench.models import load_model, model_fingerprint
+
+    dataset = load_dataset(DatasetConfig(source=str(data_dir)))
+    model_cfg = ModelConfig(spec=str(model_dir), max_seq_length=32, batch_size=32)
+    services = MiningServices(dataset, lambda: load_model(model_cfg, "cpu"),
+                              model_fingerprint(str(model_dir), 32), cache_dir, batch_size=32)
+    return Context(dataset=dataset, examples=dataset.training_examples(), services=services,
+                   num_negatives=num_negatives, batch_size=batch_size, epochs=epochs, seed=seed)
+
+
+def to_toml(params: dict[str, Any]) -> str:
+    """Write a flat dict of scalars/lists as a TOML table (enough for strategy params)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    return "[params]\n" + "".join(f"{k} = {value(v)}\n" for k, v in params.items())
+
+
+class StrategyConformance:
+    """Subclass and set ``strategy_cls`` (and ``params``) to run the contract checks."""
+
+    strategy_cls: ClassVar[type[Strategy]]
+    params: ClassVar[dict[str, Any]] = {}
+    num_negatives: ClassVar[int] = 2
+
+    @pytest.fixture(scope="class")
+    def toy(self, tmp_path_factory) -> tuple[Path, Path, Path]:
+        root = tmp_path_factory.mktemp("conformance")
+        data, model = toy_setup(root)
+        return data, model, root / "cache"
+
+    def context(self, toy, seed: int = 0) -> Context:
+        data, model, cache = toy
+        return make_context(data, model, cache, seed=seed, num_negatives=self.num_negatives)
+
+    def build(self) -> Strategy:
+        return self.strategy_cls.from_params(self.params)
+
+    def run_hooks(self, ctx: Context, strategy: Strategy, epochs: int = 2) -> dict[str, Any]:
+        strategy.setup(ctx)
+        candidates = strategy.mine(ctx)
+        out: dict[str, Any] = {"candidates": candidates, "samples": [], "batches": []}
+        for epoch in range(epochs):
+            if candidates is not None:
+                out["samples"].append(strategy.sample(ctx, candidates, epoch))
+            out["batches"].append(strategy.batches(ctx, epoch))
+        return out
+
+    # ------------------------------------------------------------------------------------ checks
+    def test_has_name_and_citation(self) -> None:
+        assert self.strategy_cls.name
+        assert self.strategy_cls.citation or self.strategy_cls.__doc__ or self.strategy_cls.__module__
+
+    def test_params_round_trip_through_toml(self) -> None:
+        parsed = tomllib.loads(to_toml(self.params))["params"]
+        params = self.strategy_cls.parse_params(parsed)
+        assert params == self.strategy_cls.parse_params(self.params)
+        hash(params)  # frozen dataclass
+
+    def test_search_space_validates(self) -> None:
+        from optuna.distributions import BaseDistribution, CategoricalDistribution
+
+        space = self.strategy_cls.search_space()
+        for name, dist in space.items():
+            assert isinstance(dist, BaseDistribution), name
+            values = dist.choices if isinstance(dist, CategoricalDistribution) else [dist.low, dist.high]
+            for v in values:
+                try:
+                    self.strategy_cls.parse_params({**self.params, name: v})
+                except Exception as exc:  # noqa: BLE001 - only cross-field checks may reject an edge
+                    if "must be greater" not in str(exc) and "must be <" not in str(exc):
+                        raise
+
+    def test_never_returns_a_labelled_positive(self, toy) -> None:
+        ctx = self.context(toy)
+        out = self.run_hooks(ctx, self.build())
+        for negatives in out["samples"]:
+            assert len(negatives) == len(ctx.examples)
+            for i, ids in enumerate(negatives.ids):
+                assert len(ids) == ctx.num_negatives
+                assert not ctx.forbidden(i) & {int(d) for d in ids}, f"example {i} got a positive"
+        for batches in out["batches"]:
+            if batches is not None:
+                flat = [i for b in batches for i in b]
+                assert len(flat) == len(set(flat)), "an example appears twice in one epoch"
+                assert all(0 <= i < len(ctx.examples) for i in flat)
+
+    def test_deterministic_under_seed(self, toy) -> None:
+        first = self.run_hooks(self.context(toy, seed=3), self.build())
+        second = self.run_hooks(self.context(toy, seed=3), self.build())
+        for a, b in zip(first["samples"], second["samples"], strict=True):
+            for x, y in zip(a.ids, b.ids, strict=True):
+                np.testing.assert_array_equal(x, y)
+        assert first["batches"] == second["batches"]
+
+    def test_trains_two_steps(self, toy) -> None:
+        from negbench.config import ModelConfig
+        from negbench.models import load_model
+        from negbench.training import train
+
+        strategy = self.build()
+        if not strategy.trains:
+            pytest.skip("zero-shot strategy does not train")
+        ctx = self.context(toy)
+        model = load_model(ModelConfig(spec=str(toy[1]), max_seq_length=32), "cpu")
+        before = [p.detach().clone() for p in model.parameters()]
+        strategy.setup(ctx)
+        candidates = strategy.mine(ctx)
+        cfg = TrainingConfig(max_steps=2, batch_size=8, lr=1e-3, num_negatives=self.num_negatives)
+        outcome = train(model, ctx, strategy, cfg, device="cpu", candidates=candidates,
+                        mini_batch_size=getattr(strategy, "mini_batch_size", None))
+        assert outcome.steps == 2
+        assert all(np.isfinite(outcome.losses))
+        changed = any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
+        assert changed, "two optimiser steps left the model unchanged"

@@ -1,0 +1,48 @@
+"""Entry-point registry: lazy, a broken plugin is reported and never breaks the others."""
+
+from __future__ import annotations
+
+import pytest
+
+from negbench.errors import ConfigError
+from negbench.registry import Registry, registry
+from negbench.strategies.in_batch import InBatch
+
+
+@pytest.fixture
+def fake_plugins(tmp_path, monkeypatch):
+    dist = tmp_path / "fakeplugins-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplugins\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[negbench.strategies]\n"
+        "broken = module_that_does_not_exist:Thing\n"
+        "not-a-strategy = json:dumps\n"
+        "in-batch-copy = negbench.strategies.in_batch:InBatch\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.invalidate_caches()
+    return Registry()
+
+
+def test_builtins_register_through_entry_points():
+    assert {"none", "in-batch", "random", "bm25", "dense", "positive-aware", "ance"} <= set(registry.names())
+    assert registry.get("in-batch") is InBatch
+    assert registry.load("in-batch").distribution == "negbench"
+
+
+def test_broken_plugins_are_listed_not_fatal(fake_plugins):
+    entries = {e.name: e for e in fake_plugins.entries()}
+    assert "ModuleNotFoundError" in entries["broken"].error
+    assert "not a negbench.strategy.Strategy subclass" in entries["not-a-strategy"].error
+    assert "registered as 'in-batch-copy'" in entries["in-batch-copy"].error
+    assert entries["in-batch"].cls is InBatch
+    with pytest.raises(ConfigError, match="strategy 'broken' is broken"):
+        fake_plugins.get("broken")
+
+
+def test_unknown_name_suggests(fake_plugins):
+    with pytest.raises(ConfigError, match="did you mean 'in-batch'"):
+        fake_plugins.get("inbatch")
