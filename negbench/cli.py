@@ -53,15 +53,19 @@ def run(
 ) -> None:
     """Fine-tune and evaluate every dataset × model × strategy × seed of SUITE."""
     _quiet_libraries(verbose)
-    from negbench.report import rich_table, write_leaderboard
+    from negbench.report import rich_table
     from negbench.runner import SuiteRunner, plan_suite
+    from negbench.tracking import Terminated
 
     plan = plan_suite(suite)
-    store = SuiteRunner(plan, progress=progress and sys.stderr.isatty(), console=console).run()
+    try:
+        store = SuiteRunner(plan, progress=progress and sys.stderr.isatty(), console=console).run()
+    except (KeyboardInterrupt, Terminated):
+        typer.echo("interrupted: finished rows are saved; rerun the same command to resume", err=True)
+        raise typer.Exit(130) from None
     rows = store.rows()
-    path = write_leaderboard(rows, plan.output_dir / "leaderboard.md", f"negbench · {plan.suite.suite.name}")
     out.print(rich_table(rows, title=f"negbench · {plan.suite.suite.name}"))
-    out.print(f"results: {store.results_path}\nleaderboard: {path}")
+    out.print(f"results: {store.results_path}\nleaderboard: {plan.output_dir / 'leaderboard.md'}")
     if not rows.is_empty() and (rows["status"] != "ok").any():
         console.print("[yellow]some jobs failed; see the status column[/yellow]")
 
@@ -152,6 +156,65 @@ def eval_cmd(
         for k, v in result.metrics.items():
             out.print(f"{k:>12}  {v:.4f}")
         out.print(f"{len(ds.test())} queries, {result.seconds:.1f} s")
+
+
+@app.command()
+@user_errors
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="Output directory of a run (holds results.parquet).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder; default RESULTS_DIR.")] = None,
+    baseline: Annotated[str, typer.Option(help="Strategy the significance marks compare with.")] = "in-batch",
+    title: Annotated[str | None, typer.Option(help="Page title (default: from the suite names).")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level (after Holm correction).")] = 0.05,
+) -> None:
+    """Write leaderboard.md and a self-contained index.html (tables, plots, provenance) for RESULTS_DIR."""
+    from negbench.html_report import write_report
+
+    if not 0 < alpha < 1:
+        raise NegbenchError("must be between 0 and 1", field="--alpha")
+    md_path, html_path = write_report(results_dir, out_dir, baseline=baseline, title=title, alpha=alpha)
+    out.print(f"leaderboard: {md_path}\nhtml: {html_path}")
+
+
+@app.command()
+@user_errors
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Results directory of the reference run.")],
+    new: Annotated[Path, typer.Argument(help="Results directory of the run to check.")],
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", help="Metric to check (repeatable; default: every metric both stores have).")] = None,
+    max_drop: Annotated[float, typer.Option(
+        help="Tolerated absolute drop of a metric's mean (a bigger drop must also be significant).")] = 0.01,
+    max_throughput_drop_factor: Annotated[float, typer.Option(
+        help="Flag training throughput that fell by more than this factor (base / new).")] = 2.0,
+    alpha: Annotated[float, typer.Option(help="Significance level after Holm correction.")] = 0.05,
+    summary: Annotated[Path | None, typer.Option(help="Also append a markdown table to this file.")] = None,
+) -> None:
+    """Compare NEW with BASELINE job by job; exit 3 on a regression, 0 when clean, 2 on bad input."""
+    from rich.table import Table
+
+    from negbench.compare import HEADER, compare_stores
+
+    result = compare_stores(baseline, new, metrics=metric, max_drop=max_drop,
+                            max_throughput_drop_factor=max_throughput_drop_factor, alpha=alpha)
+    table = Table(title=f"negbench compare: {new} vs {baseline}")
+    for col in HEADER:
+        table.add_column(col, justify="left" if col in {"dataset", "model", "strategy", "metric", "verdict"}
+                         else "right")
+    for row in result.rows():
+        style = "bold red" if row[-1] not in {"ok", "missing", "added", "not comparable"} else None
+        table.add_row(*row, style=style)
+    out.print(table)
+    if summary is not None:
+        with summary.open("a", encoding="utf-8") as fh:
+            fh.write(result.markdown())
+    flagged = result.regressions
+    if flagged:
+        names = ", ".join(f"{j.dataset}/{j.model}/{j.strategy}" for j in flagged)
+        typer.echo(f"regression: {len(flagged)} job(s): {names}", err=True)
+        raise typer.Exit(3)
+    out.print(f"no regression (accuracy: drop > {max_drop:g} and Holm p < {alpha:g}; "
+              f"throughput: drop > ×{max_throughput_drop_factor:g})")
 
 
 def main() -> None:  # pragma: no cover

@@ -20,6 +20,7 @@ from negbench.data import RetrievalDataset
 from negbench.search import encode, exact_topk
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def _atomic_save(obj, path: Path) -> None:

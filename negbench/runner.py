@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import torch
 
-from negbench.config import DatasetConfig, ModelConfig, Suite, load_suite, stable_hash
+from negbench.config import DatasetConfig, ModelConfig, Suite, TrainingConfig, load_suite, stable_hash
 from negbench.context import Context
 from negbench.data import RetrievalDataset, load_dataset
 from negbench.errors import ConfigError, NegbenchError, NonFiniteLossError
@@ -28,9 +29,12 @@ from negbench.mining import MiningServices
 from negbench.models import load_model, model_fingerprint, pick_device, resolve_model
 from negbench.provenance import device_name, git_revision, versions_json
 from negbench.registry import Registry, registry
+from negbench.report import write_leaderboard
 from negbench.results import ResultStore
-from negbench.strategy import Negatives, StrategySpec
+from negbench.strategy import Negatives, Strategy, StrategySpec
+from negbench.tracking import Tracker
 from negbench.training import train
+from negbench.tuning import Tuner, TuningOutcome, build_space, split_params, storage_for, suggest
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +67,21 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
             bad_training = set(cfg.training) - set(type(suite.training).model_fields)
             if bad_training:
                 raise ConfigError(f"unknown training field(s) {sorted(bad_training)}", field=f"{where}.training")
+            try:
+                suite.training.model_validate({**suite.training.model_dump(), **cfg.training})
+            except ValueError as exc:
+                raise ConfigError(f"invalid training override: {exc}", field=f"{where}.training") from None
+            space = build_space(cls, cfg, where) if suite.tuning.n_trials > 0 and cls.trains else {}
         except NegbenchError as exc:
-            exc.file = exc.file or str(path)
-            raise type(exc)(exc.message, file=exc.file, field=exc.field) from None
-        specs.append(StrategySpec(cls, params, cfg.display_name, dict(cfg.params)))
+            raise type(exc)(exc.message, file=exc.file or path, field=exc.field) from None
+        specs.append(StrategySpec(cls, params, cfg.display_name, dict(cfg.params), index=i, space=space))
+    if suite.tuning.n_trials > 0 and suite.tuning.metric not in suite.evaluation.metrics:
+        raise ConfigError(f"tuning metric {suite.tuning.metric!r} is not among evaluation.metrics "
+                          f"{suite.evaluation.metrics}", file=path, field="tuning.metric")
+    labels = [s.label for s in specs]
+    if suite.suite.baseline not in labels and "in-batch" in labels:
+        raise ConfigError(f"baseline {suite.suite.baseline!r} is not a strategy label of this suite",
+                          file=path, field="suite.baseline")
     for i, model_cfg in enumerate(suite.models):
         try:
             resolve_model(model_cfg.spec)
@@ -77,15 +92,17 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
 
 def run_id_for(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec,
                seed: int) -> str:
+    """The key of one result row: the job's whole configuration and the seed (not the tuned values,
+    which the stored study reproduces), so a rerun finds and skips it."""
+    cfg = suite.strategies[spec.index]
     payload = {
         "suite": suite.suite.name,
         "dataset": dataset.fingerprint,
         "model": model_cfg.model_dump(mode="json"),
-        "strategy": spec.cls.name,
-        "label": spec.label,
-        "params": spec.raw_params,
+        "strategy": cfg.model_dump(mode="json"),
         "training": suite.training.model_dump(mode="json"),
         "evaluation": suite.evaluation.metrics,
+        "tuning": suite.tuning.model_dump(mode="json", exclude={"storage", "timeout_s"}),
         "seed": seed,
     }
     return stable_hash(payload)
@@ -116,7 +133,7 @@ def negative_diagnostics(ctx: Context, negatives: Negatives | None) -> tuple[flo
 
 
 class SuiteRunner:
-    """Runs a validated :class:`Plan`, appending one result row per job and seed."""
+    """Runs a validated :class:`Plan`: per job, tune on dev (if asked), then train and test every seed."""
 
     def __init__(self, plan: Plan, *, progress: bool = False, console=None) -> None:
         self.plan = plan
@@ -127,6 +144,7 @@ class SuiteRunner:
         self.config_hash = self.suite.config_hash()
         self.git_rev = git_revision()
         self.cache_dir = Path(self.suite.suite.cache_dir or plan.output_dir / "cache")
+        self.tracker = Tracker(self.suite.tracking, plan.output_dir, f"negbench/{self.suite.suite.name}")
 
     def say(self, text: str) -> None:
         if self.console is not None:
@@ -139,99 +157,186 @@ class SuiteRunner:
             field = f"datasets[{index}]" + (f".{exc.field}" if exc.field else "")
             raise type(exc)(exc.message, file=exc.file or self.plan.path, field=field) from None
 
+    # ------------------------------------------------------------------------------------ suite
     def run(self) -> ResultStore:
         self.plan.output_dir.mkdir(parents=True, exist_ok=True)
         datasets = [self.load_dataset(i, cfg) for i, cfg in enumerate(self.suite.datasets)]
-        finished = self.store.finished_ids()
-        for dataset in datasets:
-            for model_cfg in self.suite.models:
-                device = pick_device(model_cfg.device)
-                services = MiningServices(
-                    dataset,
-                    lambda cfg=model_cfg, dev=device: load_model(cfg, dev),
-                    model_fingerprint(model_cfg.spec, model_cfg.max_seq_length),
-                    self.cache_dir,
-                    batch_size=model_cfg.batch_size,
-                    progress=self.progress,
-                )
-                for spec in self.plan.strategies:
-                    for seed in self.suite.suite.seeds:
-                        run_id = run_id_for(self.suite, dataset, model_cfg, spec, seed)
-                        if run_id in finished:
-                            self.say(f"[dim]skip {dataset.name} / {model_cfg.display_name} / {spec.label} / "
-                                     f"seed {seed}: already finished[/dim]")
-                            continue
-                        self.say(f"[bold]{dataset.name}[/bold] / {model_cfg.display_name} / "
-                                 f"[cyan]{spec.label}[/cyan] / seed {seed}")
-                        row, per_query = self.run_job(dataset, model_cfg, device, services, spec, seed, run_id)
-                        self.store.append(row, per_query)
-                        self.say(f"  → {row['status']}" + "".join(
-                            f"  {m}={row[m]:.4f}" for m in self.suite.evaluation.metrics if row.get(m) is not None))
+        self.tracker.start()
+        with self.tracker.run(f"suite {self.suite.suite.name}", tags={"kind": "suite",
+                              "config_hash": self.config_hash, "git_rev": self.git_rev or ""}) as suite_run:
+            self.tracker.log_artifact(suite_run, self.plan.path)
+            finished = self.store.finished_ids()
+            for dataset in datasets:
+                for model_cfg in self.suite.models:
+                    self.run_model(dataset, model_cfg, finished)
+            board = write_leaderboard(self.store.rows(), self.plan.output_dir / "leaderboard.md",
+                                      f"negbench · {self.suite.suite.name}")
+            self.tracker.log_artifact(suite_run, self.store.results_path)
+            self.tracker.log_artifact(suite_run, board)
         return self.store
 
-    def run_job(self, dataset: RetrievalDataset, model_cfg: ModelConfig, device: str, services: MiningServices,
-                spec: StrategySpec, seed: int, run_id: str) -> tuple[dict[str, Any], dict | None]:
-        training_cfg = self.suite.training.model_copy(
-            update=self.suite.strategies[self.plan.strategies.index(spec)].training)
+    def run_model(self, dataset: RetrievalDataset, model_cfg: ModelConfig, finished: set[str]) -> None:
+        device = pick_device(model_cfg.device)
+        services = MiningServices(
+            dataset,
+            lambda cfg=model_cfg, dev=device: load_model(cfg, dev),
+            model_fingerprint(model_cfg.spec, model_cfg.max_seq_length),
+            self.cache_dir,
+            batch_size=model_cfg.batch_size,
+            progress=self.progress,
+        )
+        for spec in self.plan.strategies:
+            job = f"{dataset.name} / {model_cfg.display_name} / {spec.label}"
+            pending = [(seed, run_id_for(self.suite, dataset, model_cfg, spec, seed))
+                       for seed in self.suite.suite.seeds]
+            pending = [(seed, rid) for seed, rid in pending if rid not in finished]
+            if not pending:
+                self.say(f"[dim]skip {job}: every seed already finished[/dim]")
+                continue
+            tags = {"kind": "job", "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
+                    "model": model_cfg.display_name, "model_fingerprint": services.model_fingerprint,
+                    "strategy": spec.cls.name, "versions": versions_json()}
+            with self.tracker.run(job, tags=tags, params={"strategy_params": json.dumps(spec.raw_params)}):
+                tuned = self.tune(dataset, model_cfg, device, services, spec)
+                for seed, run_id in pending:
+                    self.say(f"[bold]{job}[/bold] / seed {seed}")
+                    with self.tracker.run(f"{spec.label} seed {seed}", tags={**tags, "kind": "final"}) as rid:
+                        row, per_query = self.run_final(dataset, model_cfg, device, services, spec, tuned,
+                                                        seed, run_id)
+                        self.tracker.log_params(rid, {"params": row["params"], "seed": seed,
+                                                      "trial": row["trial"]})
+                        self.tracker.log_metrics(rid, {k: v for k, v in row.items() if k not in ("seed", "trial")})
+                        self.tracker.set_tags(rid, {"status": row["status"]})
+                        for step, value in enumerate(row.pop("_losses", [])):
+                            self.tracker.log_metrics(rid, {"train_loss": value}, step=step)
+                    self.store.append(row, per_query)
+                    self.say(f"  → {row['status']}" + "".join(
+                        f"  {m}={row[m]:.4f}" for m in self.suite.evaluation.metrics if row.get(m) is not None))
+
+    # ------------------------------------------------------------------------------------ stages
+    def training_for(self, spec: StrategySpec, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+        update = {**self.suite.strategies[spec.index].training, **(overrides or {})}
+        return self.suite.training.model_validate({**self.suite.training.model_dump(), **update})
+
+    def tune(self, dataset, model_cfg, device, services, spec: StrategySpec) -> TuningOutcome:
+        """Optuna on the dev split; ``n_trials = 0`` (or an untrained strategy) keeps declared params."""
+        cfg = self.suite.tuning
+        if cfg.n_trials == 0 or not spec.cls.trains or not spec.space:
+            return TuningOutcome({}, {}, None, None, 0)
+        if not dataset.dev:
+            raise ConfigError("tuning needs a dev split: the dataset has no dev queries", field="tuning")
+        study_name = f"{self.suite.suite.name}/{dataset.name}-{dataset.fingerprint}/" \
+                     f"{model_cfg.display_name}/{spec.label}"
+        tuner = Tuner(cfg, storage_for(cfg, self.plan.output_dir), study_name, seed=self.suite.suite.seeds[0])
+        seed = self.suite.suite.seeds[0]
+
+        def objective(trial: optuna.Trial) -> float:
+            values = suggest(trial, spec.space)
+            strategy_values, training_values = split_params(values)
+            training = self.training_for(spec, training_values)
+            strategy = spec.build(strategy_values)
+            pruned: list[int] = []
+
+            def epoch_end(model, epoch: int) -> None:
+                if epoch >= training.epochs:
+                    return  # the last epoch is the trial's final value
+                value = self.score(model, dataset, dataset.dev, [cfg.metric], model_cfg).metrics[cfg.metric]
+                trial.report(value, epoch)
+                self.tracker.log_metrics(trial_run, {f"dev_{cfg.metric}": value}, step=epoch)
+                if trial.should_prune():
+                    pruned.append(epoch)
+                    raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+            with self.tracker.run(f"{spec.label} trial {trial.number}", params=values,
+                                  tags={"kind": "trial", "trial": trial.number}) as trial_run:
+                try:
+                    fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
+                                   on_epoch_end=epoch_end if training.epochs > 1 else None)
+                except optuna.TrialPruned:
+                    self.tracker.set_tags(trial_run, {"state": "PRUNED"})
+                    raise_pruned = True
+                else:
+                    raise_pruned = False
+            if raise_pruned:
+                raise optuna.TrialPruned()
+            value = self.score(fit.model, dataset, dataset.dev, [cfg.metric], model_cfg).metrics[cfg.metric]
+            self.tracker.log_metrics(trial_run, {f"dev_{cfg.metric}": value, "train_s": fit.outcome.train_s})
+            self.tracker.set_tags(trial_run, {"state": "COMPLETE"})
+            self.say(f"  trial {trial.number}: dev {cfg.metric}={value:.4f} {values}")
+            return value
+
+        outcome = tuner.run(objective)
+        self.say(f"  tuned {spec.label}: {outcome.n_complete} complete trial(s), best #{outcome.trial} "
+                 f"dev {cfg.metric}={outcome.dev_value} params={outcome.params} training={outcome.training}")
+        return outcome
+
+    def fit(self, dataset, model_cfg, device, services, strategy: Strategy, training: TrainingConfig, seed: int,
+            on_epoch_end=None) -> FitResult:
+        """Mine and train one model (on the train split only)."""
+        ctx = Context(dataset=dataset, examples=dataset.training_examples("train"), services=services,
+                      num_negatives=training.num_negatives, batch_size=training.batch_size,
+                      epochs=training.epochs, seed=seed)
+        model = load_model(model_cfg, device)
+        with Timer() as mine_timer:
+            strategy.setup(ctx)
+            candidates = strategy.mine(ctx)
+        if candidates is not None and training.num_negatives == 0:
+            candidates = None
+        outcome = train(model, ctx, strategy, training, device=device, precision=model_cfg.precision,
+                        candidates=candidates, mini_batch_size=getattr(strategy, "mini_batch_size", None),
+                        progress=self.progress, work_dir=self.cache_dir.parent, on_epoch_end=on_epoch_end)
+        return FitResult(model, ctx, candidates, outcome, mine_timer.seconds)
+
+    def score(self, model, dataset, qrels, metrics, model_cfg, corpus_embeddings=None):
+        ev = self.suite.evaluation
+        return evaluate(model, dataset.corpus, dataset.queries, qrels, metrics, batch_size=model_cfg.batch_size,
+                        chunk_size=ev.corpus_chunk_size, ignore_identical_ids=ev.ignore_identical_ids,
+                        corpus_embeddings=corpus_embeddings, progress=self.progress)
+
+    def run_final(self, dataset: RetrievalDataset, model_cfg: ModelConfig, device: str, services: MiningServices,
+                  spec: StrategySpec, tuned: TuningOutcome, seed: int, run_id: str):
+        """Train with the chosen parameters and evaluate once on test. Returns (row, per-query scores)."""
+        training = self.training_for(spec, tuned.training)
+        params = {**spec.raw_params, **tuned.params}
         row: dict[str, Any] = {
             "run_id": run_id, "suite": self.suite.suite.name, "dataset": dataset.name,
             "dataset_fingerprint": dataset.fingerprint, "model": model_cfg.display_name,
             "model_fingerprint": services.model_fingerprint, "strategy": spec.label,
-            "strategy_name": spec.cls.name, "params": json.dumps(spec.raw_params, sort_keys=True),
-            "seed": seed, "trial": None, "status": "ok", "error": None, "device": device_name(device),
-            "versions": versions_json(), "config_hash": self.config_hash, "git_rev": self.git_rev,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "strategy_name": spec.cls.name, "params": json.dumps(params, sort_keys=True, default=str),
+            "training": json.dumps(training.model_dump(mode="json"), sort_keys=True),
+            "seed": seed, "trial": tuned.trial, "dev_metric": tuned.dev_value, "status": "ok", "error": None,
+            "device": device_name(device), "versions": versions_json(), "config_hash": self.config_hash,
+            "git_rev": self.git_rev, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "mine_s": 0.0, "train_s": 0.0, "eval_s": 0.0, "refresh_s": 0.0, "steps": 0, "examples_seen": 0,
             "train_examples_per_s": None, "neg_score_gap": None, "false_negative_share": None,
         }
         per_query = None
-        strategy = spec.build()
-        ctx = Context(
-            dataset=dataset,
-            examples=dataset.training_examples("train"),
-            services=services,
-            num_negatives=training_cfg.num_negatives,
-            batch_size=training_cfg.batch_size,
-            epochs=training_cfg.epochs,
-            seed=seed,
-        )
         monitor = PeakMemory(device=device)
         try:
             with monitor:
+                strategy = spec.build(tuned.params)
                 if strategy.trains:
-                    model = load_model(model_cfg, device)
-                    with Timer() as mine_timer:
-                        strategy.setup(ctx)
-                        candidates = strategy.mine(ctx)
-                    row["mine_s"] = mine_timer.seconds
-                    if candidates is not None and training_cfg.num_negatives == 0:
-                        candidates = None
-                    outcome = train(model, ctx, strategy, training_cfg, device=device,
-                                    precision=model_cfg.precision, candidates=candidates,
-                                    mini_batch_size=getattr(strategy, "mini_batch_size", None),
-                                    progress=self.progress, work_dir=self.cache_dir.parent)
-                    row.update(train_s=outcome.train_s, refresh_s=outcome.refresh_s, steps=outcome.steps,
-                               examples_seen=outcome.examples_seen,
-                               train_examples_per_s=outcome.examples_seen / max(outcome.train_s, 1e-9))
-                    corpus_emb = None
+                    fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed)
+                    model, corpus_emb = fit.model, None
+                    o = fit.outcome
+                    row.update(mine_s=fit.mine_s, train_s=o.train_s, refresh_s=o.refresh_s, steps=o.steps,
+                               examples_seen=o.examples_seen, _losses=o.losses,
+                               train_examples_per_s=o.examples_seen / max(o.train_s, 1e-9))
                 else:
+                    fit = None
                     model = services.base_model
-                    candidates = None
                     corpus_emb = services.corpus_embeddings().to(device)
-                ev = self.suite.evaluation
-                result = evaluate(model, dataset.corpus, dataset.queries, dataset.test(), ev.metrics,
-                                  batch_size=model_cfg.batch_size, chunk_size=ev.corpus_chunk_size,
-                                  ignore_identical_ids=ev.ignore_identical_ids, corpus_embeddings=corpus_emb,
-                                  progress=self.progress)
+                result = self.score(model, dataset, dataset.test(), self.suite.evaluation.metrics, model_cfg,
+                                    corpus_embeddings=corpus_emb)
             row.update(result.metrics)
             row["eval_s"] = result.seconds
             per_query = result.per_query
-            if candidates is not None:
-                gap, share = negative_diagnostics(ctx, strategy.sample(ctx, candidates, 0))
+            if fit is not None and fit.candidates is not None:
+                gap, share = negative_diagnostics(fit.ctx, strategy.sample(fit.ctx, fit.candidates, 0))
                 row.update(neg_score_gap=gap, false_negative_share=share)
         except NonFiniteLossError as exc:
             row.update(status="failed: non-finite loss", error=str(exc))
-        except NegbenchError:
+        except (NegbenchError, KeyboardInterrupt):
             raise
         except Exception as exc:
             log.debug("job failed", exc_info=True)
@@ -242,6 +347,15 @@ class SuiteRunner:
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
         return row, per_query
+
+
+@dataclass
+class FitResult:
+    model: Any
+    ctx: Context
+    candidates: Negatives | None
+    outcome: Any
+    mine_s: float
 
 
 def run_suite(path: str | Path, *, progress: bool = False, console=None) -> ResultStore:

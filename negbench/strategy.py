@@ -183,6 +183,10 @@ class StrategySpec:
     params: Any
     label: str
     raw_params: dict[str, Any] = field(default_factory=dict)
+    index: int = 0  # position in the suite's [[strategies]]
+    space: dict[str, Any] = field(default_factory=dict)  # merged Optuna search space
 
-    def build(self) -> Strategy:
-        return self.cls(self.params)
+    def build(self, overrides: dict[str, Any] | None = None) -> Strategy:
+        if not overrides:
+            return self.cls(self.params)
+        return self.cls(self.cls.parse_params({**self.raw_params, **overrides}))

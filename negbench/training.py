@@ -186,6 +186,22 @@ class RefreshCallback(TrainerCallback):
         return control
 
 
+class EpochEndCallback(TrainerCallback):
+    """Calls ``fn(model, epoch)`` after every epoch (dev evaluation for pruning during tuning)."""
+
+    def __init__(self, fn, model) -> None:
+        self.fn, self.model = fn, model
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            self.fn(self.model, round(state.epoch or 0))
+        finally:
+            self.model.train(was_training)
+        return control
+
+
 class _LossRecorder(TrainerCallback):
     def __init__(self, outcome: TrainOutcome) -> None:
         self.outcome = outcome
@@ -207,10 +223,14 @@ def train(
     mini_batch_size: int | None = None,
     progress: bool = False,
     work_dir: Path | None = None,
+    on_epoch_end=None,
 ) -> TrainOutcome:
     """Fine-tune ``model`` in place with ``strategy``; deterministic given ``ctx.seed``."""
+    import datasets
     from datasets import Dataset
 
+    if not progress:
+        datasets.disable_progress_bars()
     set_seed(ctx.seed)
     ctx.model = model
     state = NegativeState(ctx, strategy, candidates)
@@ -274,6 +294,8 @@ def train(
         trainer.data_collator = collator
         trainer.add_callback(RefreshCallback(ctx, strategy, state, loss, outcome))
         trainer.add_callback(_LossRecorder(outcome))
+        if on_epoch_end is not None:
+            trainer.add_callback(EpochEndCallback(on_epoch_end, model))
         start = time.perf_counter()
         result = trainer.train()
         if on_cuda:

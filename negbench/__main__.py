@@ -1,0 +1,3 @@
+from negbench.cli import app
+
+app()

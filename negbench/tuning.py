@@ -1,0 +1,171 @@
+"""Fair tuning with Optuna: one study per (dataset, model, strategy), same budget for every strategy.
+
+Search spaces are data: a strategy declares defaults (``Strategy.search_space``); a suite may narrow or
+replace dimensions by name, add training dimensions as ``training.<field>`` (e.g. ``training.lr``), and
+pin parameters through ``params`` (pinned parameters are never searched). Every dimension is validated
+against the strategy's ``Params`` before anything trains. The objective is a metric on the dev split
+(carved from train); the test split is never read here.
+
+Studies live in a storage under the output directory by default (an Optuna journal file); any storage URL
+(``sqlite:///…``, ``postgresql://…``) can be configured. A rerun resumes: finished trials are kept,
+trials left RUNNING by a killed process are marked FAIL and their parameters re-queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from negbench.config import SearchDim, StrategyConfig, TrainingConfig, TuningConfig
+from negbench.errors import ConfigError, NonFiniteLossError
+from negbench.strategy import Strategy
+
+log = logging.getLogger(__name__)
+TRAINING_PREFIX = "training."
+TUNABLE_TRAINING = {"lr", "warmup_ratio", "weight_decay", "num_negatives", "batch_size", "epochs", "max_steps"}
+REQUEUED = "negbench_requeued"
+
+
+def to_distribution(dim: SearchDim) -> BaseDistribution:
+    if dim.type == "categorical":
+        return CategoricalDistribution(list(dim.choices or []))
+    if dim.type == "int":
+        return IntDistribution(int(dim.low), int(dim.high), log=dim.log, step=int(dim.step or 1))
+    return FloatDistribution(float(dim.low), float(dim.high), log=dim.log, step=dim.step)
+
+
+def _edges(dist: BaseDistribution) -> list[Any]:
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    return [dist.low, dist.high]
+
+
+def build_space(cls: type[Strategy], cfg: StrategyConfig, where: str) -> dict[str, BaseDistribution]:
+    """Merge the strategy's default space with the suite's dimensions; validate every edge value."""
+    space = {k: v for k, v in cls.search_space().items() if k not in cfg.params}
+    for name, dim in cfg.search_space.items():
+        field = f"{where}.search_space.{name}"
+        if name.startswith(TRAINING_PREFIX):
+            if name.removeprefix(TRAINING_PREFIX) not in TUNABLE_TRAINING:
+                raise ConfigError(f"training field not tunable (tunable: {', '.join(sorted(TUNABLE_TRAINING))})",
+                                  field=field)
+        elif name in cfg.params:
+            raise ConfigError("parameter is pinned in 'params'; remove it there to search it", field=field)
+        space[name] = to_distribution(dim)
+    for name, dist in space.items():
+        field = f"{where}.search_space.{name}"
+        for value in _edges(dist):
+            if name.startswith(TRAINING_PREFIX):
+                key = name.removeprefix(TRAINING_PREFIX)
+                try:
+                    TrainingConfig.model_validate({key: value})
+                except Exception as exc:
+                    raise ConfigError(f"value {value!r} is invalid for training.{key}: {exc}", field=field) \
+                        from None
+            else:
+                cls.parse_params({**cfg.params, name: value}, where=field)
+    return space
+
+
+def split_params(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(strategy params, training overrides) from one trial's values."""
+    strategy = {k: v for k, v in values.items() if not k.startswith(TRAINING_PREFIX)}
+    training = {k.removeprefix(TRAINING_PREFIX): v for k, v in values.items() if k.startswith(TRAINING_PREFIX)}
+    return strategy, training
+
+
+def suggest(trial: optuna.Trial, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    values = {}
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            values[name] = trial.suggest_categorical(name, dist.choices)
+        elif isinstance(dist, IntDistribution):
+            values[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+        else:
+            values[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return values
+
+
+def storage_for(cfg: TuningConfig, output_dir: Path) -> optuna.storages.BaseStorage | str:
+    if cfg.storage:
+        return cfg.storage
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = str(output_dir / "optuna.journal")
+    return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+
+
+@dataclass
+class TuningOutcome:
+    params: dict[str, Any]
+    training: dict[str, Any]
+    trial: int | None
+    dev_value: float | None
+    n_complete: int
+
+
+class Tuner:
+    """Runs (or resumes) one study and returns the best parameters."""
+
+    def __init__(self, cfg: TuningConfig, storage, study_name: str, seed: int) -> None:
+        self.cfg = cfg
+        self.storage = storage
+        self.study_name = study_name
+        self.seed = seed
+
+    def study(self) -> optuna.Study:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = (optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=max(2, self.cfg.n_trials // 3))
+                   if self.cfg.sampler == "tpe" else optuna.samplers.RandomSampler(seed=self.seed))
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if self.cfg.pruner == "median" \
+            else optuna.pruners.NopPruner()
+        return optuna.create_study(storage=self.storage, study_name=self.study_name, sampler=sampler,
+                                   pruner=pruner, direction=self.cfg.direction, load_if_exists=True)
+
+    @staticmethod
+    def requeue_stale(study: optuna.Study) -> int:
+        """Mark trials left RUNNING by a killed process as FAIL and enqueue their parameters again."""
+        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for trial in stale:
+            study._storage.set_trial_user_attr(trial._trial_id, REQUEUED, True)
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+        return len(stale)
+
+    @staticmethod
+    def counted(study: optuna.Study) -> int:
+        """Trials that used budget: complete, pruned, or failed for a reason other than a kill."""
+        return sum(
+            t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state == TrialState.FAIL and not t.user_attrs.get(REQUEUED))
+            for t in study.get_trials(deepcopy=False)
+        )
+
+    def run(self, objective: Callable[[optuna.Trial], float]) -> TuningOutcome:
+        study = self.study()
+        if self.requeue_stale(study):
+            log.warning("%s: re-queued trials left RUNNING by a killed process", self.study_name)
+        remaining = self.cfg.n_trials - self.counted(study)
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, timeout=self.cfg.timeout_s,
+                           catch=(NonFiniteLossError,), gc_after_trial=True)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            return TuningOutcome({}, {}, None, None, 0)
+        best = study.best_trial
+        params, training = split_params(best.params)
+        return TuningOutcome(params, training, best.number, best.value, len(complete))

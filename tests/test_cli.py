@@ -1,0 +1,122 @@
+"""The CLI end to end on the toy corpus with the tiny encoder: run, validate, strategies, eval."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from negbench.cli import app
+
+runner = CliRunner()
+
+
+def suite_text(toy_data, tiny_model, out, strategies=("none", "in-batch", "bm25", "dense"), extra=""):
+    blocks = "".join(f'[[strategies]]\nname = "{s}"\n' for s in strategies)
+    return f"""
+[suite]
+name = "toy"
+seeds = [0]
+output_dir = "{out}"
+
+[[datasets]]
+source = "{toy_data}"
+
+[[models]]
+spec = "{tiny_model}"
+max_seq_length = 32
+
+[tracking]
+enabled = false
+
+[training]
+epochs = 1
+batch_size = 16
+lr = 1e-3
+num_negatives = 1
+{extra}
+{blocks}"""
+
+
+@pytest.fixture
+def suite(tmp_path, toy_data, tiny_model):
+    path = tmp_path / "suite.toml"
+    path.write_text(suite_text(toy_data, tiny_model, tmp_path / "out"))
+    return path
+
+
+def test_run_writes_results_and_leaderboard(suite, tmp_path):
+    result = runner.invoke(app, ["run", str(suite), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_parquet(tmp_path / "out" / "results.parquet")
+    assert sorted(rows["strategy"].to_list()) == ["bm25", "dense", "in-batch", "none"]
+    assert (rows["status"] == "ok").all()
+    trained = rows.filter(pl.col("strategy") != "none")
+    assert (trained["train_examples_per_s"] > 0).all() and (trained["peak_rss_mb"] > 0).all()
+    assert rows.filter(pl.col("strategy") == "dense")["neg_score_gap"].item() is not None
+    assert rows.filter(pl.col("strategy") == "dense")["false_negative_share"].item() == 0.0
+    assert set(json.loads(rows["versions"][0])) >= {"torch", "sentence-transformers", "negbench"}
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| dense |" in board and "ndcg@10" in board
+    # a rerun skips every finished job and adds no row
+    again = runner.invoke(app, ["run", str(suite), "--no-progress"])
+    assert again.exit_code == 0 and "already finished" in again.output
+    assert pl.read_parquet(tmp_path / "out" / "results.parquet").height == 4
+
+
+def test_validate_ok_and_errors(suite, tmp_path, toy_data, tiny_model):
+    ok = runner.invoke(app, ["validate", str(suite)])
+    assert ok.exit_code == 0 and "4 strategies" in ok.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(suite_text(toy_data, tiny_model, tmp_path / "o", strategies=("dnse",)))
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.toml: strategies[0].name: unknown strategy 'dnse'; did you mean 'dense'" in result.output
+    bad.write_text(suite_text(toy_data, tiny_model, tmp_path / "o") + '\n[[strategies]]\nname = "bm25"\n'
+                   'label = "b2"\nparams = { range_min = 9, range_max = 3 }\n')
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2 and "strategies[4].params" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_dataset_dir_names_the_field(tmp_path, tiny_model):
+    path = tmp_path / "s.toml"
+    path.write_text(suite_text(tmp_path / "missing", tiny_model, tmp_path / "o"))
+    result = runner.invoke(app, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 2
+    assert "datasets[0].source: directory not found" in result.output
+    assert not (tmp_path / "o" / "results.parquet").exists()
+
+
+def test_non_finite_loss_is_recorded_and_suite_goes_on(tmp_path, toy_data, tiny_model):
+    path = tmp_path / "s.toml"
+    path.write_text(suite_text(toy_data, tiny_model, tmp_path / "o", strategies=("in-batch", "random"))
+                    .replace("lr = 1e-3", "lr = 1e9\nmax_grad_norm = 1e30"))
+    result = runner.invoke(app, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_parquet(tmp_path / "o" / "results.parquet")
+    assert rows.height == 2
+    assert set(rows["status"].to_list()) == {"failed: non-finite loss"}
+
+
+def test_strategies_json_lists_builtins():
+    result = runner.invoke(app, ["strategies", "--json"])
+    names = {e["name"]: e for e in json.loads(result.output)}
+    assert {"none", "in-batch", "random", "bm25", "dense", "positive-aware", "ance"} <= set(names)
+    assert names["dense"]["status"] == "ok" and names["dense"]["requires"] == ["dense"]
+
+
+def test_eval_json(toy_data, tiny_model):
+    result = runner.invoke(app, ["eval", "--dataset", str(toy_data), "--model", str(tiny_model), "--json",
+                                 "--max-seq-length", "32"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output.strip().splitlines()[-1])
+    assert set(payload) >= {"ndcg@10", "recall@100", "mrr@10", "map@100"} and payload["queries"] == 24
+
+
+def test_eval_bad_metric_exit_2(toy_data, tiny_model):
+    result = runner.invoke(app, ["eval", "--dataset", str(toy_data), "--model", str(tiny_model),
+                                 "--metrics", "ndcg@10,f1@3"])
+    assert result.exit_code == 2 and "unknown metric 'f1@3'" in result.output
