@@ -26,6 +26,8 @@ class Context:
     seed: int
     model: object | None = None  # the model being trained (set once training starts)
     step: int = 0
+    steps_per_epoch: int | None = None  # set by the training loop before the first step
+    total_steps: int | None = None
     extras: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------ randomness

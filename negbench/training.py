@@ -260,6 +260,7 @@ def train(
     probe = StrategyBatchSampler(dataset, ctx, strategy, batch_size=cfg.batch_size, drop_last=False)
     steps_per_epoch = len(probe)
     total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
+    ctx.steps_per_epoch, ctx.total_steps = steps_per_epoch, total_steps
     on_cuda = device.startswith("cuda")
     with tempfile.TemporaryDirectory(dir=work_dir) as out_dir:
         args = SentenceTransformerTrainingArguments(

@@ -63,17 +63,21 @@ def build_tiny_encoder(path: str | Path, texts: list[str] | None = None, *, dim:
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     path = Path(path)
     hf_dir = path.parent / f".{path.name}-hf"
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    corpus = texts or [" ".join(TOPICS)] + [f"item{t}x{j}" for t in range(8) for j in range(64)]
+    # A fixed, sorted vocabulary (whole words, characters, continuation characters): the same token ids in
+    # every process, unlike a trained WordPiece vocabulary.
+    words = sorted({w for text in corpus for w in text.lower().split()})
+    chars = sorted({c for w in words for c in w} | set("abcdefghijklmnopqrstuvwxyz0123456789"))
+    vocab_list = specials + words + [c for c in chars if c not in words] + [f"##{c}" for c in chars]
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab_list)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    corpus = texts or [" ".join(TOPICS)] + [f"item{t}x{j}" for t in range(8) for j in range(64)]
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials))
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]

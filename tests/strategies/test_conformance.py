@@ -9,6 +9,16 @@ DEFAULT_PARAMS = {
     "bm25": {"range_min": 0, "range_max": 10},
     "dense": {"range_min": 0, "range_max": 10},
     "ance": {"range_max": 10, "refresh_every": 1},
+    "mochi": {"hardest": 4, "num_mix": 4, "num_query_mix": 2},
+    "xbm": {"memory_size": 16},
+    "large-batch": {"mini_batch_size": 4},
+    "tas-b": {"n_clusters": 8, "depth": 20},
+    "ngame": {"cluster_size": 4},
+    "simans": {"depth": 20},
+    "star": {"depth": 20},
+    "progressive": {"start_min": 20, "start_max": 40, "end_min": 0, "end_max": 10},
+    "neighbourhood": {"n_clusters": 8},
+    "rs2": {"fraction": 0.5},
 }
 
 
