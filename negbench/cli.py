@@ -205,6 +205,8 @@ def compare(
         style = "bold red" if row[-1] not in {"ok", "missing", "added", "not comparable"} else None
         table.add_row(*row, style=style)
     out.print(table)
+    if result.device_warning:
+        typer.echo(f"warning: {result.device_warning}", err=True)
     if summary is not None:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write(result.markdown())

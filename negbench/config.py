@@ -156,6 +156,16 @@ class TuningConfig(_Strict):
     pruner: Literal["median", "none"] = "median"
     storage: str | None = None
     timeout_s: Annotated[float, Field(gt=0)] | None = None
+    # dimensions searched for every strategy (``training.<field>`` only); a strategy's own wins by name
+    search_space: dict[str, SearchDim] = Field(default_factory=dict)
+
+    @field_validator("search_space")
+    @classmethod
+    def _training_only(cls, space: dict[str, SearchDim]) -> dict[str, SearchDim]:
+        for name in space:
+            if not name.startswith("training."):
+                raise ValueError(f"suite-wide search dimension {name!r} must be a training.<field>")
+        return space
 
     @field_validator("metric")
     @classmethod

@@ -71,7 +71,8 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
                 suite.training.model_validate({**suite.training.model_dump(), **cfg.training})
             except ValueError as exc:
                 raise ConfigError(f"invalid training override: {exc}", field=f"{where}.training") from None
-            space = build_space(cls, cfg, where) if suite.tuning.n_trials > 0 and cls.trains else {}
+            space = (build_space(cls, cfg, where, suite.tuning.search_space)
+                     if suite.tuning.n_trials > 0 and cls.trains else {})
         except NegbenchError as exc:
             raise type(exc)(exc.message, file=exc.file or path, field=exc.field) from None
         specs.append(StrategySpec(cls, params, cfg.display_name, dict(cfg.params), index=i, space=space))
@@ -170,7 +171,8 @@ class SuiteRunner:
                 for model_cfg in self.suite.models:
                     self.run_model(dataset, model_cfg, finished)
             board = write_leaderboard(self.store.rows(), self.plan.output_dir / "leaderboard.md",
-                                      f"negbench · {self.suite.suite.name}")
+                                      f"negbench · {self.suite.suite.name}", per_query=self.store.per_query(),
+                                      baseline=self.suite.suite.baseline)
             self.tracker.log_artifact(suite_run, self.store.results_path)
             self.tracker.log_artifact(suite_run, board)
         return self.store

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -116,24 +117,29 @@ class NegativeCollator:
 
 
 def random_batches(ctx: Context, epoch: int, indices: list[int] | None = None) -> list[list[int]]:
-    """Seeded random batches in which no two examples share a query or a positive (by id or by text)."""
+    """Seeded random batches in which no two examples share a query or a positive (by id or by text).
+
+    One pass over a shuffled queue: an example that clashes with its batch waits at the front of the
+    queue for the next batch, so the cost is linear in the number of examples.
+    """
     order = list(indices if indices is not None else range(len(ctx.examples)))
     ctx.rng("batches", epoch).shuffle(order)
+    texts = ctx.dataset.corpus.texts
+    keys = {i: {("q", ctx.examples[i].query_id), ("d", ctx.examples[i].doc), ("qt", ctx.examples[i].query),
+                ("dt", texts[ctx.examples[i].doc])} for i in order}
+    pending = deque(order)
     batches: list[list[int]] = []
-    pending = order
     while pending:
         batch, seen, deferred = [], set(), []
-        for i in pending:
-            example = ctx.examples[i]
-            keys = {("q", example.query_id), ("d", example.doc), ("qt", example.query),
-                    ("dt", ctx.dataset.corpus.texts[example.doc])}
-            if len(batch) < ctx.batch_size and not keys & seen:
-                batch.append(i)
-                seen |= keys
-            else:
+        while pending and len(batch) < ctx.batch_size:
+            i = pending.popleft()
+            if keys[i] & seen:
                 deferred.append(i)
+            else:
+                batch.append(i)
+                seen |= keys[i]
+        pending.extendleft(reversed(deferred))
         batches.append(batch)
-        pending = deferred
     return batches
 
 

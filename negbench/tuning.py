@@ -52,10 +52,12 @@ def _edges(dist: BaseDistribution) -> list[Any]:
     return [dist.low, dist.high]
 
 
-def build_space(cls: type[Strategy], cfg: StrategyConfig, where: str) -> dict[str, BaseDistribution]:
-    """Merge the strategy's default space with the suite's dimensions; validate every edge value."""
+def build_space(cls: type[Strategy], cfg: StrategyConfig, where: str,
+                suite_dims: dict[str, SearchDim] | None = None) -> dict[str, BaseDistribution]:
+    """Merge the strategy's default space, the suite-wide training dimensions and the strategy's own
+    dimensions (in that order, later wins by name); validate every edge value."""
     space = {k: v for k, v in cls.search_space().items() if k not in cfg.params}
-    for name, dim in cfg.search_space.items():
+    for name, dim in {**(suite_dims or {}), **cfg.search_space}.items():
         field = f"{where}.search_space.{name}"
         if name.startswith(TRAINING_PREFIX):
             if name.removeprefix(TRAINING_PREFIX) not in TUNABLE_TRAINING:

@@ -1,0 +1,588 @@
+"""A self-contained static HTML leaderboard (``index.html``) and ``negbench report``.
+
+The page needs nothing from the network: styles and the sorting script are inline, plots are inline SVG
+(:mod:`negbench.plots`), so it works from ``file://`` and any static host. It carries a strict
+Content-Security-Policy (``default-src 'none'``) whose ``script-src`` / ``style-src`` allow exactly the
+page's one script and one style block by their SHA-256 hashes; there are no inline event handlers or
+``style`` attributes. Every string that comes from a results store goes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import html
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from negbench.errors import DataError
+from negbench.plots import Point, pareto_front, scatter_svg
+from negbench.report import aggregate, leaderboard_markdown, metric_columns, write_text_atomic
+from negbench.results import ResultStore
+from negbench.stats import BETTER, Significance, resolve_baseline, significance
+
+STYLE = """
+:root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--alt:#f6f8fa;--acc:#0969da;--good:#1a7f37;
+--bad:#cf222e}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);
+margin:0 auto;padding:1.5rem;max-width:1280px}
+h1{font-size:1.6rem;margin:.2rem 0 .4rem}
+h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid var(--line);padding-bottom:.3rem}
+h3{font-size:1.05rem;margin:1.2rem 0 .4rem}
+.muted,.note{color:var(--muted)}.note{font-size:.9em}
+nav ul{padding-left:1.2rem;margin:.3rem 0}
+table{border-collapse:collapse;margin:.6rem 0;font-variant-numeric:tabular-nums}
+th,td{border:1px solid var(--line);padding:.3rem .55rem;text-align:right;vertical-align:top}
+th:first-child,td:first-child,td.text,th.text{text-align:left}
+thead th{background:var(--alt);white-space:nowrap}
+tbody tr:nth-child(even){background:var(--alt)}
+th button{font:inherit;font-weight:600;color:inherit;background:none;border:0;padding:0;cursor:pointer}
+th button::after{content:" \\2195";color:var(--muted);font-weight:400}
+th[aria-sort=ascending] button::after{content:" \\25B2";color:var(--acc)}
+th[aria-sort=descending] button::after{content:" \\25BC";color:var(--acc)}
+.ci{color:var(--muted);font-size:.9em}
+.sig{font-weight:700}.sig.better{color:var(--good)}.sig.worse{color:var(--bad)}
+.tag{font-size:.8em;color:var(--muted);border:1px solid var(--line);border-radius:3px;padding:0 .25rem}
+.failed{color:var(--bad)}
+.plots{display:flex;flex-wrap:wrap;gap:1rem}
+figure{margin:0}figcaption{color:var(--muted);font-size:.85em;max-width:480px}
+svg.plot{background:var(--bg);font-size:11px;max-width:100%;height:auto}
+svg .grid{stroke:#eaeef2}svg .frame{fill:none;stroke:#8c959f}
+svg .tick,svg .axis{fill:var(--muted)}svg .axis{font-size:12px}svg .ptitle{font-weight:600;font-size:12px}
+svg .pt{fill:#8c959f;stroke:#fff;stroke-width:1.5}svg .pt.front{fill:var(--acc)}
+svg .front-line{fill:none;stroke:var(--acc);stroke-width:1.5;stroke-dasharray:5 4}
+svg .err{stroke:#8c959f;stroke-width:1.2}svg .leader{stroke:#afb8c1;stroke-width:.8}
+svg .plabel{fill:var(--fg)}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:1rem}
+.card table{width:100%;font-size:.92em}.card thead th{white-space:normal}
+.card{border:1px solid var(--line);border-radius:6px;padding:.2rem .9rem .6rem}.card h3{margin-top:.6rem}
+pre{background:var(--alt);padding:.5rem;overflow:auto;white-space:pre-wrap;max-width:100%}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
+code{font-size:.92em}
+"""
+
+SCRIPT = """
+(function () {
+  "use strict";
+  function key(cell, numeric) {
+    var raw = cell.getAttribute("data-sort");
+    if (raw === null) { raw = cell.textContent; }
+    if (numeric) {
+      var v = parseFloat(raw);
+      return isNaN(v) ? null : v;
+    }
+    return raw.trim().toLowerCase();
+  }
+  function sortBy(table, th, col) {
+    var numeric = th.getAttribute("data-type") === "num";
+    var current = th.getAttribute("aria-sort");
+    var dir = current === "descending" ? "ascending" :
+      (current === "ascending" ? "descending" : (numeric ? "descending" : "ascending"));
+    table.querySelectorAll("thead th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", dir);
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = key(a.cells[col], numeric), y = key(b.cells[col], numeric);
+      if (x === null || y === null) { return x === y ? 0 : (x === null ? 1 : -1); }
+      var c = x < y ? -1 : (x > y ? 1 : 0);
+      return dir === "ascending" ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+  document.querySelectorAll("table.sortable").forEach(function (table) {
+    table.querySelectorAll("thead th").forEach(function (th, col) {
+      var button = th.querySelector("button");
+      if (button) { button.addEventListener("click", function () { sortBy(table, th, col); }); }
+    });
+  });
+})();
+"""
+
+
+def csp_hash(text: str) -> str:
+    """The CSP source expression (``'sha256-…'``) that allows an inline block with exactly ``text``."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def content_security_policy(script: str = SCRIPT, style: str = STYLE) -> str:
+    """No network at all; only the page's own script and style block (by hash); images only as data URIs."""
+    return (
+        f"default-src 'none'; script-src {csp_hash(script)}; style-src {csp_hash(style)}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+
+
+def e(value: object) -> str:
+    """HTML-escape any value (quotes too, so it is safe in attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _fmt(value: Any, digits: int) -> str:
+    f = _num(value)
+    return "–" if f is None else f"{f:,.{digits}f}"
+
+
+def _cell_num(value: Any, digits: int) -> str:
+    f = _num(value)
+    return f'<td data-sort="{"" if f is None else repr(f)}">{_fmt(f, digits)}</td>'
+
+
+def strategy_citation(name: str, reg: Any = None) -> tuple[str | None, str | None]:
+    """``(citation, problem)`` for a registered strategy name; unknown or broken strategies give a problem."""
+    try:
+        if reg is None:
+            from negbench.registry import registry as reg
+        if name not in reg.names():
+            return None, "not registered in this environment (a plugin that is not installed?)"
+        entry = reg.load(name)
+        if entry.cls is None:
+            return None, f"plugin failed to load: {entry.error}"
+        doc = (entry.cls.__doc__ or "").strip().splitlines()
+        return (entry.cls.citation or (doc[0] if doc else None)), None
+    except Exception as exc:  # a report must render even when the registry misbehaves
+        return None, f"registry lookup failed: {type(exc).__name__}: {exc}"
+
+
+def _memory_column(group: pl.DataFrame) -> tuple[str, str]:
+    if "peak_gpu_mb" in group.columns and any((_num(v) or 0) > 0 for v in group["peak_gpu_mb"].to_list()):
+        return "peak_gpu_mb", "peak GPU memory (MB)"
+    return "peak_rss_mb", "peak RSS (MB)"
+
+
+def _metric_cell(rec: dict[str, Any], metric: str, sig: Significance | None) -> str:
+    mean = _num(rec.get(metric))
+    if mean is None:
+        return '<td data-sort="">–</td>'
+    half = _num(rec.get(f"{metric}_ci"))
+    text = f"{mean:.4f}" + (f' <span class="ci">± {half:.4f}</span>' if half is not None else "")
+    if sig is not None and sig.mark:
+        cls = "better" if sig.mark == BETTER else "worse"
+        word = "better" if sig.mark == BETTER else "worse"
+        tip = (
+            f"significantly {word} than the baseline: Holm p = {sig.p_holm:.3g} (raw p = {sig.p_value:.3g}), "
+            f"mean per-query difference {sig.mean_diff:+.4f} over {sig.n} queries"
+        )
+        text += f' <span class="sig {cls}" title="{e(tip)}">{e(sig.mark)}</span>'
+    elif sig is not None:
+        tip = f"not significantly different from the baseline: Holm p = {sig.p_holm:.3g}"
+        return f'<td data-sort="{mean!r}" title="{e(tip)}">{text}</td>'
+    return f'<td data-sort="{mean!r}">{text}</td>'
+
+
+def _table(
+    group: pl.DataFrame,
+    metrics: Sequence[str],
+    sig: dict,
+    base_label: str | None,
+    dataset: str,
+    model: str,
+    show_gpu: bool,
+) -> str:
+    heads = [
+        ("strategy", "text"),
+        ("seeds", "num"),
+        *[(m, "num") for m in metrics],
+        ("train ex/s", "num"),
+        ("train s", "num"),
+        ("peak RSS MB", "num"),
+    ]
+    if show_gpu:
+        heads.append(("peak GPU MB", "num"))
+    heads.append(("status", "text"))
+    out = ['<table class="sortable"><thead><tr>']
+    for label, kind in heads:
+        cls = ' class="text"' if kind == "text" else ""
+        out.append(f'<th scope="col" data-type="{kind}"{cls}><button type="button">{e(label)}</button></th>')
+    out.append("</tr></thead><tbody>")
+    for rec in group.iter_rows(named=True):
+        label = rec["strategy"]
+        tag = ' <span class="tag">baseline</span>' if label == base_label else ""
+        out.append(f'<tr><td class="text" data-sort="{e(label)}">{e(label)}{tag}</td>')
+        out.append(f'<td data-sort="{rec.get("seeds") or 0}">{rec.get("seeds") or 0}</td>')
+        out += [_metric_cell(rec, m, sig.get((dataset, model, label, m))) for m in metrics]
+        out += [
+            _cell_num(rec.get("train_examples_per_s"), 1),
+            _cell_num(rec.get("train_s"), 1),
+            _cell_num(rec.get("peak_rss_mb"), 0),
+        ]
+        if show_gpu:
+            out.append(_cell_num(rec.get("peak_gpu_mb"), 0))
+        status = rec.get("failed") or "ok"
+        cls = "text failed" if status != "ok" else "text"
+        out.append(f'<td class="{cls}" data-sort="{e(status)}">{e(status)}</td></tr>')
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _plots(group: pl.DataFrame, metric: str) -> str:
+    ok = [r for r in group.iter_rows(named=True) if _num(r.get(metric)) is not None]
+    mem_col, mem_label = _memory_column(group)
+    tp = [
+        Point(r["strategy"], _num(r.get("train_examples_per_s")), r[metric], _num(r.get(f"{metric}_ci")))
+        for r in ok
+    ]
+    mem = [Point(r["strategy"], _num(r.get(mem_col)), r[metric], _num(r.get(f"{metric}_ci"))) for r in ok]
+    skipped_tp = [p.label for p in tp if p.x is None]
+    skipped_mem = [p.label for p in mem if p.x is None]
+    tp = [p for p in tp if p.x is not None]
+    mem = [p for p in mem if p.x is not None]
+    figs = []
+    for points, x_label, higher, caption, skipped in (
+        (
+            tp,
+            "training throughput (examples/s)",
+            True,
+            "Pareto front (dashed, blue): no other strategy is both faster and more accurate.",
+            skipped_tp,
+        ),
+        (
+            mem,
+            mem_label,
+            False,
+            "Pareto front (dashed, blue): no other strategy uses less memory and is more accurate.",
+            skipped_mem,
+        ),
+    ):
+        svg = scatter_svg(
+            points, x_label=x_label, y_label=metric, title=f"{metric} vs {x_label}", x_higher_better=higher
+        )
+        front = [
+            points[i].label
+            for i in pareto_front([p.x for p in points], [p.y for p in points], x_higher_better=higher)
+        ]
+        text = caption + (f" On the front: {', '.join(front)}." if front else "")
+        text += f" Not plotted (no value): {', '.join(skipped)}." if skipped else ""
+        text += " Bars: 95% CI over seeds."
+        figs.append(f"<figure>{svg}<figcaption>{e(text)}</figcaption></figure>")
+    return '<div class="plots">' + "".join(figs) + "</div>"
+
+
+def _params_html(values: list[str]) -> str:
+    """Parameters as ``key = value`` code spans (one line per distinct params JSON); raw text if not JSON."""
+    out = []
+    for raw in values:
+        try:
+            params = json.loads(raw) if raw else {}
+        except (TypeError, ValueError):
+            params = None
+        if isinstance(params, dict) and params:
+            pairs = sorted(params.items())
+            out.append(", ".join(f"<code>{e(k)} = {e(json.dumps(v))}</code>" for k, v in pairs))
+        elif isinstance(params, dict):
+            out.append('<span class="muted">defaults (none set)</span>')
+        else:
+            out.append(f"<code>{e(raw)}</code>")
+    return "<br>".join(out) or '<span class="muted">not recorded</span>'
+
+
+def _strategy_sections(rows: pl.DataFrame, reg: Any = None) -> str:
+    out = [
+        '<p class="note">Negative diagnostics (means over seeds): <em>score gap</em> is the base model\'s '
+        "cosine of the positive minus that of each sampled negative (small or negative ⇒ hard negatives); "
+        "<em>labelled-positive share</em> is the share of sampled negatives labelled relevant in some split "
+        '(an estimate of false negatives).</p><div class="cards">'
+    ]
+    for index, label in enumerate(dict.fromkeys(rows["strategy"].to_list())):
+        sub = rows.filter(pl.col("strategy") == label)
+        names = _distinct(sub, "strategy_name")
+        out.append(f'<section class="card" id="strategy-{index}"><h3>{e(label)}</h3><dl>')
+        out.append(f"<dt>registered as</dt><dd>{e(', '.join(names) or 'unknown')}</dd>")
+        for name in names or [label]:
+            citation, problem = strategy_citation(name, reg)
+            if citation:
+                out.append(f"<dt>reference</dt><dd>{e(citation)}</dd>")
+            if problem:
+                out.append(f'<dt>note</dt><dd class="muted">{e(name)}: {e(problem)}</dd>')
+        params = (
+            list(dict.fromkeys(sub["params"].cast(pl.String).fill_null("").to_list()))
+            if "params" in sub.columns
+            else []
+        )
+        out.append(f"<dt>parameters</dt><dd>{_params_html(params)}</dd>")
+        overrides = _training_overrides(rows, sub)
+        if overrides:
+            out.append(f"<dt>training</dt><dd>{overrides}</dd>")
+        trials = (
+            sorted({str(t) for t in sub["trial"].drop_nulls().to_list()}) if "trial" in sub.columns else []
+        )
+        if trials:
+            out.append(f"<dt>tuned</dt><dd>best trial {e(', '.join(trials))} on the dev split</dd>")
+        out.append("</dl>")
+        out.append(_diagnostics(sub))
+        for rec in sub.filter(pl.col("status") != "ok").iter_rows(named=True):
+            where = f"{rec.get('dataset')} · {rec.get('model')} · seed {rec.get('seed')}: {rec.get('status')}"
+            out.append(f'<p class="failed">{e(where)}</p>')
+            if rec.get("error"):
+                out.append(f"<pre>{e(rec['error'])}</pre>")
+        out.append("</section>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def _json_dict(raw: object) -> dict[str, Any] | None:
+    try:
+        value = json.loads(str(raw))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _training_overrides(rows: pl.DataFrame, sub: pl.DataFrame) -> str:
+    """The training settings in which this strategy's runs differ from the most common ones (or "")."""
+    if "training" not in rows.columns:
+        return ""
+    configs = [c for c in (_json_dict(v) for v in rows["training"].drop_nulls().to_list()) if c is not None]
+    if not configs:
+        return ""
+    counts: dict[str, int] = {}
+    for c in configs:
+        key = json.dumps(c, sort_keys=True)
+        counts[key] = counts.get(key, 0) + 1
+    common = json.loads(max(counts, key=lambda k: counts[k]))
+    diffs: dict[str, set[str]] = {}
+    for c in (_json_dict(v) for v in sub["training"].drop_nulls().to_list()):
+        for k, v in (c or {}).items():
+            if common.get(k) != v:
+                diffs.setdefault(k, set()).add(json.dumps(v))
+    return ", ".join(f"<code>{e(k)} = {e(' / '.join(sorted(v)))}</code>" for k, v in sorted(diffs.items()))
+
+
+def _diagnostics(sub: pl.DataFrame) -> str:
+    """A per dataset × model table of the negative diagnostics (or a line saying they do not apply)."""
+    cols = [c for c in ("neg_score_gap", "false_negative_share", "mine_s") if c in sub.columns]
+    ok = sub.filter(pl.col("status") == "ok")
+    if ok.is_empty() or not cols:
+        return ""
+    table = ok.group_by(["dataset", "model"], maintain_order=True).agg(
+        [pl.len().alias("runs")] + [pl.col(c).cast(pl.Float64).mean().alias(c) for c in cols]
+    )
+    mined = [c for c in ("neg_score_gap", "false_negative_share") if c in cols]
+    if all(_num(v) is None for c in mined for v in table[c].to_list()):
+        return '<p class="muted">No mined negatives: diagnostics do not apply.</p>'
+    heads = {
+        "neg_score_gap": "score gap",
+        "false_negative_share": "labelled-positive share",
+        "mine_s": "mining s",
+    }
+    out = ['<table><thead><tr><th class="text">dataset · model</th><th>runs</th>']
+    out += [f"<th>{e(heads[c])}</th>" for c in cols]
+    out.append("</tr></thead><tbody>")
+    for rec in table.iter_rows(named=True):
+        out.append(f'<tr><td class="text">{e(rec["dataset"])} · {e(rec["model"])}</td><td>{rec["runs"]}</td>')
+        out += [f"<td>{_fmt(rec[c], 1 if c == 'mine_s' else 4)}</td>" for c in cols]
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _distinct(rows: pl.DataFrame, col: str) -> list[str]:
+    if col not in rows.columns:
+        return []
+    return sorted({str(v) for v in rows[col].drop_nulls().to_list()})
+
+
+def _provenance(rows: pl.DataFrame, generated: str) -> str:
+    out = ["<dl>"]
+    created = _distinct(rows, "created_at")
+    items = [
+        ("devices", ", ".join(_distinct(rows, "device")) or "unknown"),
+        ("runs", f"{rows.height} ({rows.filter(pl.col('status') == 'ok').height} ok)"),
+        ("run dates", f"{created[0]} … {created[-1]}" if created else "unknown"),
+        ("report generated", generated),
+        ("suites", ", ".join(_distinct(rows, "suite")) or "unknown"),
+        ("git revisions", ", ".join(_distinct(rows, "git_rev")) or "not recorded"),
+        ("config hashes", ", ".join(_distinct(rows, "config_hash")) or "not recorded"),
+    ]
+    out += [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in items]
+    out.append("</dl>")
+    for key, fp, title in (
+        ("dataset", "dataset_fingerprint", "Datasets"),
+        ("model", "model_fingerprint", "Models"),
+    ):
+        if key not in rows.columns:
+            continue
+        out.append(
+            f'<h3>{title}</h3><table><thead><tr><th class="text">{key}</th><th class="text">fingerprint'
+            "</th></tr></thead><tbody>"
+        )
+        for name in _distinct(rows, key):
+            fps = _distinct(rows.filter(pl.col(key) == name), fp) or ["not recorded"]
+            out.append(
+                f'<tr><td class="text">{e(name)}</td><td class="text"><code>{e(", ".join(fps))}</code>'
+                "</td></tr>"
+            )
+        out.append("</tbody></table>")
+    versions: dict[str, set[str]] = {}
+    unparsed: set[str] = set()
+    for raw in _distinct(rows, "versions"):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            for pkg, ver in parsed.items():
+                versions.setdefault(str(pkg), set()).add(str(ver))
+        else:
+            unparsed.add(raw)
+    if versions or unparsed:
+        out.append(
+            '<h3>Library versions</h3><table><thead><tr><th class="text">package</th>'
+            '<th class="text">version(s)</th></tr></thead><tbody>'
+        )
+        for pkg in sorted(versions):
+            vs = sorted(versions[pkg])
+            flag = ' <span class="tag">differs between runs</span>' if len(vs) > 1 else ""
+            out.append(
+                f'<tr><td class="text">{e(pkg)}</td><td class="text">{e(", ".join(vs))}{flag}</td></tr>'
+            )
+        out.append("</tbody></table>")
+        out += [f"<pre>{e(raw)}</pre>" for raw in sorted(unparsed)]
+    return "".join(out)
+
+
+def render_html(
+    rows: pl.DataFrame,
+    per_query: pl.DataFrame | None = None,
+    *,
+    baseline: str = "in-batch",
+    title: str | None = None,
+    alpha: float = 0.05,
+    primary_metric: str | None = None,
+    generated: str | None = None,
+    reg: Any = None,
+) -> str:
+    """The whole ``index.html`` as a string (see the module docstring for what it guarantees)."""
+    generated = generated or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if title is None:
+        suites = _distinct(rows, "suite")
+        title = "negbench · " + ", ".join(suites) if suites else "negbench leaderboard"
+    body: list[str] = [f"<h1>{e(title)}</h1>"]
+    if rows.is_empty():
+        body.append("<p>No results yet.</p>")
+    else:
+        metrics = metric_columns(rows)
+        primary = primary_metric if primary_metric in metrics else (metrics[0] if metrics else None)
+        sig = significance(rows, per_query, baseline, metrics, alpha) if per_query is not None else {}
+        table = aggregate(rows)
+        show_gpu = "peak_gpu_mb" in rows.columns and any(
+            (_num(v) or 0) > 0 for v in rows["peak_gpu_mb"].to_list()
+        )
+        groups = list(table.group_by(["dataset", "model"], maintain_order=True))
+        devices = _distinct(rows, "device")
+        body.append(
+            f'<p class="muted">{rows.height} runs · device: {e(", ".join(devices) or "unknown")} · '
+            f"baseline: {e(baseline)} · generated {e(generated)}</p>"
+        )
+        nav = ["<nav><strong>Contents</strong><ul>"]
+        nav += [f'<li><a href="#dm-{i}">{e(d)} · {e(m)}</a></li>' for i, ((d, m), _) in enumerate(groups)]
+        nav.append(
+            '<li><a href="#strategies">Strategies</a></li><li><a href="#provenance">Provenance</a></li>'
+            '<li><a href="#method">Method</a></li></ul></nav>'
+        )
+        body.append("".join(nav))
+        for i, ((dataset, model), group) in enumerate(groups):
+            here = rows.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
+            base_label = resolve_baseline(here, baseline)
+            body.append(f'<section id="dm-{i}"><h2>{e(dataset)} · {e(model)}</h2>')
+            if base_label is None:
+                body.append(
+                    f'<p class="note">Baseline {e(baseline)} not in these results: no significance marks.</p>'
+                )
+            body.append(_table(group, metrics, sig, base_label, dataset, model, show_gpu))
+            body.append(
+                '<p class="note">Click a column header to sort. Metrics: mean ± 95% CI over seeds. '
+                f'<span class="sig better">{e(BETTER)}</span> / <span class="sig worse">▼</span>: '
+                "significantly better / worse than the baseline (hover for p-values).</p>"
+            )
+            if primary:
+                body.append(_plots(group, primary))
+            body.append("</section>")
+        body.append(
+            '<section id="strategies"><h2>Strategies</h2>' + _strategy_sections(rows, reg) + "</section>"
+        )
+        body.append(
+            '<section id="provenance"><h2>Provenance</h2>' + _provenance(rows, generated) + "</section>"
+        )
+        body.append(
+            '<section id="method"><h2>Method</h2><p>Each row aggregates the finished runs (seeds) of one '
+            "dataset × model × strategy. Metrics are computed on the test split after training; the "
+            "interval is the 95% Student-t confidence interval of the mean over seeds. Significance: "
+            "per-query scores are averaged over seeds, each strategy is compared with the baseline by a "
+            "two-sided Wilcoxon signed-rank test (Pratt's treatment of ties), and the p-values of one "
+            f"dataset × model × metric are Holm-corrected; marks at α = {alpha:g}. Costs (throughput, "
+            "time, memory) are means over seeds.</p></section>"
+        )
+    csp = html.escape(content_security_policy(), quote=False)  # no '"' inside; keep the quotes readable
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
+        f"<title>{e(title)}</title><style>{STYLE}</style></head>\n<body>"
+        + "\n".join(body)
+        + f"\n<script>{SCRIPT}</script></body></html>\n"
+    )
+
+
+def load_store(results_dir: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows, per-query scores) of a results directory; a missing or malformed store is a DataError."""
+    directory = Path(results_dir)
+    store = ResultStore(directory)
+    if not directory.is_dir():
+        raise DataError("results directory not found", file=directory)
+    if not store.results_path.is_file():
+        raise DataError("no results.parquet in this directory", file=directory)
+    rows = store.rows()
+    missing = [c for c in ("dataset", "model", "strategy", "status") if c not in rows.columns]
+    if missing:
+        raise DataError(
+            f"not a negbench results store: missing column(s) {', '.join(missing)}", file=store.results_path
+        )
+    per_query = store.per_query()
+    if not per_query.is_empty():
+        lacking = [c for c in ("run_id", "metric", "query_id", "score") if c not in per_query.columns]
+        if lacking:
+            raise DataError(
+                f"malformed per-query scores: missing column(s) {', '.join(lacking)}",
+                file=store.per_query_path,
+            )
+    return rows, per_query
+
+
+def write_report(
+    results_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    baseline: str = "in-batch",
+    title: str | None = None,
+    alpha: float = 0.05,
+) -> tuple[Path, Path]:
+    """Write ``leaderboard.md`` and ``index.html`` for a results directory; return their paths."""
+    rows, per_query = load_store(results_dir)
+    out = Path(out_dir) if out_dir is not None else Path(results_dir)
+    if title is None:
+        suites = _distinct(rows, "suite")
+        title = "negbench · " + ", ".join(suites) if suites else "negbench leaderboard"
+    pq = per_query if not per_query.is_empty() else None
+    md_path, html_path = out / "leaderboard.md", out / "index.html"
+    write_text_atomic(md_path, leaderboard_markdown(rows, title, pq, baseline, alpha))
+    write_text_atomic(html_path, render_html(rows, pq, baseline=baseline, title=title, alpha=alpha))
+    return md_path, html_path
