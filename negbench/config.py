@@ -56,6 +56,8 @@ class DatasetConfig(_Strict):
         if self.name:
             return self.name
         src = self.source.split(":", 1)[-1].rstrip("/")
+        if self.source.startswith("mteb:"):
+            return src.replace("/", "-")
         return Path(src).name or src
 
 

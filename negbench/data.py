@@ -218,9 +218,14 @@ def resolve_source(cfg: DatasetConfig, data_dirs: list[str] | None = None) -> Pa
     source = cfg.source
     if source.startswith("beir:"):
         return resolve_beir(source.removeprefix("beir:"), data_dirs, checksum=cfg.checksum)
+    if source.startswith("mteb:"):
+        from negbench.download import cache_root
+        from negbench.mteb_tasks import materialize_mteb_task  # imports mteb (slow): only when asked
+
+        return materialize_mteb_task(source.removeprefix("mteb:"), cache_root() / "mteb")
     if ":" in source.split("/")[0] and not Path(source).exists():
         scheme = source.split(":", 1)[0]
-        raise DataError(f"unknown source scheme {scheme!r}: use a directory path or beir:<name>", field="source")
+        raise DataError(f"unknown source scheme {scheme!r}: use a directory path, beir:<name> or mteb:<Task>", field="source")
     path = Path(source).expanduser()
     if not path.is_dir():
         raise DataError(f"directory not found: {path}", field="source")

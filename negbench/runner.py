@@ -83,6 +83,13 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
     if suite.suite.baseline not in labels and "in-batch" in labels:
         raise ConfigError(f"baseline {suite.suite.baseline!r} is not a strategy label of this suite",
                           file=path, field="suite.baseline")
+    if suite.evaluation.mteb_tasks:
+        from negbench.mteb_tasks import check_mteb_tasks
+
+        try:
+            check_mteb_tasks(suite.evaluation.mteb_tasks)
+        except NegbenchError as exc:
+            raise type(exc)(exc.message, file=path, field="evaluation.mteb_tasks") from None
     for i, model_cfg in enumerate(suite.models):
         try:
             resolve_model(model_cfg.spec)
@@ -295,6 +302,18 @@ class SuiteRunner:
                         chunk_size=ev.corpus_chunk_size, ignore_identical_ids=ev.ignore_identical_ids,
                         corpus_embeddings=corpus_embeddings, progress=self.progress)
 
+    def mteb_scores(self, model, model_cfg: ModelConfig, spec: StrategySpec, seed: int, run_id: str):
+        """Main score of each ``[evaluation] mteb_tasks`` task; MTEB's result JSON kept under the run's
+        own directory, with a model name and revision unique to this trained model (no cache sharing)."""
+        from negbench.mteb_tasks import evaluate_with_mteb, mteb_model_identity
+
+        ev = self.suite.evaluation
+        name, revision = mteb_model_identity(model_cfg.display_name, spec.label, self.config_hash, seed)
+        scores = evaluate_with_mteb(model, ev.mteb_tasks, run_dir=self.plan.output_dir / "mteb" / run_id,
+                                    model_name=name, revision=revision, batch_size=ev.batch_size,
+                                    ignore_identical_ids=ev.ignore_identical_ids)
+        return _mteb_columns(scores)
+
     def run_final(self, dataset: RetrievalDataset, model_cfg: ModelConfig, device: str, services: MiningServices,
                   spec: StrategySpec, tuned: TuningOutcome, seed: int, run_id: str):
         """Train with the chosen parameters and evaluate once on test. Returns (row, per-query scores)."""
@@ -333,6 +352,8 @@ class SuiteRunner:
             row.update(result.metrics)
             row["eval_s"] = result.seconds
             per_query = result.per_query
+            if self.suite.evaluation.mteb_tasks:
+                row.update(self.mteb_scores(model, model_cfg, spec, seed, run_id))
             if fit is not None and fit.candidates is not None:
                 gap, share = negative_diagnostics(fit.ctx, strategy.sample(fit.ctx, fit.candidates, 0))
                 row.update(neg_score_gap=gap, false_negative_share=share)
@@ -349,6 +370,10 @@ class SuiteRunner:
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
         return row, per_query
+
+
+def _mteb_columns(scores: dict[str, float]) -> dict[str, float]:
+    return {f"mteb:{task}": float(score) for task, score in scores.items()}
 
 
 @dataclass
