@@ -72,6 +72,93 @@ def run(
 
 @app.command()
 @user_errors
+def worker(
+    suite: Annotated[Path, typer.Argument(help="Suite TOML file.")],
+    storage: Annotated[str | None, typer.Option(help="Shared Optuna/claims storage URL (postgresql://…); "
+                                                     "overrides [tuning] storage.")] = None,
+    gpus: Annotated[str | None, typer.Option(help="Comma-separated GPU ids: one worker process per GPU.")] = None,
+    heartbeat: Annotated[float | None, typer.Option(help="Seconds between claim heartbeats.")] = None,
+    grace: Annotated[float | None, typer.Option(help="Seconds after which a silent worker's claim is taken.")] = None,
+    progress: Annotated[bool, typer.Option(help="Progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Work on SUITE together with any number of other workers sharing one storage (jobs, trials, seeds)."""
+    if gpus:
+        _spawn_gpu_workers(suite, storage, gpus, heartbeat, grace)
+        return
+    _quiet_libraries(verbose)
+    from negbench.claims import ClaimBoard
+    from negbench.runner import SuiteRunner, claims_url, plan_suite
+    from negbench.tracking import Terminated
+
+    plan = plan_suite(suite)
+    if storage:
+        tuning = plan.suite.tuning.model_copy(update={"storage": storage})
+        plan.suite = plan.suite.model_copy(update={"tuning": tuning})
+    tuning = plan.suite.tuning
+    board = ClaimBoard(claims_url(plan), heartbeat_s=heartbeat or tuning.heartbeat_s,
+                       grace_s=grace or tuning.grace_s).start()
+    console.print(f"worker {board.owner} on {plan.suite.suite.name}")
+    try:
+        SuiteRunner(plan, progress=progress and sys.stderr.isatty(), console=console, board=board,
+                    poll_s=min(2.0, board.heartbeat_s)).run()
+    except (KeyboardInterrupt, Terminated):
+        typer.echo("worker interrupted: its claims were released", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        board.stop()
+    console.print(f"worker {board.owner}: no work left")
+
+
+def _spawn_gpu_workers(suite: Path, storage: str | None, gpus: str, heartbeat, grace) -> None:
+    """One ``negbench worker`` process per GPU id, each seeing only its GPU (CUDA_VISIBLE_DEVICES)."""
+    import subprocess
+
+    ids = [g.strip() for g in gpus.split(",") if g.strip()]
+    if not ids or not all(g.isdigit() for g in ids):
+        raise NegbenchError(f"--gpus must be comma-separated GPU ids, got {gpus!r}", field="--gpus")
+    args = [sys.executable, "-m", "negbench", "worker", str(suite)]
+    for flag, value in (("--storage", storage), ("--heartbeat", heartbeat), ("--grace", grace)):
+        if value is not None:
+            args += [flag, str(value)]
+    procs = [subprocess.Popen(args, env={**os.environ, "CUDA_VISIBLE_DEVICES": g}) for g in ids]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise typer.Exit(max(codes))
+
+
+@app.command()
+@user_errors
+def status(
+    suite: Annotated[Path, typer.Argument(help="Suite TOML file.")],
+    storage: Annotated[str | None, typer.Option(help="Storage URL (overrides [tuning] storage).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Per job of SUITE: trials done / running / failed, seeds done, best dev metric."""
+    _quiet_libraries(False)
+    from rich.table import Table
+
+    from negbench.runner import job_status, plan_suite
+
+    plan = plan_suite(suite)
+    if storage:
+        plan.suite = plan.suite.model_copy(update={"tuning": plan.suite.tuning.model_copy(update={"storage": storage})})
+    rows = job_status(plan)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"negbench status · {plan.suite.suite.name}")
+    for col in ("job", "trials done", "running", "failed", "seeds done", f"best dev {plan.suite.tuning.metric}"):
+        table.add_column(col, justify="left" if col == "job" else "right")
+    for r in rows:
+        trials = f"{r['complete'] + r['pruned']}/{r['trials']}" if r["trials"] else "–"
+        best = f"{r['best_dev']:.4f}" if r["best_dev"] is not None else "–"
+        table.add_row(r["job"], trials, str(r["running"]), str(r["failed"]), f"{r['seeds_done']}/{r['seeds']}", best)
+    out.print(table)
+
+
+@app.command()
+@user_errors
 def validate(suite: Annotated[Path, typer.Argument(help="Suite TOML file.")]) -> None:
     """Check SUITE (TOML, fields, strategies and their params, metrics, models) without running it."""
     from negbench.runner import plan_suite

@@ -158,6 +158,8 @@ class TuningConfig(_Strict):
     pruner: Literal["median", "none"] = "median"
     storage: str | None = None
     timeout_s: Annotated[float, Field(gt=0)] | None = None
+    heartbeat_s: Annotated[float, Field(gt=0)] = 10.0  # workers renew their claims this often
+    grace_s: Annotated[float, Field(gt=0)] = 60.0  # a claim this old belongs to a dead worker
     # dimensions searched for every strategy (``training.<field>`` only); a strategy's own wins by name
     search_space: dict[str, SearchDim] = Field(default_factory=dict)
 

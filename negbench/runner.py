@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import optuna
 import torch
 
+from negbench.claims import ClaimBoard
 from negbench.config import DatasetConfig, ModelConfig, Suite, TrainingConfig, load_suite, stable_hash
 from negbench.context import Context
 from negbench.data import RetrievalDataset, load_dataset
@@ -143,8 +145,13 @@ def negative_diagnostics(ctx: Context, negatives: Negatives | None) -> tuple[flo
 class SuiteRunner:
     """Runs a validated :class:`Plan`: per job, tune on dev (if asked), then train and test every seed."""
 
-    def __init__(self, plan: Plan, *, progress: bool = False, console=None) -> None:
+    def __init__(self, plan: Plan, *, progress: bool = False, console=None, board: ClaimBoard | None = None,
+                 poll_s: float = 2.0) -> None:
         self.plan = plan
+        self.board = board
+        self.poll_s = poll_s
+        self._services: dict[tuple[str, str], MiningServices] = {}
+        self._storage = None
         self.suite = plan.suite
         self.progress = progress
         self.console = console
@@ -167,16 +174,20 @@ class SuiteRunner:
 
     # ------------------------------------------------------------------------------------ suite
     def run(self) -> ResultStore:
+        """Every job of the suite in this process; with a claim board, share the work with other workers."""
         self.plan.output_dir.mkdir(parents=True, exist_ok=True)
         datasets = [self.load_dataset(i, cfg) for i, cfg in enumerate(self.suite.datasets)]
+        jobs = [Job(d, m, spec) for d in datasets for m in self.suite.models for spec in self.plan.strategies]
         self.tracker.start()
-        with self.tracker.run(f"suite {self.suite.suite.name}", tags={"kind": "suite",
-                              "config_hash": self.config_hash, "git_rev": self.git_rev or ""}) as suite_run:
+        name = f"suite {self.suite.suite.name}" + (f" worker {self.board.owner}" if self.board else "")
+        with self.tracker.run(name, tags={"kind": "suite", "config_hash": self.config_hash,
+                                          "git_rev": self.git_rev or ""}) as suite_run:
             self.tracker.log_artifact(suite_run, self.plan.path)
-            finished = self.store.finished_ids()
-            for dataset in datasets:
-                for model_cfg in self.suite.models:
-                    self.run_model(dataset, model_cfg, finished)
+            if self.board is None:
+                for job in jobs:
+                    self.run_job(job)
+            else:
+                self.work(jobs)
             board = write_leaderboard(self.store.rows(), self.plan.output_dir / "leaderboard.md",
                                       f"negbench · {self.suite.suite.name}", per_query=self.store.per_query(),
                                       baseline=self.suite.suite.baseline)
@@ -184,67 +195,142 @@ class SuiteRunner:
             self.tracker.log_artifact(suite_run, board)
         return self.store
 
-    def run_model(self, dataset: RetrievalDataset, model_cfg: ModelConfig, finished: set[str]) -> None:
-        device = pick_device(model_cfg.device)
-        services = MiningServices(
-            dataset,
-            lambda cfg=model_cfg, dev=device: load_model(cfg, dev),
-            model_fingerprint(model_cfg.spec, model_cfg.max_seq_length),
-            self.cache_dir,
-            batch_size=model_cfg.batch_size,
-            progress=self.progress,
-        )
-        for spec in self.plan.strategies:
-            job = f"{dataset.name} / {model_cfg.display_name} / {spec.label}"
-            pending = [(seed, run_id_for(self.suite, dataset, model_cfg, spec, seed))
-                       for seed in self.suite.suite.seeds]
-            pending = [(seed, rid) for seed, rid in pending if rid not in finished]
-            if not pending:
-                self.say(f"[dim]skip {job}: every seed already finished[/dim]")
+    def services_for(self, job: Job) -> MiningServices:
+        key = (job.dataset.fingerprint, job.model_cfg.model_dump_json())
+        if key not in self._services:
+            model_cfg, device = job.model_cfg, self.device_for(job)
+            self._services[key] = MiningServices(
+                job.dataset,
+                lambda cfg=model_cfg, dev=device: load_model(cfg, dev),
+                model_fingerprint(model_cfg.spec, model_cfg.max_seq_length),
+                self.cache_dir,
+                batch_size=model_cfg.batch_size,
+                progress=self.progress,
+            )
+        return self._services[key]
+
+    @staticmethod
+    def device_for(job: Job) -> str:
+        return pick_device(job.model_cfg.device)
+
+    def pending_seeds(self, job: Job) -> list[tuple[int, str]]:
+        finished = self.store.finished_ids()
+        ids = [(seed, run_id_for(self.suite, job.dataset, job.model_cfg, job.spec, seed))
+               for seed in self.suite.suite.seeds]
+        return [(seed, rid) for seed, rid in ids if rid not in finished]
+
+    def job_tags(self, job: Job) -> dict[str, str]:
+        return {"kind": "job", "dataset": job.dataset.name, "dataset_fingerprint": job.dataset.fingerprint,
+                "model": job.model_cfg.display_name, "model_fingerprint": self.services_for(job).model_fingerprint,
+                "strategy": job.spec.cls.name, "versions": versions_json()}
+
+    def run_job(self, job: Job) -> None:
+        """Single process: tune (resuming a stored study), then every pending seed."""
+        pending = self.pending_seeds(job)
+        if not pending:
+            self.say(f"[dim]skip {job.name}: every seed already finished[/dim]")
+            return
+        with self.tracker.run(job.name, tags=self.job_tags(job),
+                              params={"strategy_params": json.dumps(job.spec.raw_params)}):
+            tuner = self.tuner_for(job)
+            tuned = tuner.run(self.objective_for(job)) if tuner else TuningOutcome({}, {}, None, None, 0)
+            self.report_tuning(job, tuned)
+            for seed, run_id in pending:
+                self.final_seed(job, tuned, seed, run_id)
+
+    # ------------------------------------------------------------------------------------ workers
+    def work(self, jobs: list[Job]) -> None:
+        """Worker loop: claim trial slots and final seeds until every unit of every job is done.
+
+        Final seeds of a job wait until all its trial slots are done (by any worker). A unit whose holder
+        stopped heart-beating is taken over; a trial left RUNNING by that holder is failed and re-queued.
+        """
+        while True:
+            states = [self.work_on(job) for job in jobs]
+            if all(state == "done" for state in states):
+                return
+            if "progress" not in states:
+                time.sleep(self.poll_s)
+
+    def work_on(self, job: Job) -> str:
+        """One unit of ``job`` if one can be claimed: "progress", "waiting" (others hold units) or "done"."""
+        assert self.board is not None
+        pending = self.pending_seeds(job)
+        if not pending:
+            return "done"
+        tuner = self.tuner_for(job)
+        waiting = False
+        if tuner is not None:
+            for slot in range(self.suite.tuning.n_trials):
+                key = f"trial/{tuner.study_name}/{slot}"
+                claim = self.board.get(key)
+                if claim is not None and claim.state == "done":
+                    continue
+                if self.board.claim(key):
+                    try:
+                        with self.tracker.run(job.name, tags=self.job_tags(job)):
+                            tuner.run_slot(self.objective_for(job), slot)
+                    except BaseException:
+                        self.board.release(key)
+                        raise
+                    self.board.done(key)
+                    return "progress"
+                waiting = True
+            if waiting:
+                return "waiting"
+        tuned = tuner.best() if tuner else TuningOutcome({}, {}, None, None, 0)
+        for seed, run_id in pending:
+            key = f"final/{run_id}"
+            claim = self.board.get(key)
+            if claim is not None and claim.state == "done":
                 continue
-            tags = {"kind": "job", "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
-                    "model": model_cfg.display_name, "model_fingerprint": services.model_fingerprint,
-                    "strategy": spec.cls.name, "versions": versions_json()}
-            with self.tracker.run(job, tags=tags, params={"strategy_params": json.dumps(spec.raw_params)}):
-                tuned = self.tune(dataset, model_cfg, device, services, spec)
-                for seed, run_id in pending:
-                    self.say(f"[bold]{job}[/bold] / seed {seed}")
-                    with self.tracker.run(f"{spec.label} seed {seed}", tags={**tags, "kind": "final"}) as rid:
-                        row, per_query = self.run_final(dataset, model_cfg, device, services, spec, tuned,
-                                                        seed, run_id)
-                        self.tracker.log_params(rid, {"params": row["params"], "seed": seed,
-                                                      "trial": row["trial"]})
-                        self.tracker.log_metrics(rid, {k: v for k, v in row.items() if k not in ("seed", "trial")})
-                        self.tracker.set_tags(rid, {"status": row["status"]})
-                        for step, value in enumerate(row.pop("_losses", [])):
-                            self.tracker.log_metrics(rid, {"train_loss": value}, step=step)
-                    self.store.append(row, per_query)
-                    self.say(f"  → {row['status']}" + "".join(
-                        f"  {m}={row[m]:.4f}" for m in self.suite.evaluation.metrics if row.get(m) is not None))
+            if self.board.claim(key):
+                try:
+                    with self.tracker.run(job.name, tags=self.job_tags(job)):
+                        self.final_seed(job, tuned, seed, run_id)
+                except BaseException:
+                    self.board.release(key)
+                    raise
+                self.board.done(key)
+                return "progress"
+            waiting = True
+        return "waiting" if waiting else "done"
 
     # ------------------------------------------------------------------------------------ stages
     def training_for(self, spec: StrategySpec, overrides: dict[str, Any] | None = None) -> TrainingConfig:
         update = {**self.suite.strategies[spec.index].training, **(overrides or {})}
         return self.suite.training.model_validate({**self.suite.training.model_dump(), **update})
 
-    def tune(self, dataset, model_cfg, device, services, spec: StrategySpec) -> TuningOutcome:
-        """Optuna on the dev split; ``n_trials = 0`` (or an untrained strategy) keeps declared params."""
+    def tuner_for(self, job: Job) -> Tuner | None:
+        """The job's Optuna study, or None when the declared parameters are used as they are."""
         cfg = self.suite.tuning
-        if cfg.n_trials == 0 or not spec.cls.trains or not spec.space:
-            return TuningOutcome({}, {}, None, None, 0)
-        if not dataset.dev:
+        if cfg.n_trials == 0 or not job.spec.cls.trains or not job.spec.space:
+            return None
+        if not job.dataset.dev:
             raise ConfigError("tuning needs a dev split: the dataset has no dev queries", field="tuning")
-        study_name = f"{self.suite.suite.name}/{dataset.name}-{dataset.fingerprint}/" \
-                     f"{model_cfg.display_name}/{spec.label}"
-        tuner = Tuner(cfg, storage_for(cfg, self.plan.output_dir), study_name, seed=self.suite.suite.seeds[0])
-        seed = self.suite.suite.seeds[0]
+        study_name = f"{self.suite.suite.name}/{job.dataset.name}-{job.dataset.fingerprint}/" \
+                     f"{job.model_cfg.display_name}/{job.spec.label}"
+        if self._storage is None:
+            self._storage = storage_for(cfg, self.plan.output_dir)
+        return Tuner(cfg, self._storage, study_name, seed=self.suite.suite.seeds[0])
+
+    def report_tuning(self, job: Job, outcome: TuningOutcome) -> None:
+        if outcome.n_complete:
+            self.say(f"  tuned {job.spec.label}: {outcome.n_complete} complete trial(s), best #{outcome.trial} "
+                     f"dev {self.suite.tuning.metric}={outcome.dev_value:.4f} params={outcome.params} "
+                     f"training={outcome.training}")
+
+    def objective_for(self, job: Job):
+        """The Optuna objective of a job: train on train, score on dev (pruning on per-epoch dev scores)."""
+        cfg = self.suite.tuning
+        dataset, model_cfg, spec = job.dataset, job.model_cfg, job.spec
+        device, services, seed = self.device_for(job), self.services_for(job), self.suite.suite.seeds[0]
 
         def objective(trial: optuna.Trial) -> float:
             values = suggest(trial, spec.space)
             strategy_values, training_values = split_params(values)
             training = self.training_for(spec, training_values)
             strategy = spec.build(strategy_values)
-            pruned: list[int] = []
 
             def epoch_end(model, epoch: int) -> None:
                 if epoch >= training.epochs:
@@ -253,7 +339,6 @@ class SuiteRunner:
                 trial.report(value, epoch)
                 self.tracker.log_metrics(trial_run, {f"dev_{cfg.metric}": value}, step=epoch)
                 if trial.should_prune():
-                    pruned.append(epoch)
                     raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
             with self.tracker.run(f"{spec.label} trial {trial.number}", params=values,
@@ -263,21 +348,34 @@ class SuiteRunner:
                                    on_epoch_end=epoch_end if training.epochs > 1 else None)
                 except optuna.TrialPruned:
                     self.tracker.set_tags(trial_run, {"state": "PRUNED"})
-                    raise_pruned = True
+                    pruned = True
                 else:
-                    raise_pruned = False
-            if raise_pruned:
+                    pruned = False
+                    value = self.score(fit.model, dataset, dataset.dev, [cfg.metric], model_cfg).metrics[cfg.metric]
+                    self.tracker.log_metrics(trial_run, {f"dev_{cfg.metric}": value, "train_s": fit.outcome.train_s})
+                    self.tracker.set_tags(trial_run, {"state": "COMPLETE"})
+            if pruned:
                 raise optuna.TrialPruned()
-            value = self.score(fit.model, dataset, dataset.dev, [cfg.metric], model_cfg).metrics[cfg.metric]
-            self.tracker.log_metrics(trial_run, {f"dev_{cfg.metric}": value, "train_s": fit.outcome.train_s})
-            self.tracker.set_tags(trial_run, {"state": "COMPLETE"})
             self.say(f"  trial {trial.number}: dev {cfg.metric}={value:.4f} {values}")
             return value
 
-        outcome = tuner.run(objective)
-        self.say(f"  tuned {spec.label}: {outcome.n_complete} complete trial(s), best #{outcome.trial} "
-                 f"dev {cfg.metric}={outcome.dev_value} params={outcome.params} training={outcome.training}")
-        return outcome
+        return objective
+
+    def final_seed(self, job: Job, tuned: TuningOutcome, seed: int, run_id: str) -> None:
+        """Train one seed with the chosen parameters, test once, log to MLflow, append the row."""
+        self.say(f"[bold]{job.name}[/bold] / seed {seed}")
+        tags = {**self.job_tags(job), "kind": "final"}
+        with self.tracker.run(f"{job.spec.label} seed {seed}", tags=tags) as rid:
+            row, per_query = self.run_final(job.dataset, job.model_cfg, self.device_for(job), self.services_for(job),
+                                            job.spec, tuned, seed, run_id)
+            self.tracker.log_params(rid, {"params": row["params"], "seed": seed, "trial": row["trial"]})
+            self.tracker.log_metrics(rid, {k: v for k, v in row.items() if k not in ("seed", "trial")})
+            self.tracker.set_tags(rid, {"status": row["status"]})
+            for step, value in enumerate(row.pop("_losses", [])):
+                self.tracker.log_metrics(rid, {"train_loss": value}, step=step)
+        self.store.append(row, per_query)
+        self.say(f"  → {row['status']}" + "".join(
+            f"  {m}={row[m]:.4f}" for m in self.suite.evaluation.metrics if row.get(m) is not None))
 
     def fit(self, dataset, model_cfg, device, services, strategy: Strategy, training: TrainingConfig, seed: int,
             on_epoch_end=None) -> FitResult:
@@ -377,12 +475,65 @@ def _mteb_columns(scores: dict[str, float]) -> dict[str, float]:
 
 
 @dataclass
+class Job:
+    dataset: RetrievalDataset
+    model_cfg: ModelConfig
+    spec: StrategySpec
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset.name} / {self.model_cfg.display_name} / {self.spec.label}"
+
+
+@dataclass
 class FitResult:
     model: Any
     ctx: Context
     candidates: Negatives | None
     outcome: Any
     mine_s: float
+
+
+def claims_url(plan: Plan) -> str:
+    """Where workers claim work: the tuning storage when it is a SQL database, else SQLite in the output."""
+    storage = plan.suite.tuning.storage
+    if storage and storage.split(":", 1)[0].split("+")[0] in {"postgresql", "sqlite", "mysql"}:
+        return storage
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(plan.output_dir / 'claims.db').resolve()}"
+
+
+def job_status(plan: Plan) -> list[dict[str, Any]]:
+    """Per job: trials complete / pruned / running / failed, seeds done, best dev metric (for `negbench status`)."""
+    from optuna.trial import TrialState
+
+    runner = SuiteRunner(plan)
+    datasets = [runner.load_dataset(i, cfg) for i, cfg in enumerate(plan.suite.datasets)]
+    out = []
+    for dataset in datasets:
+        for model_cfg in plan.suite.models:
+            for spec in plan.strategies:
+                job = Job(dataset, model_cfg, spec)
+                seeds = plan.suite.suite.seeds
+                row = {"job": job.name, "seeds_done": len(seeds) - len(runner.pending_seeds(job)),
+                       "seeds": len(seeds), "complete": 0, "pruned": 0, "running": 0, "failed": 0,
+                       "trials": 0, "best_dev": None}
+                tuner = runner.tuner_for(job)
+                if tuner is not None:
+                    row["trials"] = plan.suite.tuning.n_trials
+                    try:
+                        study = optuna.load_study(study_name=tuner.study_name, storage=tuner.storage)
+                    except KeyError:
+                        study = None
+                    if study is not None:
+                        trials = study.get_trials(deepcopy=False)
+                        for key, state in (("complete", TrialState.COMPLETE), ("pruned", TrialState.PRUNED),
+                                           ("running", TrialState.RUNNING), ("failed", TrialState.FAIL)):
+                            row[key] = sum(t.state == state for t in trials)
+                        if row["complete"]:
+                            row["best_dev"] = study.best_value
+                out.append(row)
+    return out
 
 
 def run_suite(path: str | Path, *, progress: bool = False, console=None) -> ResultStore:

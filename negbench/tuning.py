@@ -14,6 +14,7 @@ trials left RUNNING by a killed process are marked FAIL and their parameters re-
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,24 +130,26 @@ class Tuner:
         self.study_name = study_name
         self.seed = seed
 
-    def study(self) -> optuna.Study:
+    def study(self, slot: int = 0) -> optuna.Study:
+        """The stored study, with a sampler seeded by (seed, slot): trial slot ``k`` draws the same random
+        start-up parameters in one process or across many workers."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = (optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=max(2, self.cfg.n_trials // 3))
-                   if self.cfg.sampler == "tpe" else optuna.samplers.RandomSampler(seed=self.seed))
+        seed = self.seed * 1_000_003 + slot
+        sampler = (optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, self.cfg.n_trials // 3))
+                   if self.cfg.sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed))
         pruner = optuna.pruners.MedianPruner(n_startup_trials=2) if self.cfg.pruner == "median" \
             else optuna.pruners.NopPruner()
         return optuna.create_study(storage=self.storage, study_name=self.study_name, sampler=sampler,
                                    pruner=pruner, direction=self.cfg.direction, load_if_exists=True)
 
     @staticmethod
-    def requeue_stale(study: optuna.Study) -> int:
-        """Mark trials left RUNNING by a killed process as FAIL and enqueue their parameters again."""
-        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        for trial in stale:
+    def requeue(study: optuna.Study, trials) -> int:
+        """Mark trials left RUNNING by a dead process as FAIL and enqueue their parameters again."""
+        for trial in trials:
             study._storage.set_trial_user_attr(trial._trial_id, REQUEUED, True)
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
-        return len(stale)
+        return len(trials)
 
     @staticmethod
     def counted(study: optuna.Study) -> int:
@@ -157,14 +160,35 @@ class Tuner:
             for t in study.get_trials(deepcopy=False)
         )
 
+    def run_slot(self, objective: Callable[[optuna.Trial], float], slot: int) -> None:
+        """Run trial slot ``slot`` (one trial). A trial of this slot left RUNNING by a dead holder is
+        failed and its parameters re-queued, so the replacement trial evaluates them."""
+        study = self.study(slot)
+        stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                 if t.user_attrs.get("slot") == slot]
+        if self.requeue(study, stale):
+            log.warning("%s: re-queued trial slot %d left RUNNING by a dead worker", self.study_name, slot)
+
+        def with_slot(trial: optuna.Trial) -> float:
+            trial.set_user_attr("slot", slot)
+            return objective(trial)
+
+        study.optimize(with_slot, n_trials=1, catch=(NonFiniteLossError,), gc_after_trial=True)
+
     def run(self, objective: Callable[[optuna.Trial], float]) -> TuningOutcome:
+        """Single process: re-queue trials a killed run left RUNNING, then fill the remaining slots."""
         study = self.study()
-        if self.requeue_stale(study):
+        if self.requeue(study, study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
             log.warning("%s: re-queued trials left RUNNING by a killed process", self.study_name)
-        remaining = self.cfg.n_trials - self.counted(study)
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, timeout=self.cfg.timeout_s,
-                           catch=(NonFiniteLossError,), gc_after_trial=True)
+        start = time.monotonic()
+        for slot in range(self.counted(study), self.cfg.n_trials):
+            if self.cfg.timeout_s is not None and time.monotonic() - start > self.cfg.timeout_s:
+                break
+            self.run_slot(objective, slot)
+        return self.best()
+
+    def best(self) -> TuningOutcome:
+        study = self.study()
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not complete:
             return TuningOutcome({}, {}, None, None, 0)

@@ -1,0 +1,137 @@
+"""Work claims shared by many workers through one SQL database (PostgreSQL, or SQLite on one machine).
+
+A unit of work (an Optuna trial slot, a final seed) is *claimed* by inserting its key; only one worker's
+insert succeeds. A claim holder renews its heartbeat from a background thread; a claim whose heartbeat is
+older than ``grace_s`` belongs to a dead worker and may be taken over by another (``attempts`` counts
+that). A finished unit is marked ``done`` and is never claimed again.
+
+The table lives in the same database as the Optuna studies when ``[tuning] storage`` is a SQL URL, so one
+URL is all a cluster needs. Written by hand rather than with a queue library: the units are few and
+coarse (minutes each), and one small table in the database the workers already share needs no broker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+claims_table = sa.Table(
+    "negbench_claims",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # running | done
+    sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    owner: str
+    state: str
+    heartbeat: float
+    attempts: int
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class ClaimBoard:
+    """Claims on one database URL for one worker (``owner``)."""
+
+    def __init__(self, url: str, *, owner: str | None = None, heartbeat_s: float = 10.0,
+                 grace_s: float = 60.0) -> None:
+        self.url = url
+        self.owner = owner or worker_id()
+        self.heartbeat_s = heartbeat_s
+        self.grace_s = grace_s
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        metadata.create_all(self.engine, checkfirst=True)
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------------------ heartbeat
+    def start(self) -> ClaimBoard:
+        self._thread = threading.Thread(target=self._beat, name="negbench-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.engine.dispose()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            with self._lock:
+                held = list(self._held)
+            if held:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.update(claims_table)
+                                 .where(claims_table.c.key.in_(held), claims_table.c.owner == self.owner,
+                                        claims_table.c.state == "running")
+                                 .values(heartbeat=time.time()))
+
+    # ------------------------------------------------------------------------------ claims
+    def claim(self, key: str) -> bool:
+        """Take ``key`` if nobody holds it, or if its holder's heartbeat is older than the grace period."""
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(claims_table).values(key=key, owner=self.owner, state="running",
+                                                            heartbeat=now, attempts=1))
+        except sa.exc.IntegrityError:
+            with self.engine.begin() as conn:
+                taken = conn.execute(
+                    sa.update(claims_table)
+                    .where(claims_table.c.key == key, claims_table.c.state == "running",
+                           claims_table.c.heartbeat < now - self.grace_s)
+                    .values(owner=self.owner, heartbeat=now, attempts=claims_table.c.attempts + 1)
+                ).rowcount
+            if taken != 1:
+                return False
+        with self._lock:
+            self._held.add(key)
+        return True
+
+    def done(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(claims_table)
+                         .where(claims_table.c.key == key, claims_table.c.owner == self.owner)
+                         .values(state="done", heartbeat=time.time()))
+        with self._lock:
+            self._held.discard(key)
+
+    def release(self, key: str) -> None:
+        """Give a claim back unfinished (graceful stop): another worker may take it at once."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(claims_table).where(claims_table.c.key == key, claims_table.c.owner == self.owner,
+                                                       claims_table.c.state == "running"))
+        with self._lock:
+            self._held.discard(key)
+
+    def get(self, key: str) -> Claim | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(claims_table).where(claims_table.c.key == key)).first()
+        return None if row is None else Claim(*row)
+
+    def with_prefix(self, prefix: str) -> list[Claim]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(claims_table).where(claims_table.c.key.startswith(prefix))).all()
+        return [Claim(*row) for row in rows]
+
+    def is_stale(self, claim: Claim) -> bool:
+        return claim.state == "running" and claim.heartbeat < time.time() - self.grace_s

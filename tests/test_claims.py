@@ -1,0 +1,42 @@
+"""Claims: one holder per unit, heartbeats keep it, a silent holder's claim is taken over, done is final."""
+
+from __future__ import annotations
+
+import time
+
+from negbench.claims import ClaimBoard
+
+
+def boards(tmp_path, **kw):
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    return ClaimBoard(url, owner="a", **kw), ClaimBoard(url, owner="b", **kw)
+
+
+def test_only_one_worker_gets_a_unit(tmp_path):
+    a, b = boards(tmp_path, grace_s=60)
+    assert a.claim("u1") and not b.claim("u1")
+    assert b.claim("u2")
+    a.done("u1")
+    assert not b.claim("u1")  # done units are never claimed again
+    assert a.get("u1").state == "done" and a.get("u2").owner == "b"
+
+
+def test_silent_holder_is_taken_over_but_a_live_one_is_not(tmp_path):
+    a, b = boards(tmp_path, heartbeat_s=0.05, grace_s=0.5)
+    a.start()
+    assert a.claim("live")
+    time.sleep(0.8)
+    assert not b.claim("live")  # a keeps beating
+    a.stop()  # a dies: no more heartbeats
+    time.sleep(0.8)
+    assert b.claim("live")
+    claim = b.get("live")
+    assert claim.owner == "b" and claim.attempts == 2
+
+
+def test_release_frees_at_once(tmp_path):
+    a, b = boards(tmp_path)
+    assert a.claim("u")
+    a.release("u")
+    assert b.claim("u")
+    assert [c.key for c in b.with_prefix("u")] == ["u"]
