@@ -225,12 +225,14 @@ def resolve_source(cfg: DatasetConfig, data_dirs: list[str] | None = None) -> Pa
         return materialize_mteb_task(source.removeprefix("mteb:"), cache_root() / "mteb")
     if ":" in source.split("/")[0] and not Path(source).exists():
         scheme = source.split(":", 1)[0]
-        raise DataError(f"unknown source scheme {scheme!r}: use a directory path, beir:<name> or mteb:<Task>", field="source")
+        raise DataError(f"unknown source scheme {scheme!r}: use a directory path, beir:<name> or mteb:<Task>",
+                        field="source")
     path = Path(source).expanduser()
     if not path.is_dir():
         raise DataError(f"directory not found: {path}", field="source")
     if not is_beir_dir(path):
-        raise DataError(f"not a BEIR-layout directory (needs corpus.jsonl and queries.jsonl): {path}", field="source")
+        raise DataError(f"not a BEIR-layout directory (needs corpus.jsonl and queries.jsonl): {path}",
+                        field="source")
     return path
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,7 +276,7 @@ def train(
             per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.lr,
             weight_decay=cfg.weight_decay,
-            warmup_steps=int(math.ceil(cfg.warmup_ratio * total_steps)),
+            warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
             max_grad_norm=cfg.max_grad_norm,
             seed=ctx.seed,
             data_seed=ctx.seed,

@@ -35,7 +35,7 @@ class FixedModel:
 def test_identical_ids_dropped_like_beir():
     corpus = Corpus(["q1", "d1", "d2"], ["v1", "v1", "v2"])
     run = retrieve(FixedModel(), corpus, {"q1": "v1"}, ["q1"], 2)
-    assert "q1" not in run["q1"] and list(run["q1"])[0] == "d1"
+    assert "q1" not in run["q1"] and next(iter(run["q1"])) == "d1"
     run = retrieve(FixedModel(), corpus, {"q1": "v1"}, ["q1"], 2, ignore_identical_ids=False)
     assert "q1" in run["q1"]
 

@@ -54,7 +54,7 @@ class CountingRefresh(Strategy):
 
 def test_refresh_runs_on_schedule_and_swaps_negatives(ctx, tiny_model):
     strategy = CountingRefresh()
-    model, outcome = _train(ctx, tiny_model, strategy, strategy.mine(ctx), steps=4)
+    _, outcome = _train(ctx, tiny_model, strategy, strategy.mine(ctx), steps=4)
     assert strategy.state["steps"] == [2, 4]
     assert outcome.refreshes == 2 and outcome.steps == 4
     assert outcome.examples_seen == 4 * 8

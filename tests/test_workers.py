@@ -85,7 +85,8 @@ high = 20
 
 def write_suite(tmp_path, name, toy_data, tiny_model, trials: int) -> Path:
     text = suite_text(toy_data, tiny_model, tmp_path / name, strategies=("none", "in-batch", "random"))
-    text = text.replace('seeds = [0]', 'seeds = [0, 1]').replace("num_negatives = 1", "num_negatives = 1\nmax_steps = 3")
+    text = text.replace("seeds = [0]", "seeds = [0, 1]")
+    text = text.replace("num_negatives = 1", "num_negatives = 1\nmax_steps = 3")
     text += f"\n[tuning]\nn_trials = {trials}\n" + (TUNED if trials else "")
     path = tmp_path / f"{name}.toml"
     path.write_text(text)

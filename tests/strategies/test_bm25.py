@@ -10,7 +10,7 @@ from negbench.strategies.bm25 import BM25Negatives
 def test_candidates_are_the_bm25_window(ctx):
     strategy = BM25Negatives.from_params({"range_min": 2, "range_max": 8, "sampling": "top"})
     cands = strategy.mine(ctx)
-    scores, idx = ctx.services.bm25_topk(ctx.query_ids, 40)
+    _, idx = ctx.services.bm25_topk(ctx.query_ids, 40)
     for i, row in enumerate(ctx.example_query):
         ranked = [int(d) for d in idx[row] if int(d) not in ctx.forbidden(i)]
         assert cands.ids[i].tolist() == ranked[2:8]
@@ -21,7 +21,7 @@ def test_candidates_are_the_bm25_window(ctx):
 
 def test_bm25_prefers_lexical_overlap(ctx):
     # every toy query carries its document's unique tag: BM25 ranks the positive first
-    scores, idx = ctx.services.bm25_topk(ctx.query_ids, 5)
+    _, idx = ctx.services.bm25_topk(ctx.query_ids, 5)
     hits = [ctx.examples[i].doc == idx[row][0] for i, row in enumerate(ctx.example_query)]
     assert np.mean(hits) > 0.8  # far above chance (1/128)
 

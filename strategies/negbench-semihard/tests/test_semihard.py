@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from negbench_semihard import SemiHard
 
 from negbench.testing import StrategyConformance
-from negbench_semihard import SemiHard
 
 
 class TestSemiHardConformance(StrategyConformance):
     strategy_cls = SemiHard
-    params = {"margin": 0.2, "depth": 30}
+    params: ClassVar[dict] = {"margin": 0.2, "depth": 30}
 
 
 def test_candidates_lie_in_the_semi_hard_band(tmp_path):
