@@ -254,46 +254,40 @@ class SuiteRunner:
 
     def work_on(self, job: Job) -> str:
         """One unit of ``job`` if one can be claimed: "progress", "waiting" (others hold units) or "done"."""
-        assert self.board is not None
-        pending = self.pending_seeds(job)
-        if not pending:
+        if not self.pending_seeds(job):
             return "done"
         tuner = self.tuner_for(job)
-        waiting = False
         if tuner is not None:
-            for slot in range(self.suite.tuning.n_trials):
-                key = f"trial/{tuner.study_name}/{slot}"
-                claim = self.board.get(key)
-                if claim is not None and claim.state == "done":
-                    continue
-                if self.board.claim(key):
-                    try:
-                        with self.tracker.run(job.name, tags=self.job_tags(job)):
-                            tuner.run_slot(self.objective_for(job), slot)
-                    except BaseException:
-                        self.board.release(key)
-                        raise
-                    self.board.done(key)
-                    return "progress"
-                waiting = True
-            if waiting:
-                return "waiting"
+            slots = [(f"trial/{tuner.study_name}/{slot}",
+                      lambda slot=slot: tuner.run_slot(self.objective_for(job), slot))
+                     for slot in range(self.suite.tuning.n_trials)]
+            state = self.claim_one(job, slots)
+            if state != "done":
+                return state  # final seeds wait until every trial slot is done
         tuned = tuner.best() if tuner else TuningOutcome({}, {}, None, None, 0)
-        for seed, run_id in pending:
-            key = f"final/{run_id}"
+        seeds = [(f"final/{run_id}", lambda seed=seed, run_id=run_id: self.final_seed(job, tuned, seed, run_id))
+                 for seed, run_id in self.pending_seeds(job)]
+        return self.claim_one(job, seeds)
+
+    def claim_one(self, job: Job, units) -> str:
+        """Run the first of ``units`` (key, fn) this worker can claim; release the claim if it raises."""
+        assert self.board is not None
+        waiting = False
+        for key, fn in units:
             claim = self.board.get(key)
             if claim is not None and claim.state == "done":
                 continue
-            if self.board.claim(key):
-                try:
-                    with self.tracker.run(job.name, tags=self.job_tags(job)):
-                        self.final_seed(job, tuned, seed, run_id)
-                except BaseException:
-                    self.board.release(key)
-                    raise
-                self.board.done(key)
-                return "progress"
-            waiting = True
+            if not self.board.claim(key):
+                waiting = True
+                continue
+            try:
+                with self.tracker.run(job.name, tags=self.job_tags(job)):
+                    fn()
+            except BaseException:
+                self.board.release(key)
+                raise
+            self.board.done(key)
+            return "progress"
         return "waiting" if waiting else "done"
 
     # ------------------------------------------------------------------------------------ stages

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.distributions import IntDistribution
 
 from negbench.context import Context
 from negbench.strategies._windows import check_window
-from negbench.strategies.bm25 import window, window_sample
-from negbench.strategy import Negatives, Strategy
+from negbench.strategies.dense import DenseNegatives
+from negbench.strategy import Negatives
 
 
 @dataclass(frozen=True)
@@ -35,34 +35,20 @@ class ANCEParams:
             raise ValueError(f"refresh_every must be >= 1 step, got {self.refresh_every}")
 
 
-class ANCE(Strategy):
+class ANCE(DenseNegatives):
+    """The ``dense`` window, re-mined with the model under training every ``refresh_every`` steps."""
+
     name = "ance"
     citation = "Xiong et al. 2021, ANCE; Zhan et al. 2021, ADORE (dynamic re-mining with the trained model)."
-    requires = frozenset({"dense"})
     Params = ANCEParams
 
     @classmethod
     def search_space(cls):
-        return {
-            "range_min": IntDistribution(0, 20),
-            "range_max": IntDistribution(30, 100),
-            "sampling": CategoricalDistribution(["top", "random"]),
-            "refresh_every": IntDistribution(10, 200, log=True),
-        }
-
-    def _mine_with(self, ctx: Context, model) -> Negatives:
-        depth = self.params.range_max + 32
-        return window(ctx.dense_candidates(depth, model), self.params.range_min, self.params.range_max)
-
-    def mine(self, ctx: Context) -> Negatives:
-        return self._mine_with(ctx, None)
-
-    def sample(self, ctx: Context, candidates: Negatives, epoch: int) -> Negatives:
-        return window_sample(ctx, candidates, epoch, self.params.sampling)
+        return {**super().search_space(), "refresh_every": IntDistribution(10, 200, log=True)}
 
     def refresh_due(self, step: int) -> bool:
         return step > 0 and step % self.params.refresh_every == 0
 
     def refresh(self, ctx: Context, step: int) -> Negatives:
         self.state["refreshed_at"] = [*self.state.get("refreshed_at", []), step]
-        return self._mine_with(ctx, ctx.model)
+        return self.mine_window(ctx, ctx.model)

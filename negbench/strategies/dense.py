@@ -7,30 +7,15 @@ Reference: Xiong et al. 2021 (ANCE) §3 for static dense negatives; the recipe o
 
 from __future__ import annotations
 
-from optuna.distributions import CategoricalDistribution, IntDistribution
-
 from negbench.context import Context
-from negbench.strategies.bm25 import WindowParams, window, window_sample
-from negbench.strategy import Negatives, Strategy
+from negbench.strategies._windows import RankWindowStrategy
+from negbench.strategy import Negatives
 
 
-class DenseNegatives(Strategy):
+class DenseNegatives(RankWindowStrategy):
     name = "dense"
     citation = "Xiong et al. 2021 (ANCE, static variant); FlagEmbedding / sentence-transformers hard-negative mining."
     requires = frozenset({"dense"})
-    Params = WindowParams
 
-    @classmethod
-    def search_space(cls):
-        return {
-            "range_min": IntDistribution(0, 20),
-            "range_max": IntDistribution(30, 100),
-            "sampling": CategoricalDistribution(["top", "random"]),
-        }
-
-    def mine(self, ctx: Context) -> Negatives:
-        depth = self.params.range_max + 32
-        return window(ctx.dense_candidates(depth), self.params.range_min, self.params.range_max)
-
-    def sample(self, ctx: Context, candidates: Negatives, epoch: int) -> Negatives:
-        return window_sample(ctx, candidates, epoch, self.params.sampling)
+    def ranked(self, ctx: Context, depth: int, model=None) -> Negatives:
+        return ctx.dense_candidates(depth, model)

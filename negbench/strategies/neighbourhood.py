@@ -23,7 +23,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from negbench.context import Context
 from negbench.strategies._clustering import kmeans, seed_of
-from negbench.strategies.bm25 import window_sample
+from negbench.strategies._windows import window_sample
 from negbench.strategy import Negatives, Strategy
 
 

@@ -32,7 +32,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from negbench.context import Context
 from negbench.search import encode
 from negbench.strategies._clustering import balanced_clusters, normalise, pack
-from negbench.strategies.bm25 import window_sample
+from negbench.strategies._windows import window_sample
 from negbench.strategy import Negatives, Strategy
 
 

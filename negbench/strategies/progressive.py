@@ -31,7 +31,7 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from negbench.context import Context
-from negbench.strategies.bm25 import window, window_sample
+from negbench.strategies._windows import window, window_sample
 from negbench.strategy import Negatives, Strategy
 
 
