@@ -42,6 +42,21 @@ class Claim:
     attempts: int
 
 
+def retry_schema_race(create, attempts: int = 8):
+    """Run a schema-creating call, retrying when another worker creates the same tables at the same moment
+    (PostgreSQL reports the loser's CREATE TABLE/TYPE as a unique or duplicate-object violation)."""
+    import random
+
+    for attempt in range(attempts):
+        try:
+            return create()
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random() * 0.8)
+    return None
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -56,7 +71,7 @@ class ClaimBoard:
         self.heartbeat_s = heartbeat_s
         self.grace_s = grace_s
         self.engine = sa.create_engine(url, pool_pre_ping=True)
-        metadata.create_all(self.engine, checkfirst=True)
+        retry_schema_race(lambda: metadata.create_all(self.engine, checkfirst=True))
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -103,6 +103,10 @@ def suggest(trial: optuna.Trial, space: dict[str, BaseDistribution]) -> dict[str
 
 def storage_for(cfg: TuningConfig, output_dir: Path) -> optuna.storages.BaseStorage | str:
     if cfg.storage:
+        if "://" in cfg.storage and not cfg.storage.startswith(("redis", "file")):
+            from negbench.claims import retry_schema_race
+
+            return retry_schema_race(lambda: optuna.storages.RDBStorage(cfg.storage))
         return cfg.storage
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
