@@ -46,9 +46,10 @@ class Tracker:
         os.environ.setdefault("DO_NOT_TRACK", "true")
         import logging
 
+        from mlflow.tracking import MlflowClient  # mlflow configures its loggers on import: quiet them after
+
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         logging.getLogger("alembic").setLevel(logging.ERROR)
-        from mlflow.tracking import MlflowClient
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
