@@ -20,7 +20,6 @@ from negbench.data import RetrievalDataset
 from negbench.search import encode, exact_topk
 
 log = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -124,6 +123,7 @@ class MiningServices:
         """BM25 (bm25s, Lucene variant, English stopwords) top-k corpus indices per query."""
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
         k = min(k, len(self.dataset.corpus))
         key = f"{self.dataset.fingerprint}-bm25-topk-{k}-{_digest(qids)}"
 
