@@ -29,6 +29,7 @@ class Context:
     steps_per_epoch: int | None = None  # set by the training loop before the first step
     total_steps: int | None = None
     extras: dict = field(default_factory=dict)
+    _forbidden: dict[int, set[int]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------ randomness
     def rng(self, *keys: object) -> np.random.Generator:
@@ -53,21 +54,29 @@ class Context:
         return np.array([e.doc for e in self.examples], dtype=np.int64)
 
     def forbidden(self, i: int) -> set[int]:
-        """Corpus indices that must never be a negative of example ``i``: its query's labelled positives."""
-        example = self.examples[i]
-        return self.dataset.positives.get(example.query_id, set()) | {example.doc}
+        """Corpus indices that must never be a negative of example ``i``: its query's labelled positives.
+
+        Built once per example (it is asked for every candidate of every example); do not mutate it.
+        """
+        cached = self._forbidden.get(i)
+        if cached is None:
+            example = self.examples[i]
+            cached = self._forbidden[i] = self.dataset.positives.get(example.query_id, set()) | {example.doc}
+        return cached
 
     def exclude_positives(self, i: int, ids: np.ndarray, scores: np.ndarray | None = None):
-        keep = np.array([int(d) not in self.forbidden(i) for d in ids], dtype=bool)
+        forbidden = self.forbidden(i)
+        keep = np.array([int(d) not in forbidden for d in ids], dtype=bool)
         return (ids[keep], None if scores is None else scores[keep])
 
     def fill_random(self, i: int, ids: np.ndarray, epoch: int = 0) -> np.ndarray:
         """Exactly ``num_negatives`` ids for example ``i``: ``ids`` (deduplicated) topped up at random."""
         k = self.num_negatives
-        out = list(dict.fromkeys(int(d) for d in ids if int(d) not in self.forbidden(i)))[:k]
+        forbidden = self.forbidden(i)
+        out = list(dict.fromkeys(int(d) for d in ids if int(d) not in forbidden))[:k]
         if len(out) < k:
             rng = self.rng("fill", i, epoch)
-            taken = set(out) | self.forbidden(i)
+            taken = set(out) | forbidden
             n_docs = len(self.dataset.corpus)
             if n_docs - len(taken) < k - len(out):
                 raise ValueError(f"corpus too small for {k} negatives of example {i}")
