@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-from negbench.data import RetrievalDataset, TrainingExample
+from negbench.data import RetrievalDataset, TrainingExample, normalise_query
 from negbench.mining import MiningServices
 from negbench.strategy import Negatives
 
@@ -54,14 +54,22 @@ class Context:
         return np.array([e.doc for e in self.examples], dtype=np.int64)
 
     def forbidden(self, i: int) -> set[int]:
-        """Corpus indices that must never be a negative of example ``i``: its query's labelled positives.
+        """Corpus indices that must never be a negative of example ``i``.
 
-        Built once per example (it is asked for every candidate of every example); do not mutate it.
+        Its own positive and every labelled positive (train and dev) of every query with the same normalised
+        text: twins (other ids, identical text) are one query, so one twin's positive is never mined, sampled
+        or left in the softmax as a negative of the other. Built once per example (it is asked for every
+        candidate of every example); do not mutate it.
         """
         cached = self._forbidden.get(i)
         if cached is None:
             example = self.examples[i]
-            cached = self._forbidden[i] = self.dataset.positives.get(example.query_id, set()) | {example.doc}
+            dataset = self.dataset
+            cached = self._forbidden[i] = (
+                dataset.positives_by_text.get(normalise_query(example.query), set())
+                | dataset.positives.get(example.query_id, set())
+                | {example.doc}
+            )
         return cached
 
     def exclude_positives(self, i: int, ids: np.ndarray, scores: np.ndarray | None = None):

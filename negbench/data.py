@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -85,6 +86,14 @@ class RetrievalDataset:
                 out.setdefault(qid, set()).update(
                     self.corpus.index[d] for d, rel in docs.items() if rel > 0 and d in self.corpus.index
                 )
+        return out
+
+    @cached_property
+    def positives_by_text(self) -> dict[str, set[int]]:
+        """:attr:`positives` pooled per normalised query text: twins (same text, other id) share them."""
+        out: dict[str, set[int]] = {}
+        for qid, docs in self.positives.items():
+            out.setdefault(query_key(qid, self.queries), set()).update(docs)
         return out
 
     def training_examples(self, split: str = "train") -> list[TrainingExample]:
@@ -185,18 +194,60 @@ def _rank_key(seed_text: str, item: str) -> str:
     return hashlib.sha256(f"{seed_text}\0{item}".encode()).hexdigest()
 
 
-def carve_dev(train: Qrels, fraction: float, salt: str = "dev") -> tuple[Qrels, Qrels]:
-    """Move a deterministic ``fraction`` of train queries into a dev split (hash order, seed-free)."""
-    qids = sorted(train, key=lambda q: _rank_key(salt, q))
-    n_dev = max(1, round(len(qids) * fraction)) if len(qids) > 1 else 0
-    dev_ids = set(qids[:n_dev])
+def normalise_query(text: str) -> str:
+    """Query text as compared for twins: runs of whitespace collapsed to one space, ends stripped."""
+    return " ".join(text.split())
+
+
+def query_key(qid: str, queries: dict[str, str]) -> str:
+    """What makes two query ids the same query: the normalised text (the id itself if it has no text)."""
+    text = queries.get(qid)
+    return normalise_query(text) if text is not None else f"\0id:{qid}"
+
+
+def query_groups(qids: Iterable[str], queries: dict[str, str], salt: str) -> list[list[str]]:
+    """``qids`` grouped by :func:`query_key` (twins together), groups in hash order of their first member.
+
+    A group without twins ranks exactly where its one id ranked before grouping, so datasets without twins
+    split as they always did.
+    """
+    groups: dict[str, list[str]] = {}
+    for qid in qids:
+        groups.setdefault(query_key(qid, queries), []).append(qid)
+    ranked = [sorted(group, key=lambda q: _rank_key(salt, q)) for group in groups.values()]
+    return sorted(ranked, key=lambda group: _rank_key(salt, group[0]))
+
+
+def carve_dev(train: Qrels, queries: dict[str, str], fraction: float, salt: str = "dev") -> tuple[Qrels, Qrels]:
+    """Move a deterministic ``fraction`` of train queries into a dev split (hash order, seed-free).
+
+    Whole groups of identical (normalised) query text move together, so no twin is left in train to leak
+    its dev twin's answers; the dev size is ``fraction`` of the queries as closely as the groups allow.
+    """
+    groups = query_groups(train, queries, salt)
+    target = max(1, round(len(train) * fraction)) if len(groups) > 1 else 0
+    dev_ids: set[str] = set()
+    for group in groups:
+        if 2 * (target - len(dev_ids)) > len(group):  # taking the group brings dev closer to the target
+            dev_ids.update(group)
+    if target and not dev_ids:  # every group is over twice the target: the first one
+        dev_ids.update(groups[0])
     return {q: d for q, d in train.items() if q not in dev_ids}, {q: d for q, d in train.items() if q in dev_ids}
 
 
-def _limit(qrels: Qrels, limit: int | None, salt: str) -> Qrels:
+def _limit(qrels: Qrels, limit: int | None, salt: str, queries: dict[str, str] | None = None) -> Qrels:
+    """At most ``limit`` queries in hash order, twin groups kept whole (one group if none fits)."""
     if limit is None or len(qrels) <= limit:
         return qrels
-    keep = set(sorted(qrels, key=lambda q: _rank_key(salt, q))[:limit])
+    groups = query_groups(qrels, queries or {}, salt)
+    keep: set[str] = set()
+    for group in groups:
+        if len(keep) + len(group) <= limit:
+            keep.update(group)
+            if len(keep) == limit:
+                break
+    if not keep:
+        keep.update(groups[0])
     return {q: d for q, d in qrels.items() if q in keep}
 
 
@@ -255,11 +306,15 @@ def load_dataset(
         train = read_qrels(train_path, corpus.index, queries, warnings)
     if train and cfg.dev_split:
         dev = read_qrels(qrels_dir / f"{cfg.dev_split}.tsv", corpus.index, queries, warnings)
-        train = {q: d for q, d in train.items() if q not in dev}
+        dev_keys = {query_key(q, queries) for q in dev}  # a twin of a dev query is a dev query too
+        kept = {q: d for q, d in train.items() if query_key(q, queries) not in dev_keys}
+        if dropped := sum(q not in dev for q in train) - len(kept):
+            warnings["train query with the text of a dev query"] += dropped
+        train = kept
     elif train:
-        train, dev = carve_dev(train, cfg.dev_fraction)
-    train = _limit(train, cfg.max_train_queries, "train")
-    dev = _limit(dev, cfg.max_dev_queries, "dev")
+        train, dev = carve_dev(train, queries, cfg.dev_fraction)
+    train = _limit(train, cfg.max_train_queries, "train", queries)
+    dev = _limit(dev, cfg.max_dev_queries, "dev", queries)
     test_path = qrels_dir / f"{cfg.test_split}.tsv"
     if not test_path.is_file():
         raise DataError("missing qrels file", file=test_path)
@@ -268,7 +323,7 @@ def load_dataset(
     if cfg.max_corpus is not None and cfg.max_corpus < len(corpus):
         # Subsets keep every document judged for the kept queries, then fill with a fixed sample.
         # The test split's documents are kept too, reading only its document ids.
-        test_docs = _test_doc_ids(test_path, cfg.max_test_queries)
+        test_docs = _test_doc_ids(test_path, cfg.max_test_queries, queries, corpus.index)
         needed = {d for split in (train, dev) for docs in split.values() for d in docs} | test_docs
         needed_idx = sorted(corpus.index[d] for d in needed if d in corpus.index)
         rest = np.setdiff1d(np.arange(len(corpus)), needed_idx)
@@ -279,13 +334,14 @@ def load_dataset(
 
     files = [root / "corpus.jsonl", root / "queries.jsonl", *sorted(qrels_dir.glob("*.tsv"))]
     subset = f"{cfg.train_split}|{cfg.dev_split}|{cfg.dev_fraction}|{cfg.test_split}|{cfg.max_corpus}|" + (
-        f"{cfg.max_train_queries}|{cfg.max_dev_queries}|{cfg.max_test_queries}"
+        f"{cfg.max_train_queries}|{cfg.max_dev_queries}|{cfg.max_test_queries}|splits by query text"
     )
     fingerprint = hashlib.sha256(f"{file_digest(files)}|{subset}".encode()).hexdigest()[:16]
 
     def load_test() -> Qrels:
         test_warnings: Counter = Counter()
-        test = _limit(read_qrels(test_path, corpus.index, queries, test_warnings), cfg.max_test_queries, "test")
+        test = _limit(read_qrels(test_path, corpus.index, queries, test_warnings), cfg.max_test_queries, "test",
+                      queries)
         warnings.update(test_warnings)
         return test
 
@@ -304,12 +360,13 @@ def load_dataset(
     return dataset
 
 
-def _test_doc_ids(path: Path, max_queries: int | None) -> set[str]:
+def _test_doc_ids(path: Path, max_queries: int | None, queries: dict[str, str], corpus_ids: dict[str, int]) -> set[str]:
+    """Document ids of the test queries the final evaluation will keep (same rows and limit as it)."""
     rows: dict[str, set[str]] = {}
     with path.open(encoding="utf-8") as fh:
         for line in fh:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 3 and parts[2].strip().lstrip("-").isdigit():
-                rows.setdefault(parts[0].strip(), set()).add(parts[1].strip())
-    kept = _limit({q: {} for q in rows}, max_queries, "test")  # type: ignore[arg-type]
+            parts = [p.strip() for p in line.rstrip("\n").split("\t")]
+            if len(parts) == 3 and parts[2].lstrip("-").isdigit() and parts[0] in queries and parts[1] in corpus_ids:
+                rows.setdefault(parts[0], set()).add(parts[1])
+    kept = _limit({q: {} for q in rows}, max_queries, "test", queries)  # type: ignore[arg-type]
     return {d for q in kept for d in rows[q]}

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from negbench.config import DatasetConfig
-from negbench.data import carve_dev, load_dataset
+from negbench.data import _limit, _rank_key, carve_dev, load_dataset, normalise_query
 from negbench.errors import DataError
 
 
@@ -29,7 +29,102 @@ def test_loads_toy_and_carves_dev(beir):
 
 def test_dev_carving_is_deterministic():
     train = {f"q{i}": {"d": 1} for i in range(50)}
-    assert carve_dev(train, 0.2) == carve_dev(dict(reversed(list(train.items()))), 0.2)
+    queries = {q: f"text {q}" for q in train}
+    assert carve_dev(train, queries, 0.2) == carve_dev(dict(reversed(list(train.items()))), queries, 0.2)
+
+
+def _twin_qrels(n_groups: int = 60, seed: int = 0) -> tuple[dict, dict[str, str], list[set[str]]]:
+    """Train qrels in which about a third of the queries come as twins or triplets (whitespace variants)."""
+    rng = __import__("random").Random(seed)
+    train, queries, groups = {}, {}, []
+    for g in range(n_groups):
+        size = rng.choice([1, 1, 1, 1, 2, 2, 3])
+        ids = {f"q{g}-{m}" for m in range(size)}
+        for m, qid in enumerate(sorted(ids)):
+            queries[qid] = f"claim {g} is true" if m == 0 else f"  claim {g}\tis  true "
+            train[qid] = {f"d{g}-{m}": 1}
+        groups.append(ids)
+    return train, queries, groups
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.2, 0.33, 0.5])
+def test_dev_carving_never_splits_twins(fraction):
+    train, queries, groups = _twin_qrels()
+    for salt in (f"dev{i}" for i in range(40)):
+        rest, dev = carve_dev(train, queries, fraction, salt)
+        assert rest and dev and rest.keys() | dev.keys() == train.keys() and not rest.keys() & dev.keys()
+        for group in groups:
+            assert group <= dev.keys() or group <= rest.keys()
+        assert abs(len(dev) - round(len(train) * fraction)) <= 1  # as close as the groups allow
+
+
+def test_dev_carving_without_twins_is_the_old_hash_prefix():
+    train = {f"q{i}": {"d": 1} for i in range(57)}
+    queries = {q: f"text {q}" for q in train}
+    for fraction in (0.1, 0.25):
+        _, dev = carve_dev(train, queries, fraction)
+        assert set(dev) == set(sorted(train, key=lambda q: _rank_key("dev", q))[: round(57 * fraction)])
+
+
+def test_limit_keeps_twin_groups_whole():
+    train, queries, groups = _twin_qrels()
+    for limit in (1, 7, 20, 33):
+        kept = _limit(train, limit, "train", queries)
+        assert 0 < len(kept) <= max(limit, 3)
+        assert all(group <= kept.keys() or not group & kept.keys() for group in groups)
+        if limit >= 3:
+            assert len(kept) == limit  # singletons fill what a twin group could not
+
+
+def _add_twins(beir, pairs: list[tuple[str, str]]) -> None:
+    """Give each train query ``original`` a twin query ``twin`` (same text, extra whitespace, another positive)."""
+    rows = [json.loads(line) for line in (beir / "queries.jsonl").read_text().splitlines()]
+    text = {r["_id"]: r["text"] for r in rows}
+    with (beir / "queries.jsonl").open("a") as fh:
+        for original, twin in pairs:
+            fh.write(json.dumps({"_id": twin, "text": " " + text[original].replace(" ", "  ")}) + "\n")
+    with (beir / "qrels" / "train.tsv").open("a") as fh:
+        for original, twin in pairs:  # the toy's query qN answers dN; its twin answers the next document
+            fh.write(f"{twin}\td{(int(original[1:]) + 1) % 128}\t1\n")
+
+
+def _train_ids(beir) -> list[str]:
+    lines = (beir / "qrels" / "train.tsv").read_text().splitlines()[1:]
+    return list(dict.fromkeys(line.split("\t")[0] for line in lines))
+
+
+def test_load_dataset_keeps_twins_on_one_side(beir):
+    originals = _train_ids(beir)[:40]
+    _add_twins(beir, [(q, f"{q}-twin") for q in originals])
+    ds = load_dataset(DatasetConfig(source=str(beir), dev_fraction=0.3))
+    assert not ds.warnings and abs(len(ds.dev) - round((len(ds.train) + len(ds.dev)) * 0.3)) <= 1
+    for q in originals:
+        assert (q in ds.dev) == (f"{q}-twin" in ds.dev) and (q in ds.train) == (f"{q}-twin" in ds.train)
+    assert ds.positives_by_text[normalise_query(ds.queries[originals[0]])] == (
+        ds.positives[originals[0]] | ds.positives[f"{originals[0]}-twin"])
+
+
+def test_given_dev_split_takes_the_train_twins_of_its_queries(beir):
+    train_ids = _train_ids(beir)
+    dev_ids = train_ids[:5]
+    lines = (beir / "qrels" / "train.tsv").read_text().splitlines()
+    for split, keep in (("dev", True), ("train", False)):
+        rows = [x for x in lines[1:] if (x.split("\t")[0] in dev_ids) == keep]
+        (beir / "qrels" / f"{split}.tsv").write_text("\n".join(lines[:1] + rows) + "\n")
+    _add_twins(beir, [(q, f"{q}-twin") for q in dev_ids])
+    ds = load_dataset(DatasetConfig(source=str(beir), dev_split="dev"))
+    assert set(ds.dev) == set(dev_ids) and not any(q.endswith("-twin") for q in ds.train)
+    assert ds.warnings["train query with the text of a dev query"] == 5
+
+
+def test_scifact_twins_stay_on_one_side_of_the_dev_split(scifact):
+    for fraction in (0.1, 0.2, 0.5):
+        ds = load_dataset(DatasetConfig(source=str(scifact), dev_fraction=fraction))
+        sides: dict[str, set[str]] = {}
+        for side, qrels in (("train", ds.train), ("dev", ds.dev)):
+            for q in qrels:
+                sides.setdefault(normalise_query(ds.queries[q]), set()).add(side)
+        assert all(len(s) == 1 for s in sides.values())
 
 
 def test_bad_json_line_reports_file_and_line(beir):
