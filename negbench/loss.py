@@ -7,12 +7,15 @@ References:
       used through sentence-transformers' ``CachedLossMixin`` when ``mini_batch_size`` is set.
 
 Inputs:
-    Columns ``query, positive, negative_0 … negative_{K-1}``; the ``label`` column carries each row's
-    training-example index so the loss can mask labelled positives and strategies can keep per-pair state.
+    Columns ``query, positive, negative_0 … negative_{K-1}``. The ``label`` column is a ``(B, 2 + K)`` tensor
+    made by the collator from the very documents it put into the batch: each row's training-example index,
+    then the corpus ids of its positive and of its ``K`` negatives. The ids travel with the batch, so the loss
+    never looks them up later (a refresh between collation and the loss cannot mislabel a column).
 
 Formula (identical for every strategy): for row ``i`` with logits ``s = scale · cos(q_i, d_j)`` over the
 batch's documents (minus masked columns) plus any extra logits, ``ℓ_i = −log softmax(s)[target_i]`` and
-the loss is ``mean_i(w_i · ℓ_i)``.
+the loss is ``mean_i(w_i · ℓ_i)``. A document that fills several columns of a batch (another row's
+positive mined again as a negative, say) counts once per row: its later columns are masked.
 """
 
 from __future__ import annotations
@@ -34,8 +37,6 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
     Args:
         model: the SentenceTransformer being trained.
         scale: logit scale, fixed by the suite for every strategy (20 ⇔ temperature 0.05).
-        doc_ids_of: maps a LongTensor of example indices to a ``(B, 1+K)`` LongTensor of corpus indices
-            (positive first, then the negatives currently assigned to each example).
         forbidden_of: maps an example index to the set of corpus indices labelled positive for its query.
         on_logits: the strategy's hook.
         mini_batch_size: if set, GradCache: embed in mini-batches of this size with cached gradients.
@@ -45,7 +46,6 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         self,
         model,
         scale: float,
-        doc_ids_of: Callable[[Tensor], Tensor],
         forbidden_of: Callable[[int], set[int]],
         on_logits: Callable[[LogitView], LogitView] = lambda view: view,
         mini_batch_size: int | None = None,
@@ -53,13 +53,13 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         super().__init__()
         self.model = model
         self.scale = scale
-        self.doc_ids_of = doc_ids_of
         self.forbidden_of = forbidden_of
         self.on_logits = on_logits
         self.mini_batch_size = mini_batch_size or 0
         self.uses_gradient_cache = bool(mini_batch_size)
         self.step = 0
         self.rows_seen = 0  # training rows that reached the loss (the data loader may prefetch more)
+        self.batch_sizes: list[int] = []  # rows of every training batch that reached the loss
         self.last_view: LogitView | None = None
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
@@ -73,11 +73,15 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         query = F.normalize(columns[0], dim=-1)
         docs = F.normalize(torch.cat(columns[1:], dim=0), dim=-1)
         batch = query.shape[0]
-        doc_ids = self.doc_ids_of(labels.cpu())  # (B, 1+K)
+        labels = labels.cpu().long()
+        examples, doc_ids = labels[:, 0], labels[:, 1:]  # (B,), (B, 1+K): what the collator embedded
         flat_doc_ids = doc_ids.T.reshape(-1)  # column-major: positives, then negative_0 of all, …
+        if flat_doc_ids.numel() != docs.shape[0]:
+            raise ValueError(f"the batch labels name {flat_doc_ids.numel()} documents, {docs.shape[0]} were embedded")
         logits = self.scale * query @ docs.T
         target = torch.arange(batch, device=query.device)
-        mask = self.known_positive_mask(labels.tolist(), flat_doc_ids).to(query.device)
+        mask = (self.known_positive_mask(examples.tolist(), flat_doc_ids)
+                | repeated_columns(flat_doc_ids, batch)).to(query.device)
         return LogitView(
             query=query,
             docs=docs,
@@ -85,7 +89,7 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
             target=target,
             mask=mask,
             row_weight=torch.ones(batch, device=query.device),
-            example_ids=labels.to(query.device),
+            example_ids=examples.to(query.device),
             doc_ids=flat_doc_ids.to(query.device),
             scale=self.scale,
             step=self.step,
@@ -111,10 +115,24 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
             raise NonFiniteLossError(f"non-finite loss {loss.item()} at step {self.step}")
         if torch.is_grad_enabled():
             self.rows_seen += int(view.target.shape[0])
+            self.batch_sizes.append(int(view.target.shape[0]))
         if with_backward:
             loss.backward()
             loss = loss.detach()
         return loss
+
+
+def repeated_columns(doc_ids: Tensor, batch: int) -> Tensor:
+    """(B, N) True at every column whose document already fills an earlier column (each row's target kept),
+    so a document counts once in a row's softmax however many columns it fills."""
+    n = doc_ids.numel()
+    _, inverse = torch.unique(doc_ids, return_inverse=True)
+    positions = torch.arange(n)
+    first = torch.full((int(inverse.max()) + 1,), n, dtype=torch.long).scatter_reduce(0, inverse, positions, "amin")
+    repeated = first[inverse] != positions
+    mask = repeated[None, :].expand(batch, n).clone()
+    mask[torch.arange(batch), torch.arange(batch)] = False
+    return mask
 
 
 def info_nce(view: LogitView) -> Tensor:

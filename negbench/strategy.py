@@ -152,7 +152,21 @@ class Strategy:
         return Negatives(chosen)
 
     def batches(self, ctx: Context, epoch: int) -> list[list[int]] | None:
-        """Batch composition for this epoch (lists of example indices), or None for random batches."""
+        """Batch composition for this epoch (lists of example indices), or None for random batches.
+
+        A composer must return at least ``ctx.steps_per_epoch`` batches of exactly ``ctx.batch_size``
+        examples (no example twice); the trainer takes the first ``ctx.steps_per_epoch`` full ones and drops
+        the short remainder (see :mod:`negbench.budget`).
+        """
+        return None
+
+    # ------------------------------------------------------------------------------------- budget
+    def examples_per_epoch(self, n: int) -> int:
+        """Training examples composed per epoch out of ``n``; override only to change the budget by design."""
+        return n
+
+    def budget_reason(self) -> str | None:
+        """Why this strategy's data budget differs from the others' by design (None: it does not)."""
         return None
 
     def on_logits(self, view: LogitView) -> LogitView:

@@ -1,8 +1,11 @@
 """The one training loop: sentence-transformers' trainer, negbench's InfoNCE, strategy hooks wired in.
 
 * ``mine``/``sample`` → negative text columns added at collate time from :class:`NegativeState`
-  (re-sampled at each epoch, swapped in place on refresh);
-* ``batches`` → :class:`StrategyBatchSampler`, the trainer's batch sampler;
+  (re-sampled at each epoch, swapped in place on refresh); the collator puts the corpus ids it used into
+  the batch's ``label`` column, so the loss reads exactly what was embedded;
+* ``batches`` → :class:`StrategyBatchSampler`, the trainer's batch sampler, held to the run's
+  :class:`~negbench.budget.Budget` (the same examples per epoch in full batches for every strategy);
+* query / document prompts of the model → the trainer's ``prompts``, as when mining and evaluating;
 * ``on_logits`` → inside :class:`negbench.loss.InfoNCELoss`;
 * ``refresh`` → :class:`RefreshCallback`, a ``TrainerCallback`` run after optimiser steps.
 """
@@ -13,11 +16,9 @@ import logging
 import math
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from sentence_transformers import (
     SentenceTransformerTrainer,
@@ -28,6 +29,8 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
+from negbench.batching import random_batches
+from negbench.budget import Budget, budget_for, enforce
 from negbench.config import TrainingConfig
 from negbench.context import Context
 from negbench.loss import InfoNCELoss
@@ -38,12 +41,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainOutcome:
+    """What one training run did and cost. ``train_s`` is pure training steps: the trainer's wall time less
+    negative sampling (``sample_s``), refreshes (``refresh_s``) and epoch-end callbacks (``callback_s``)."""
+
     train_s: float
     steps: int
     examples_seen: int
     losses: list[float] = field(default_factory=list)
     refreshes: int = 0
     refresh_s: float = 0.0
+    sample_s: float = 0.0
+    callback_s: float = 0.0
+    batch_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def batch_stats(self) -> dict[str, float | int | None]:
+        sizes = self.batch_sizes
+        return {"mean_batch_size": sum(sizes) / len(sizes) if sizes else None,
+                "min_batch_size": min(sizes) if sizes else None, "max_batch_size": max(sizes) if sizes else None}
 
 
 class NegativeState:
@@ -55,6 +70,7 @@ class NegativeState:
         self.candidates = candidates
         self.current: Negatives | None = None
         self.epoch: int | None = None
+        self.sample_s = 0.0
 
     @property
     def num_negatives(self) -> int:
@@ -62,9 +78,11 @@ class NegativeState:
 
     def for_epoch(self, epoch: int) -> Negatives | None:
         if self.candidates is not None and self.epoch != epoch:
+            start = time.perf_counter()
             self.current = self.strategy.sample(self.ctx, self.candidates, epoch)
             self.epoch = epoch
             _check_negatives(self.ctx, self.current, self.strategy.name)
+            self.sample_s += time.perf_counter() - start
         return self.current
 
     def replace_candidates(self, candidates: Negatives) -> None:
@@ -73,12 +91,12 @@ class NegativeState:
         self.epoch = None
         self.for_epoch(epoch)
 
-    def doc_ids_of(self, examples: torch.Tensor) -> torch.Tensor:
-        idx = examples.long().numpy()
-        cols = [self.ctx.positive_docs[idx]]
+    def doc_ids(self, example: int) -> list[int]:
+        """Corpus ids of example ``example``'s positive and current negatives (what the collator embeds)."""
+        ids = [int(self.ctx.positive_docs[example])]
         if self.num_negatives:
-            cols += [np.stack([self.current.ids[i] for i in idx]).T[j] for j in range(self.num_negatives)]
-        return torch.as_tensor(np.stack(cols, axis=1), dtype=torch.long)
+            ids += [int(d) for d in self.current.ids[example][: self.num_negatives]]
+        return ids
 
 
 def _check_negatives(ctx: Context, negatives: Negatives, name: str) -> None:
@@ -95,6 +113,7 @@ class NegativeCollator:
 
     Negatives are looked up when a batch is collated; the data loader collates one batch ahead, so a
     refresh takes effect from the second batch after it (the same for every run: still deterministic).
+    Each row's ``label`` is ``[example, positive id, negative ids…]``: the ids of the texts embedded.
     """
 
     def __init__(self, base, state: NegativeState, sampler: StrategyBatchSampler) -> None:
@@ -104,65 +123,47 @@ class NegativeCollator:
         self.valid_label_columns = base.valid_label_columns
 
     def __call__(self, features: list[dict]) -> dict:
-        negatives = self.state.for_epoch(self.sampler.epoch)
+        self.state.for_epoch(self.sampler.epoch)
         texts = self.state.ctx.dataset.corpus.texts
         rows = []
         for feature in features:
-            row = {"query": feature["query"], "positive": feature["positive"]}
-            for j in range(self.state.num_negatives):
-                row[f"negative_{j}"] = texts[int(negatives.ids[feature["label"]][j])]
-            row["label"] = feature["label"]
+            example = int(feature["label"])
+            ids = self.state.doc_ids(example)
+            row = {"query": feature["query"], "positive": texts[ids[0]]}
+            for j, doc in enumerate(ids[1:]):
+                row[f"negative_{j}"] = texts[doc]
+            row["label"] = [example, *ids]
             rows.append(row)
         return self.base(rows)
 
 
-def random_batches(ctx: Context, epoch: int, indices: list[int] | None = None) -> list[list[int]]:
-    """Seeded random batches in which no two examples share a query or a positive (by id or by text).
-
-    One pass over a shuffled queue: an example that clashes with its batch waits at the front of the
-    queue for the next batch, so the cost is linear in the number of examples.
-    """
-    order = list(indices if indices is not None else range(len(ctx.examples)))
-    ctx.rng("batches", epoch).shuffle(order)
-    texts = ctx.dataset.corpus.texts
-    keys = {i: {("q", ctx.examples[i].query_id), ("d", ctx.examples[i].doc), ("qt", ctx.examples[i].query),
-                ("dt", texts[ctx.examples[i].doc])} for i in order}
-    pending = deque(order)
-    batches: list[list[int]] = []
-    while pending:
-        batch, seen, deferred = [], set(), []
-        while pending and len(batch) < ctx.batch_size:
-            i = pending.popleft()
-            if keys[i] & seen:
-                deferred.append(i)
-            else:
-                batch.append(i)
-                seen |= keys[i]
-        pending.extendleft(reversed(deferred))
-        batches.append(batch)
-    return batches
-
-
 class StrategyBatchSampler(DefaultBatchSampler):
-    """The trainer's batch sampler: the strategy's ``batches`` or :func:`random_batches`."""
+    """The trainer's batch sampler: the strategy's ``batches`` or :func:`random_batches`, held to the budget.
 
-    def __init__(self, dataset, ctx: Context, strategy: Strategy, **kwargs) -> None:
+    Every epoch composes its own batches (never epoch 0's again); its length is the budget's
+    ``steps_per_epoch``, fixed before training, so asking for it recomputes nothing.
+    """
+
+    def __init__(self, dataset, ctx: Context, strategy: Strategy, budget: Budget, **kwargs) -> None:
         super().__init__(dataset, **kwargs)
         self.ctx = ctx
         self.strategy = strategy
+        self.budget = budget
         self._cache: dict[int, list[list[int]]] = {}
 
     def batches_for(self, epoch: int) -> list[list[int]]:
         if epoch not in self._cache:
-            self._cache = {epoch: self.strategy.batches(self.ctx, epoch) or random_batches(self.ctx, epoch)}
+            raw = self.strategy.batches(self.ctx, epoch)
+            if raw is None:
+                raw = random_batches(self.ctx, epoch)
+            self._cache = {epoch: enforce(raw, self.budget, len(self.ctx.examples), self.strategy.name, epoch)}
         return self._cache[epoch]
 
     def __len__(self) -> int:
-        return len(self.batches_for(0))
+        return self.budget.steps_per_epoch
 
     def __iter__(self):
-        batches = self.batches_for(self.epoch)
-        yield from batches[: len(self)]
+        yield from self.batches_for(self.epoch)
 
 
 class RefreshCallback(TrainerCallback):
@@ -193,17 +194,20 @@ class RefreshCallback(TrainerCallback):
 
 
 class EpochEndCallback(TrainerCallback):
-    """Calls ``fn(model, epoch)`` after every epoch (dev evaluation for pruning during tuning)."""
+    """Calls ``fn(model, epoch)`` after every epoch (dev evaluation for pruning during tuning); its time is
+    kept out of ``train_s``."""
 
-    def __init__(self, fn, model) -> None:
-        self.fn, self.model = fn, model
+    def __init__(self, fn, model, outcome: TrainOutcome) -> None:
+        self.fn, self.model, self.outcome = fn, model, outcome
 
     def on_epoch_end(self, args, state, control, **kwargs):
         was_training = self.model.training
         self.model.eval()
+        start = time.perf_counter()
         try:
             self.fn(self.model, round(state.epoch or 0))
         finally:
+            self.outcome.callback_s += time.perf_counter() - start
             self.model.train(was_training)
         return control
 
@@ -230,8 +234,13 @@ def train(
     progress: bool = False,
     work_dir: Path | None = None,
     on_epoch_end=None,
+    budget: Budget | None = None,
 ) -> TrainOutcome:
-    """Fine-tune ``model`` in place with ``strategy``; deterministic given ``ctx.seed``."""
+    """Fine-tune ``model`` in place with ``strategy``; deterministic given ``ctx.seed``.
+
+    ``budget`` (default: :func:`~negbench.budget.budget_for` of ``cfg``) fixes the steps per epoch; it is
+    set on ``ctx`` before the first batch is composed.
+    """
     import datasets
     from datasets import Dataset
 
@@ -250,7 +259,6 @@ def train(
     loss = InfoNCELoss(
         model,
         scale=cfg.scale,
-        doc_ids_of=state.doc_ids_of,
         forbidden_of=ctx.forbidden,
         on_logits=strategy.on_logits,
         mini_batch_size=mini_batch_size,
@@ -258,15 +266,24 @@ def train(
     outcome = TrainOutcome(0.0, 0, 0)
     samplers: list[StrategyBatchSampler] = []
 
+    if budget is None:
+        budget = budget_for(strategy, len(ctx.examples), cfg)
+    if budget.batch_size != cfg.batch_size:
+        raise ValueError(f"budget batch size {budget.batch_size} != training batch size {cfg.batch_size}")
+
     def make_sampler(ds, **kwargs):
-        sampler = StrategyBatchSampler(ds, ctx, strategy, **kwargs)
+        sampler = StrategyBatchSampler(ds, ctx, strategy, budget, **kwargs)
         samplers.append(sampler)
         return sampler
 
-    probe = StrategyBatchSampler(dataset, ctx, strategy, batch_size=cfg.batch_size, drop_last=False)
-    steps_per_epoch = len(probe)
+    probe = StrategyBatchSampler(dataset, ctx, strategy, budget, batch_size=cfg.batch_size, drop_last=False)
+    steps_per_epoch = budget.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
     ctx.steps_per_epoch, ctx.total_steps = steps_per_epoch, total_steps
+    query_prompt, document_prompt = model_prompts(model)
+    prompts = {column: prompt for column, prompt in
+               [("query", query_prompt), ("positive", document_prompt),
+                *[(f"negative_{j}", document_prompt) for j in range(state.num_negatives)]] if prompt}
     on_cuda = device.startswith("cuda")
     with tempfile.TemporaryDirectory(dir=work_dir) as out_dir:
         args = SentenceTransformerTrainingArguments(
@@ -291,6 +308,7 @@ def train(
             use_cpu=not on_cuda,
             bf16=on_cuda and precision == "bf16",
             fp16=on_cuda and precision == "fp16",
+            prompts=prompts or None,
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
         # negbench records its own losses and writes no model card: drop the console printer and card.
@@ -302,14 +320,17 @@ def train(
         trainer.add_callback(RefreshCallback(ctx, strategy, state, loss, outcome))
         trainer.add_callback(_LossRecorder(outcome))
         if on_epoch_end is not None:
-            trainer.add_callback(EpochEndCallback(on_epoch_end, model))
+            trainer.add_callback(EpochEndCallback(on_epoch_end, model, outcome))
         start = time.perf_counter()
         result = trainer.train()
         if on_cuda:
             torch.cuda.synchronize()
-        outcome.train_s = time.perf_counter() - start
+        wall = time.perf_counter() - start
+    outcome.sample_s = state.sample_s
+    outcome.train_s = max(0.0, wall - outcome.refresh_s - outcome.sample_s - outcome.callback_s)
     outcome.steps = int(result.global_step)
     outcome.examples_seen = loss.rows_seen
+    outcome.batch_sizes = list(loss.batch_sizes)
     model.eval()
     return outcome
 
@@ -323,3 +344,12 @@ class _LazySampler:
     @property
     def epoch(self) -> int:
         return (self.samplers[-1] if self.samplers else self.fallback).epoch
+
+
+def model_prompts(model) -> tuple[str | None, str | None]:
+    """The (query, document) prompts ``encode_query`` / ``encode_document`` apply for ``model``, so training
+    sees the texts exactly as mining and evaluation encode them."""
+    prompts = getattr(model, "prompts", None) or {}
+    query = prompts.get("query")
+    document = next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), None)
+    return query or None, document or None

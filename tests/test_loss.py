@@ -10,9 +10,13 @@ from negbench.errors import NonFiniteLossError
 from negbench.loss import InfoNCELoss, info_nce
 
 
-def make_loss(doc_ids: list[list[int]], forbidden: dict[int, set[int]], on_logits=lambda v: v):
-    return InfoNCELoss(model=None, scale=20.0, doc_ids_of=lambda ex: torch.tensor([doc_ids[i] for i in ex]),
-                       forbidden_of=lambda e: forbidden[e], on_logits=on_logits)
+def make_loss(forbidden: dict[int, set[int]], on_logits=lambda v: v):
+    return InfoNCELoss(model=None, scale=20.0, forbidden_of=lambda e: forbidden[e], on_logits=on_logits)
+
+
+def labels(doc_ids: list[list[int]]) -> torch.Tensor:
+    """The collator's label tensor: example index, then the corpus ids of the positive and the negatives."""
+    return torch.tensor([[i, *ids] for i, ids in enumerate(doc_ids)])
 
 
 def reps(*columns: torch.Tensor) -> list[list[torch.Tensor]]:
@@ -22,8 +26,8 @@ def reps(*columns: torch.Tensor) -> list[list[torch.Tensor]]:
 def test_matches_cross_entropy_over_in_batch_and_hard_negatives():
     g = torch.Generator().manual_seed(0)
     q, p, n = (torch.randn(4, 8, generator=g) for _ in range(3))
-    loss = make_loss([[10, 20], [11, 21], [12, 22], [13, 23]], {i: {10 + i} for i in range(4)})
-    value = loss.calculate_loss(reps(q, p, n), torch.arange(4))
+    loss = make_loss({i: {10 + i} for i in range(4)})
+    value = loss.calculate_loss(reps(q, p, n), labels([[10, 20], [11, 21], [12, 22], [13, 23]]))
     logits = 20.0 * F.normalize(q, dim=-1) @ F.normalize(torch.cat([p, n]), dim=-1).T
     assert value == pytest.approx(F.cross_entropy(logits, torch.arange(4)).item(), rel=1e-5)
 
@@ -32,16 +36,16 @@ def test_labelled_positives_of_a_row_are_masked():
     q = torch.eye(3, 4)
     p = torch.eye(3, 4)
     # example 0's query also has doc 11 (example 1's positive) labelled relevant: a known false negative
-    loss = make_loss([[10], [11], [12]], {0: {10, 11}, 1: {11}, 2: {12}})
-    view = loss.build_view(reps(q, p), torch.arange(3))
+    loss = make_loss({0: {10, 11}, 1: {11}, 2: {12}})
+    view = loss.build_view(reps(q, p), labels([[10], [11], [12]]))
     assert view.mask.tolist() == [[False, True, False], [False, False, False], [False, False, False]]
 
 
 def test_row_weight_and_extra_negatives_enter_the_formula():
     q = torch.eye(2, 4)
     p = torch.eye(2, 4)
-    loss = make_loss([[0], [1]], {0: {0}, 1: {1}})
-    view = loss.build_view(reps(q, p), torch.arange(2))
+    loss = make_loss({0: {0}, 1: {1}})
+    view = loss.build_view(reps(q, p), labels([[0], [1]]))
     base = info_nce(view).item()
     assert info_nce(view.replace(row_weight=torch.tensor([0.0, 0.0]))).item() == 0.0
     harder = info_nce(view.add_negatives(torch.full((2, 3), 20.0)))
@@ -50,6 +54,29 @@ def test_row_weight_and_extra_negatives_enter_the_formula():
 
 def test_non_finite_loss_raises():
     q = torch.full((2, 4), float("nan"))
-    loss = make_loss([[0], [1]], {0: {0}, 1: {1}})
+    loss = make_loss({0: {0}, 1: {1}})
     with pytest.raises(NonFiniteLossError, match="non-finite loss"):
-        loss.calculate_loss(reps(q, q.clone()), torch.arange(2))
+        loss.calculate_loss(reps(q, q.clone()), labels([[0], [1]]))
+
+
+def test_a_document_counts_once_per_row():
+    """NGAME's cluster negatives are other rows' positives: the repeated column is masked for every row, so
+    the document enters each softmax denominator once (the loss equals the one without the repeat)."""
+    g = torch.Generator().manual_seed(1)
+    q, p = torch.randn(3, 8, generator=g), torch.randn(3, 8, generator=g)
+    loss = make_loss({0: {10}, 1: {11}, 2: {12}})
+    # example 0's explicit negative is doc 11: example 1's positive, already column 1 of the batch
+    n = torch.stack([p[1], torch.randn(8, generator=g), torch.randn(8, generator=g)])
+    view = loss.build_view(reps(q, p, n), labels([[10, 11], [11, 30], [12, 31]]))
+    assert view.mask[:, 3].tolist() == [True, True, True]  # column 3 repeats doc 11
+    assert not view.mask[:, :3].any()
+    logits = 20.0 * F.normalize(q, dim=-1) @ F.normalize(torch.cat([p, n]), dim=-1).T
+    counted_once = torch.cat([logits[:, :3], logits[:, 4:]], dim=1)  # doc 11 only as column 1
+    assert info_nce(view).item() == pytest.approx(F.cross_entropy(counted_once, torch.arange(3)).item(), rel=1e-5)
+
+
+def test_labels_must_name_every_embedded_document():
+    q = torch.eye(2, 4)
+    loss = make_loss({0: {0}, 1: {1}})
+    with pytest.raises(ValueError, match="name 2 documents, 4 were embedded"):
+        loss.build_view(reps(q, q.clone(), q.clone()), labels([[0], [1]]))

@@ -58,3 +58,72 @@ def test_refresh_runs_on_schedule_and_swaps_negatives(ctx, tiny_model):
     assert strategy.state["steps"] == [2, 4]
     assert outcome.refreshes == 2 and outcome.steps == 4
     assert outcome.examples_seen == 4 * 8
+
+
+class RecordingRefresh(CountingRefresh):
+    """Refreshes to new random negatives every 2 steps and records the ids the loss saw for each batch."""
+
+    name = "recording"
+
+    def on_logits(self, view):
+        self.state.setdefault("views", []).append(view.doc_ids.tolist())
+        return view
+
+
+def test_ids_the_loss_sees_are_the_texts_that_were_embedded_through_a_refresh(ctx, tiny_model, monkeypatch):
+    """The data loader collates one batch ahead: ids looked up at loss time named the *new* negatives for a
+    batch embedded with the *old* texts. Every column's id must be the id of the text embedded there."""
+    from negbench import training
+
+    # the texts the base collator tokenised, column-major like the loss's documents
+    texts_seen: list[list[str]] = []
+    base_call = training.NegativeCollator.__init__
+
+    def init(self, base, state, sampler):
+        def base_recorder(rows):
+            k = state.num_negatives
+            texts_seen.append([r["positive"] for r in rows] + [r[f"negative_{j}"] for j in range(k) for r in rows])
+            return base(rows)
+
+        base_recorder.valid_label_columns = base.valid_label_columns
+        base_call(self, base_recorder, state, sampler)
+
+    monkeypatch.setattr(training.NegativeCollator, "__init__", init)
+    strategy = RecordingRefresh()
+    _, outcome = _train(ctx, tiny_model, strategy, strategy.mine(ctx), steps=6)
+    assert outcome.refreshes == 3
+    views = strategy.state["views"]
+    assert len(views) == 6 and len(texts_seen) >= 6
+    texts = ctx.dataset.corpus.texts
+    for step, (ids, seen) in enumerate(zip(views, texts_seen, strict=False)):
+        assert [texts[d] for d in ids] == seen, f"step {step + 1}: a column's id is not the text embedded"
+
+
+class EpochComposer(Strategy):
+    """Different batches every epoch; records which examples the loss saw."""
+
+    name = "epoch-composer"
+
+    def batches(self, ctx, epoch):
+        order = list(range(len(ctx.examples)))
+        ctx.rng("test", epoch).shuffle(order)
+        self.state.setdefault("composed", {})[epoch] = order[: ctx.steps_per_epoch * ctx.batch_size]
+        return [order[i : i + ctx.batch_size] for i in range(0, len(order), ctx.batch_size)]
+
+    def on_logits(self, view):
+        self.state.setdefault("seen", []).extend(view.example_ids.tolist())
+        return view
+
+
+def test_each_epoch_trains_its_own_full_batches(ctx, tiny_model):
+    """Later epochs used to be cut to epoch 0's batch count; each epoch must use its own composition, whole."""
+    strategy = EpochComposer()
+    model = load_model(ModelConfig(spec=str(tiny_model), max_seq_length=32), "cpu")
+    cfg = TrainingConfig(epochs=3, batch_size=8, lr=1e-3, num_negatives=0)
+    ctx.batch_size = 8
+    outcome = train(model, ctx, strategy, cfg, device="cpu")
+    per_epoch = len(ctx.examples) // 8
+    assert outcome.steps == 3 * per_epoch and set(outcome.batch_sizes) == {8}
+    seen = strategy.state["seen"]
+    for epoch in range(3):
+        assert seen[epoch * per_epoch * 8 : (epoch + 1) * per_epoch * 8] == strategy.state["composed"][epoch]

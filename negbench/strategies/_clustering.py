@@ -3,19 +3,14 @@
 * :func:`kmeans` — seeded scikit-learn k-means, single-threaded so labels are bit-reproducible;
 * :func:`balanced_clusters` — recursive balanced 2-means (NGAME / SiameseXML clustering) into clusters
   of at most ``size`` points;
-* :func:`pack` — cut an ordered stream of examples into batches of ``ctx.batch_size`` without two
-  examples of one query or one positive document in a batch (as negbench's default sampler);
+* :func:`chain_order` — clusters ordered so that each is followed by its nearest unvisited neighbour
+  (composers fill a batch from the nearest clusters, :func:`negbench.batching.pack`);
 * :func:`seed_of`, :func:`normalise` — small utilities.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
-
 import numpy as np
-
-from negbench.context import Context
 
 
 def seed_of(rng: np.random.Generator) -> int:
@@ -84,33 +79,27 @@ def balanced_clusters(x: np.ndarray, size: int, rng: np.random.Generator,
     return out
 
 
-def pack(ctx: Context, order: Iterable[int]) -> list[list[int]]:
-    """Cut ``order`` into batches of at most ``ctx.batch_size``, keeping the order as far as possible.
-
-    An example whose query or positive document is already in the batch being filled waits for the next
-    batch (ahead of the rest of the stream), so no batch holds two examples of one query or one document.
-    """
-    pending = deque(int(i) for i in order)
-    batches: list[list[int]] = []
-    while pending:
-        batch: list[int] = []
-        seen: set[tuple[str, object]] = set()
-        skipped: list[int] = []
-        while pending and len(batch) < ctx.batch_size:
-            i = pending.popleft()
-            keys = {("q", ctx.examples[i].query_id), ("d", ctx.examples[i].doc)}
-            if keys & seen:
-                skipped.append(i)
-            else:
-                batch.append(i)
-                seen |= keys
-        pending.extendleft(reversed(skipped))
-        batches.append(batch)
-    return batches
-
-
 def interleave(lists: list[list[int]]) -> list[int]:
     """Merge lists so that each is spread evenly over the result (proportional round-robin)."""
     keyed = [((j + 0.5) / len(items), g, item)
              for g, items in enumerate(lists) for j, item in enumerate(items)]
     return [item for _, _, item in sorted(keyed)]
+
+
+def chain_order(centroids: np.ndarray, rng: np.random.Generator) -> list[int]:
+    """Cluster indices from a random start, each followed by its nearest unvisited cluster (by centroid).
+
+    Cutting the members of clusters laid out in this order into full batches fills a batch that a cluster
+    cannot fill from the clusters nearest to it, rather than emitting a small batch.
+    """
+    c = normalise(np.asarray(centroids, dtype=np.float32))
+    if len(c) == 0:
+        return []
+    current = int(rng.integers(len(c)))
+    order, left = [current], set(range(len(c))) - {current}
+    while left:
+        rest = np.fromiter(left, dtype=np.int64)
+        current = int(rest[np.argmax(c[rest] @ c[current])])
+        order.append(current)
+        left.discard(current)
+    return order

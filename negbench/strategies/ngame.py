@@ -12,7 +12,7 @@ are recomputed with the current model every few epochs.
 Here a training example (q, d⁺) is embedded as normalise(e(q) + e(d⁺)), clustered by recursive balanced
 2-means into clusters of at most ``cluster_size`` examples; each epoch the clusters are shuffled and their
 members laid out cluster after cluster in batches of the suite's batch size. Every ``refresh_epochs`` epochs
-(after the last optimiser step of the epoch; the number of steps per epoch is taken from the batch count)
+(after the last optimiser step of the epoch; steps per epoch are the run's budget, ``ctx.steps_per_epoch``)
 the pairs are re-embedded with the model being trained (``ctx.model``) and re-clustered.
 
 ``hard_negatives``: NGAME mines its negatives among the in-batch positives (the hardest ones per query).
@@ -29,9 +29,10 @@ from typing import Literal
 import numpy as np
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
+from negbench.batching import pack
 from negbench.context import Context
 from negbench.search import encode
-from negbench.strategies._clustering import balanced_clusters, normalise, pack
+from negbench.strategies._clustering import balanced_clusters, normalise
 from negbench.strategies._windows import window_sample
 from negbench.strategy import Negatives, Strategy
 
@@ -95,6 +96,7 @@ class NGAME(Strategy):
 
     def setup(self, ctx: Context) -> None:
         self.state["epochs"] = ctx.epochs
+        self.state["steps_per_epoch"] = ctx.steps_per_epoch
         if "clusters" not in self.state:
             self._cluster(ctx, None, "base")
 
@@ -104,9 +106,7 @@ class NGAME(Strategy):
         clusters = self.state["clusters"]
         rng = ctx.rng("ngame", "batches", epoch)
         stream = [int(i) for c in rng.permutation(len(clusters)) for i in rng.permutation(clusters[c])]
-        batches = pack(ctx, stream)
-        self.state.setdefault("steps_per_epoch", len(batches))
-        return batches
+        return pack(ctx, stream)
 
     # ---------------------------------------------------------------------------------- negatives
     def _cluster_negatives(self, ctx: Context, q: np.ndarray, d: np.ndarray) -> Negatives:
@@ -133,7 +133,7 @@ class NGAME(Strategy):
 
     # ------------------------------------------------------------------------------------ refresh
     def refresh_due(self, step: int) -> bool:
-        per_epoch = self.state.get("steps_per_epoch")
+        per_epoch = self.state.get("steps_per_epoch")  # the budget's, set in setup
         if not per_epoch or step <= 0:
             return False
         last = self.state.get("epochs", 1) * per_epoch  # no point re-clustering after the last epoch

@@ -18,7 +18,7 @@ progress ``t(u)``:
 (ranks 0–30); ``start = (0, 10), end = (0, 100)`` widens instead. Within a window, ``num_negatives`` are
 drawn at random (``random``) or the top-ranked ones taken (``top``). A new epoch starts a new phase through
 ``sample``; with ``updates_per_epoch > 1`` the phases inside an epoch are switched by ``refresh`` at evenly
-spaced optimiser steps (steps per epoch = the default sampler's batch count), so a one-epoch run still
+spaced optimiser steps (steps per epoch = the run's budget, ``ctx.steps_per_epoch``), so a one-epoch run still
 sees the whole curriculum.
 """
 
@@ -85,7 +85,7 @@ class Progressive(Strategy):
             "start_min": IntDistribution(10, 50),
             "start_max": IntDistribution(60, 150),
             "end_min": IntDistribution(0, 10),
-            "end_max": IntDistribution(10, 50),
+            "end_max": IntDistribution(11, 50),  # > end_min for every draw: no invalid window
             "schedule": CategoricalDistribution(["linear", "step"]),
             "sampling": CategoricalDistribution(["top", "random"]),
             "updates_per_epoch": IntDistribution(1, 8),
@@ -105,10 +105,8 @@ class Progressive(Strategy):
         return epoch * self.params.updates_per_epoch + (sub if at_epoch == epoch else 0)
 
     def setup(self, ctx: Context) -> None:
-        from negbench.training import random_batches
-
         self.state["epochs"] = ctx.epochs
-        self.state["steps_per_epoch"] = len(random_batches(ctx, 0))  # the trainer's epoch length
+        self.state["steps_per_epoch"] = ctx.steps_per_epoch  # the run's budget: the trainer's epoch length
 
     def mine(self, ctx: Context) -> Negatives:
         depth = max(self.params.start_max, self.params.end_max)

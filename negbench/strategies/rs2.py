@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+from negbench.batching import random_batches
 from negbench.context import Context
 from negbench.strategy import Strategy
 
@@ -51,6 +52,15 @@ class RS2(Strategy):
     def subset_size(self, n: int) -> int:
         return min(n, max(1, round(self.params.fraction * n)))
 
+    def examples_per_epoch(self, n: int) -> int:
+        """RS2 changes the budget by design: a round is ``fraction`` of an epoch."""
+        return self.subset_size(n)
+
+    def budget_reason(self) -> str | None:
+        if self.params.fraction >= 1.0:
+            return None
+        return f"rs2: fraction {self.params.fraction:g} of the examples per epoch (by design)"
+
     def _permutation(self, ctx: Context, cycle: int, n: int, size: int) -> np.ndarray:
         """Permutation ``cycle``; its head avoids the previous permutation's tail in a straddling round."""
         perms: dict[int, np.ndarray] = self.state.setdefault("permutations", {})
@@ -82,6 +92,4 @@ class RS2(Strategy):
         return np.array(out, dtype=np.int64)
 
     def batches(self, ctx: Context, epoch: int) -> list[list[int]]:
-        from negbench.training import random_batches
-
         return random_batches(ctx, epoch, self.subset(ctx, epoch).tolist())

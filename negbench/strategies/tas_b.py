@@ -5,8 +5,12 @@ Reference:
     Balanced Topic Aware Sampling", SIGIR 2021 (arXiv:2104.06967).
 
 * **Topic-aware sampling (TAS).** The training queries are clustered once, before training, with seeded
-  k-means on the base model's query embeddings. Every batch is composed from one cluster, so the in-batch
-  negatives are topically close (``clusters_per_batch`` > 1 mixes that many clusters per batch).
+  k-means on the base model's query embeddings. Each epoch the clusters are laid out from a random one, each
+  followed by its nearest unvisited cluster (by centroid), and the stream of their members is cut into full
+  batches: a batch holds one cluster, and a cluster smaller than a batch is topped up from the clusters
+  nearest to it, so the in-batch negatives stay topically close while every batch has exactly
+  ``batch_size`` examples (negbench's budget rule; the paper's batches are a fixed size too).
+  ``clusters_per_batch`` > 1 interleaves that many neighbouring clusters.
 * **Balanced margin sampling (TAS-Balanced).** With the base model as teacher, each (q, d⁺, d⁻) triple has
   a teacher margin s(q, d⁺) − s(q, d⁻). An example's candidate pairs are binned into ``margin_bins``
   equal-width margin bins and each negative is drawn by choosing a non-empty bin uniformly, then a pair in
@@ -27,8 +31,9 @@ from typing import Literal
 import numpy as np
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
+from negbench.batching import pack
 from negbench.context import Context
-from negbench.strategies._clustering import interleave, kmeans, pack, seed_of
+from negbench.strategies._clustering import chain_order, interleave, kmeans, seed_of
 from negbench.strategy import Negatives, Strategy
 
 
@@ -115,22 +120,22 @@ class TASB(Strategy):
         """Cluster label of every training example (its query's k-means cluster), computed once."""
         if "example_cluster" not in self.state:
             q = ctx.services.query_embeddings(ctx.query_ids).cpu().numpy()
-            labels, _ = kmeans(q, self.params.n_clusters, seed_of(ctx.rng("tas-b", "kmeans")))
+            labels, centroids = kmeans(q, self.params.n_clusters, seed_of(ctx.rng("tas-b", "kmeans")))
             self.state["query_cluster"] = labels
+            self.state["centroids"] = centroids
             self.state["example_cluster"] = labels[ctx.example_query]
         return self.state["example_cluster"]
 
     def batches(self, ctx: Context, epoch: int) -> list[list[int]]:
         labels = self.cluster_of(ctx)
         rng = ctx.rng("tas-b", "batches", epoch)
-        clusters = np.unique(labels).tolist()
-        order = [clusters[j] for j in rng.permutation(len(clusters))]
+        order = chain_order(self.state["centroids"], rng)
         step = self.params.clusters_per_batch
-        batches: list[list[int]] = []
+        stream: list[int] = []
         for start in range(0, len(order), step):
-            group = order[start : start + step]
-            members = [rng.permutation(np.flatnonzero(labels == c)).tolist() for c in group]
-            batches += pack(ctx, interleave(members))
+            members = [rng.permutation(np.flatnonzero(labels == c)).tolist() for c in order[start : start + step]]
+            stream += interleave(members)
+        batches = pack(ctx, stream)
         return [batches[j] for j in rng.permutation(len(batches))]
 
     # ---------------------------------------------------------------------------------- negatives

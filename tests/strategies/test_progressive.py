@@ -53,12 +53,12 @@ def _ranks(candidates, chosen) -> list[int]:
 
 
 def test_refresh_moves_the_window_inside_an_epoch(ctx):
-    ctx = dataclasses.replace(ctx, epochs=1)
+    ctx = dataclasses.replace(ctx, epochs=1, steps_per_epoch=len(ctx.examples) // ctx.batch_size)
     strategy = Progressive.from_params({**EASY_TO_HARD, "updates_per_epoch": 4})
     strategy.setup(ctx)
     candidates = strategy.mine(ctx)
     steps = strategy.state["steps_per_epoch"]
-    assert steps == -(-len(ctx.examples) // ctx.batch_size)  # the default sampler's batches
+    assert steps == len(ctx.examples) // ctx.batch_size  # the run's budget: full batches only
     due = [-(-k * steps // 4) for k in (1, 2, 3)]  # a quarter, half, three quarters of the epoch
     assert [s for s in range(1, 2 * steps) if strategy.refresh_due(s)] == due
     windows = [(40, 60), (27, 47), (13, 33), (0, 20)]  # t = 0, 1/3, 2/3, 1

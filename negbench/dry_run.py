@@ -1,0 +1,72 @@
+"""``negbench plan``: what a suite will train, before anything trains.
+
+Per job (dataset × model × strategy): the data budget (steps and examples per epoch, batch sizes), whether
+it differs by design and why, and how many training runs the suite makes for it (tuning trials + seeds).
+Batch composers (``tas-b``, ``ngame``, ``rs2``, plugins) are set up and asked for their first epoch, so a
+composer that breaks the budget rule is reported here rather than after hours of training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from negbench.budget import BudgetError, budget_for, enforce
+from negbench.context import Context
+from negbench.strategy import Strategy
+
+
+def composes(strategy: Strategy) -> bool:
+    """Whether ``strategy`` composes its own batches (overrides :meth:`Strategy.batches`)."""
+    return type(strategy).batches is not Strategy.batches
+
+
+def dry_run(runner) -> list[dict[str, Any]]:
+    """One record per job of ``runner``'s suite (see the module docstring)."""
+    from negbench.runner import Job
+
+    suite = runner.suite
+    out = []
+    for d, dataset_cfg in enumerate(suite.datasets):
+        dataset = runner.load_dataset(d, dataset_cfg)
+        examples = dataset.training_examples("train")
+        for model_cfg in suite.models:
+            for spec in runner.plan.strategies:
+                job = Job(dataset, model_cfg, spec)
+                record: dict[str, Any] = {
+                    "dataset": dataset.name, "model": model_cfg.display_name, "strategy": spec.label,
+                    "strategy_name": spec.cls.name, "training_examples": len(examples),
+                    "trials": suite.tuning.n_trials if runner.tuner_for(job) is not None else 0,
+                    "seeds": len(suite.suite.seeds), "error": None,
+                }
+                record["training_runs"] = (record["trials"] + record["seeds"]) if spec.cls.trains else 0
+                if not spec.cls.trains:
+                    record.update(steps_per_epoch=0, examples_per_epoch=0, batch_size=None, min_batch_size=None,
+                                  max_batch_size=None, epochs=0, total_steps=0, dropped_examples=0,
+                                  budget="no training")
+                    out.append(record)
+                    continue
+                strategy = spec.build()
+                training = runner.training_for(spec)
+                try:
+                    budget = budget_for(strategy, len(examples), training, suite.training)
+                    batches = None
+                    if composes(strategy):
+                        ctx = Context(dataset=dataset, examples=examples, services=runner.services_for(job),
+                                      num_negatives=training.num_negatives, batch_size=training.batch_size,
+                                      epochs=training.epochs, seed=suite.suite.seeds[0],
+                                      steps_per_epoch=budget.steps_per_epoch)
+                        strategy.setup(ctx)
+                        batches = strategy.batches(ctx, 0)
+                    trained = enforce(batches, budget, len(examples), spec.cls.name, 0) if batches else None
+                except (BudgetError, ValueError) as exc:
+                    record.update(error=str(exc), budget="violates the budget rule")
+                    out.append(record)
+                    continue
+                sizes = [len(b) for b in trained] if trained else [budget.batch_size]
+                total = training.max_steps if training.max_steps > 0 else training.epochs * budget.steps_per_epoch
+                record.update(steps_per_epoch=budget.steps_per_epoch, examples_per_epoch=budget.examples_per_epoch,
+                              batch_size=budget.batch_size, min_batch_size=min(sizes), max_batch_size=max(sizes),
+                              epochs=training.epochs, total_steps=total,
+                              dropped_examples=budget.available - budget.examples_per_epoch, budget=budget.reason)
+                out.append(record)
+    return out
