@@ -170,6 +170,47 @@ def validate(suite: Annotated[Path, typer.Argument(help="Suite TOML file.")]) ->
               f"{len(s.suite.seeds)} seed(s)")
 
 
+@app.command("plan")
+@user_errors
+def plan_command(
+    suite: Annotated[Path, typer.Argument(help="Suite TOML file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: a list of jobs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Dry run: per job the steps and examples per epoch, batch sizes, budget and training runs SUITE makes."""
+    _quiet_libraries(verbose)
+    from rich.markup import escape
+    from rich.table import Table
+
+    from negbench.dry_run import dry_run
+    from negbench.runner import SuiteRunner, plan_suite
+
+    plan = plan_suite(suite)
+    jobs = dry_run(SuiteRunner(plan))
+    if as_json:
+        typer.echo(json.dumps(jobs, indent=2))
+    else:
+        table = Table(title=f"negbench plan · {escape(plan.suite.suite.name)}")
+        columns = ["dataset", "model", "strategy", "steps/epoch", "examples/epoch", "batch min–max", "epochs",
+                   "steps", "runs", "budget"]
+        for col in columns:
+            table.add_column(col, justify="left" if col in {"dataset", "model", "strategy", "budget"} else "right")
+        for job in jobs:
+            batch = "–" if job.get("min_batch_size") is None else f"{job['min_batch_size']}–{job['max_batch_size']}"
+            table.add_row(*(escape(str(job[k])) for k in ("dataset", "model", "strategy")),
+                          str(job.get("steps_per_epoch", "–")), str(job.get("examples_per_epoch", "–")), batch,
+                          str(job.get("epochs", "–")), str(job.get("total_steps", "–")), str(job["training_runs"]),
+                          escape(job["error"] or job["budget"]))
+        out.print(table)
+        runs = sum(job["training_runs"] for job in jobs)
+        out.print(f"{len(jobs)} job(s), {runs} training run(s)")
+    if any(job["error"] for job in jobs):
+        for job in jobs:
+            if job["error"]:
+                typer.echo(f"error: {suite}: strategy {job['strategy']!r}: {job['error']}", err=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def strategies(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List registered strategies (built-in and plugins); broken plugins are shown with their error."""
@@ -308,3 +349,32 @@ def compare(
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+@app.command()
+@user_errors
+def figures(
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Markdown files with <!-- figures: … --> blocks (default: README.md and results/README.md).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if a block differs from the "
+                                                        "results.")] = False,
+    root: Annotated[Path, typer.Option(help="Repository root that the blocks' results paths are relative to.")]
+    = Path("."),
+) -> None:
+    """Regenerate the figures in FILES from the results stores their blocks name (or --check them)."""
+    from negbench.figures import DEFAULT_FILES, update_file
+
+    paths = list(files) if files else [root / name for name in DEFAULT_FILES]
+    stale = [entry for path in paths for entry in update_file(path, root, check=True)]  # every block is valid
+    if check and stale:
+        for entry in stale:
+            typer.echo(f"stale: {entry}", err=True)
+        typer.echo(f"{len(stale)} figure block(s) differ from the results; run `negbench figures`", err=True)
+        raise typer.Exit(1)
+    if not check:
+        for path in paths:
+            update_file(path, root)
+        for entry in stale:
+            typer.echo(f"updated {entry}")
+    if not stale:
+        typer.echo(f"figures up to date in {len(paths)} file(s)")

@@ -36,3 +36,7 @@ class ModelError(NegbenchError):
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the run is recorded as failed and the suite goes on."""
+
+
+class InvalidTrialError(RuntimeError):
+    """A tuning trial drew parameters that the strategy or the budget rejects; that trial fails, not the suite."""

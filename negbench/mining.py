@@ -3,6 +3,11 @@
 One :class:`MiningServices` serves every strategy of a (dataset, model) pair, so the base model encodes
 the corpus once; embeddings and mined top-k lists are cached on disk keyed by the dataset and model
 fingerprints, so a rerun (or another suite on the same data) does not encode again.
+
+Cost accounting does not depend on which job filled a cache: every cached artefact is stored with the
+seconds it took to compute (exclusive of the artefacts it used in turn), and a run is charged that cost for
+every artefact it uses, whether it computed it, loaded it from disk or found it in memory
+(:meth:`MiningServices.charged_seconds`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,8 +60,11 @@ class MiningServices:
         self.batch_size = batch_size
         self.progress = progress
         self._bm25 = None
-        self._memo: dict[str, object] = {}
+        self._memo: dict[str, tuple[object, float]] = {}
         self.encode_calls = 0  # how many times a corpus was encoded (cache misses); tests check reuse
+        self._used: set[str] = set()  # artefacts used since begin_run
+        self._cache_wall_s = 0.0  # wall time spent in outermost cache look-ups since begin_run
+        self._inner: list[float] = []  # per open look-up: wall time of the look-ups nested inside it
 
     # ----------------------------------------------------------------------------------- base model
     @property
@@ -67,17 +76,41 @@ class MiningServices:
     def _key(self, *parts: object) -> str:
         return "-".join([self.dataset.fingerprint, self.model_fingerprint, *map(str, parts)])
 
+    # ---------------------------------------------------------------------------------- accounting
+    def begin_run(self) -> None:
+        """Start charging a new run (what it uses, and the cache wall time to take out of its own clock)."""
+        self._used, self._cache_wall_s = set(), 0.0
+
+    def charged_seconds(self, wall_s: float) -> float:
+        """Order-independent cost of a block that took ``wall_s``: its wall time less the time spent in
+        cache look-ups, plus the recorded compute time of every cached artefact it used."""
+        return max(0.0, wall_s - self._cache_wall_s) + sum(self._memo[name][1] for name in self._used)
+
     def _cached(self, name: str, compute: Callable[[], object]):
-        if name in self._memo:
-            return self._memo[name]
-        path = self.cache_dir / f"{name}.pt"
-        if path.is_file():
-            value = torch.load(path, weights_only=False)
-        else:
-            value = compute()
-            _atomic_save(value, path)
-        self._memo[name] = value
-        return value
+        start = time.perf_counter()
+        self._inner.append(0.0)
+        try:
+            if name not in self._memo:
+                path = self.cache_dir / f"{name}.v2.pt"
+                if path.is_file():
+                    stored = torch.load(path, weights_only=False)
+                    self._memo[name] = (stored["value"], float(stored["compute_s"]))
+                else:
+                    began = time.perf_counter()
+                    self._inner[-1] = 0.0
+                    value = compute()
+                    cost = time.perf_counter() - began - self._inner[-1]  # exclusive of nested artefacts
+                    _atomic_save({"value": value, "compute_s": cost}, path)
+                    self._memo[name] = (value, cost)
+            self._used.add(name)
+            return self._memo[name][0]
+        finally:
+            self._inner.pop()
+            elapsed = time.perf_counter() - start
+            if self._inner:
+                self._inner[-1] += elapsed
+            else:
+                self._cache_wall_s += elapsed
 
     # ---------------------------------------------------------------------------------- embeddings
     def corpus_embeddings(self, model=None) -> torch.Tensor:

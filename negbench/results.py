@@ -25,10 +25,16 @@ PER_QUERY_FILE = "per_query.parquet"
 
 # Columns every row has (metrics are added as columns named like "ndcg@10").
 BASE_COLUMNS = [
-    "run_id", "suite", "dataset", "dataset_fingerprint", "model", "model_fingerprint", "strategy",
-    "strategy_name", "params", "seed", "trial", "status", "error", "train_examples_per_s", "mine_s",
-    "train_s", "eval_s", "refresh_s", "steps", "examples_seen", "peak_rss_mb", "peak_gpu_mb",
-    "neg_score_gap", "false_negative_share", "device", "versions", "config_hash", "git_rev", "created_at",
+    "run_id", "config_key", "suite", "dataset", "dataset_fingerprint", "model", "model_fingerprint", "strategy",
+    "strategy_name", "params", "training", "seed", "trial", "dev_metric", "status", "error",
+    # budget: the same examples per epoch in full batches, unless `budget` names a reason by design
+    "steps", "examples_seen", "steps_per_epoch", "examples_per_epoch", "mean_batch_size", "min_batch_size",
+    "max_batch_size", "budget",
+    # costs, split the same way for every strategy; throughput from train_s alone
+    "mine_s", "sample_s", "refresh_s", "train_s", "eval_s", "total_s", "train_examples_per_s",
+    "train_peak_rss_mb", "eval_peak_rss_mb", "train_peak_gpu_mb", "eval_peak_gpu_mb", "peak_rss_mb", "peak_gpu_mb",
+    "neg_score_gap", "false_negative_share", "device", "determinism", "versions", "config_hash", "code_revision",
+    "git_rev", "created_at",
 ]
 
 

@@ -1,15 +1,23 @@
 """Run a suite: validate everything first, then train and evaluate every (dataset × model × strategy × seed).
 
 The test split is read exactly once per (job, seed), after training; nothing before reads it.
-A job that fails (a non-finite loss, an exception in a plugin) is recorded with its status and the
-suite goes on. Finished rows are skipped on a rerun (keyed by ``run_id``).
+A job that fails (a non-finite loss, an exception in a plugin, a crash of its process) is recorded with its
+status and the suite goes on. Finished rows are skipped on a rerun (keyed by ``run_id``).
+
+Fairness (DESIGN.md): every run's data budget is fixed up front (:mod:`negbench.budget`); a job's key
+(:func:`job_key`) holds everything that changes its result, code revision included, so an edited suite or
+harness never reuses a stale study or row; each job runs in a fresh spawned process (``[suite] isolation``)
+so its peak memory is its own; costs are split the same way for every strategy (mine, sample, refresh,
+train, eval).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -20,16 +28,18 @@ import numpy as np
 import optuna
 import torch
 
+from negbench.budget import Budget, BudgetError, budget_for
 from negbench.claims import ClaimBoard
 from negbench.config import DatasetConfig, ModelConfig, Suite, TrainingConfig, load_suite, stable_hash
 from negbench.context import Context
 from negbench.data import RetrievalDataset, load_dataset
-from negbench.errors import ConfigError, NegbenchError, NonFiniteLossError
+from negbench.errors import ConfigError, InvalidTrialError, NegbenchError, NonFiniteLossError
 from negbench.evaluation import evaluate
+from negbench.job_process import run_isolated
 from negbench.measure import PeakMemory, Timer
 from negbench.mining import MiningServices
 from negbench.models import load_model, model_fingerprint, pick_device, resolve_model
-from negbench.provenance import device_name, git_revision, versions_json
+from negbench.provenance import code_revision, device_name, git_revision, versions_json
 from negbench.registry import Registry, registry
 from negbench.report import write_leaderboard
 from negbench.results import ResultStore
@@ -100,22 +110,37 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
     return Plan(suite, Path(path), specs)
 
 
-def run_id_for(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec,
-               seed: int) -> str:
-    """The key of one result row: the job's whole configuration and the seed (not the tuned values,
-    which the stored study reproduces), so a rerun finds and skips it."""
+def job_key(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec) -> str:
+    """The configuration key of a job: everything that changes its results except the seed.
+
+    Dataset fingerprint, model settings and fingerprint, the strategy (class, label, params, training
+    overrides, search space), the effective training config, the tuning and evaluation settings and the code
+    revision. Study names and run ids derive from it, so editing any of these trains anew.
+    """
     cfg = suite.strategies[spec.index]
+    training = suite.training.model_validate({**suite.training.model_dump(), **cfg.training})
     payload = {
         "suite": suite.suite.name,
         "dataset": dataset.fingerprint,
         "model": model_cfg.model_dump(mode="json"),
+        "model_fingerprint": model_fingerprint(model_cfg.spec, model_cfg.max_seq_length),
         "strategy": cfg.model_dump(mode="json"),
-        "training": suite.training.model_dump(mode="json"),
-        "evaluation": suite.evaluation.metrics,
-        "tuning": suite.tuning.model_dump(mode="json", exclude={"storage", "timeout_s"}),
-        "seed": seed,
+        "strategy_class": f"{spec.cls.__module__}:{spec.cls.__qualname__}",
+        "search_space": {name: repr(dist) for name, dist in sorted(spec.space.items())},
+        "training": training.model_dump(mode="json"),
+        "evaluation": suite.evaluation.model_dump(mode="json", exclude={"batch_size", "corpus_chunk_size"}),
+        "tuning": suite.tuning.model_dump(mode="json", exclude={"storage", "timeout_s", "heartbeat_s", "grace_s"}),
+        "tuning_seed": suite.suite.seeds[0],
+        "code": code_revision(),
     }
     return stable_hash(payload)
+
+
+def run_id_for(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec,
+               seed: int) -> str:
+    """The key of one result row: the job's configuration key and the seed (not the tuned values, which the
+    stored study reproduces), so a rerun finds and skips it."""
+    return stable_hash({"config": job_key(suite, dataset, model_cfg, spec), "seed": seed})
 
 
 def negative_diagnostics(ctx: Context, negatives: Negatives | None) -> tuple[float | None, float | None]:
@@ -146,8 +171,9 @@ class SuiteRunner:
     """Runs a validated :class:`Plan`: per job, tune on dev (if asked), then train and test every seed."""
 
     def __init__(self, plan: Plan, *, progress: bool = False, console=None, board: ClaimBoard | None = None,
-                 poll_s: float = 2.0) -> None:
+                 poll_s: float = 2.0, parent_run: str | None = None) -> None:
         self.plan = plan
+        self.parent_run = parent_run  # set in a job process: the suite's MLflow run
         self.board = board
         self.poll_s = poll_s
         self._services: dict[tuple[str, str], MiningServices] = {}
@@ -184,8 +210,11 @@ class SuiteRunner:
                                           "git_rev": self.git_rev or ""}) as suite_run:
             self.tracker.log_artifact(suite_run, self.plan.path)
             if self.board is None:
-                for job in jobs:
-                    self.run_job(job)
+                for job, indices in zip(jobs, self.job_indices(), strict=True):
+                    if self.suite.suite.isolation == "process":
+                        run_isolated(self, job, indices, suite_run)
+                    else:
+                        self.run_job(job)
             else:
                 self.work(jobs)
             board = write_leaderboard(self.store.rows(), self.plan.output_dir / "leaderboard.md",
@@ -194,6 +223,26 @@ class SuiteRunner:
             self.tracker.log_artifact(suite_run, self.store.results_path)
             self.tracker.log_artifact(suite_run, board)
         return self.store
+
+    def job_indices(self) -> list[tuple[int, int, int]]:
+        """(dataset, model, strategy) positions of every job, in the order :meth:`run` makes them."""
+        return [(d, m, s) for d in range(len(self.suite.datasets)) for m in range(len(self.suite.models))
+                for s in range(len(self.plan.strategies))]
+
+    def record_crash(self, job: Job, reason: str) -> None:
+        """A failed row, with ``reason``, for every seed of ``job`` that its crashed process left unfinished."""
+        device = self.device_for(job)
+        for seed, run_id in self.pending_seeds(job):
+            row = {"run_id": run_id, "config_key": job_key(self.suite, job.dataset, job.model_cfg, job.spec),
+                   "suite": self.suite.suite.name, "dataset": job.dataset.name,
+                   "dataset_fingerprint": job.dataset.fingerprint, "model": job.model_cfg.display_name,
+                   "strategy": job.spec.label, "strategy_name": job.spec.cls.name,
+                   "params": json.dumps(job.spec.raw_params, sort_keys=True, default=str), "seed": seed,
+                   "status": "failed: crashed", "error": reason, "device": device_name(device),
+                   "versions": versions_json(), "config_hash": self.config_hash, "code_revision": code_revision(),
+                   "git_rev": self.git_rev, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+            self.store.append(row)
+            self.say(f"[red]{job.name} / seed {seed}: {reason}[/red]")
 
     def services_for(self, job: Job) -> MiningServices:
         key = (job.dataset.fingerprint, job.model_cfg.model_dump_json())
@@ -302,8 +351,8 @@ class SuiteRunner:
             return None
         if not job.dataset.dev:
             raise ConfigError("tuning needs a dev split: the dataset has no dev queries", field="tuning")
-        study_name = f"{self.suite.suite.name}/{job.dataset.name}-{job.dataset.fingerprint}/" \
-                     f"{job.model_cfg.display_name}/{job.spec.label}"
+        study_name = f"{self.suite.suite.name}/{job.dataset.name}/{job.model_cfg.display_name}/" \
+                     f"{job.spec.label}/{job_key(self.suite, job.dataset, job.model_cfg, job.spec)}"
         if self._storage is None:
             self._storage = storage_for(cfg, self.plan.output_dir)
         return Tuner(cfg, self._storage, study_name, seed=self.suite.suite.seeds[0])
@@ -323,8 +372,11 @@ class SuiteRunner:
         def objective(trial: optuna.Trial) -> float:
             values = suggest(trial, spec.space)
             strategy_values, training_values = split_params(values)
-            training = self.training_for(spec, training_values)
-            strategy = spec.build(strategy_values)
+            try:  # a draw the strategy rejects fails this trial only (it still counts against the budget)
+                training = self.training_for(spec, training_values)
+                strategy = spec.build(strategy_values)
+            except (NegbenchError, ValueError) as exc:
+                raise InvalidTrialError(f"trial {trial.number}: invalid parameters {values}: {exc}") from None
 
             def epoch_end(model, epoch: int) -> None:
                 if epoch >= training.epochs:
@@ -340,6 +392,8 @@ class SuiteRunner:
                 try:
                     fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
                                    on_epoch_end=epoch_end if training.epochs > 1 else None)
+                except (BudgetError, NegbenchError) as exc:
+                    raise InvalidTrialError(f"trial {trial.number}: {exc}") from None
                 except optuna.TrialPruned:
                     self.tracker.set_tags(trial_run, {"state": "PRUNED"})
                     pruned = True
@@ -373,20 +427,25 @@ class SuiteRunner:
 
     def fit(self, dataset, model_cfg, device, services, strategy: Strategy, training: TrainingConfig, seed: int,
             on_epoch_end=None) -> FitResult:
-        """Mine and train one model (on the train split only)."""
-        ctx = Context(dataset=dataset, examples=dataset.training_examples("train"), services=services,
+        """Mine and train one model (on the train split only), within the run's data budget."""
+        examples = dataset.training_examples("train")
+        budget = budget_for(strategy, len(examples), training, self.suite.training)
+        ctx = Context(dataset=dataset, examples=examples, services=services,
                       num_negatives=training.num_negatives, batch_size=training.batch_size,
-                      epochs=training.epochs, seed=seed)
+                      epochs=training.epochs, seed=seed, steps_per_epoch=budget.steps_per_epoch)
         model = load_model(model_cfg, device)
+        services.begin_run()
         with Timer() as mine_timer:
             strategy.setup(ctx)
             candidates = strategy.mine(ctx)
+        mine_s = services.charged_seconds(mine_timer.seconds)
         if candidates is not None and training.num_negatives == 0:
             candidates = None
         outcome = train(model, ctx, strategy, training, device=device, precision=model_cfg.precision,
                         candidates=candidates, mini_batch_size=getattr(strategy, "mini_batch_size", None),
-                        progress=self.progress, work_dir=self.cache_dir.parent, on_epoch_end=on_epoch_end)
-        return FitResult(model, ctx, candidates, outcome, mine_timer.seconds)
+                        progress=self.progress, work_dir=self.cache_dir.parent, on_epoch_end=on_epoch_end,
+                        budget=budget)
+        return FitResult(model, ctx, candidates, outcome, mine_s, budget)
 
     def score(self, model, dataset, qrels, metrics, model_cfg, corpus_embeddings=None):
         ev = self.suite.evaluation
@@ -420,25 +479,34 @@ class SuiteRunner:
             "seed": seed, "trial": tuned.trial, "dev_metric": tuned.dev_value, "status": "ok", "error": None,
             "device": device_name(device), "versions": versions_json(), "config_hash": self.config_hash,
             "git_rev": self.git_rev, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "mine_s": 0.0, "train_s": 0.0, "eval_s": 0.0, "refresh_s": 0.0, "steps": 0, "examples_seen": 0,
+            "config_key": job_key(self.suite, dataset, model_cfg, spec), "code_revision": code_revision(),
+            "determinism": determinism(device),
+            "mine_s": 0.0, "sample_s": 0.0, "train_s": 0.0, "eval_s": 0.0, "refresh_s": 0.0, "total_s": None,
+            "steps": 0, "examples_seen": 0, "steps_per_epoch": None, "examples_per_epoch": None,
+            "mean_batch_size": None, "min_batch_size": None, "max_batch_size": None, "budget": None,
             "train_examples_per_s": None, "neg_score_gap": None, "false_negative_share": None,
         }
         per_query = None
-        monitor = PeakMemory(device=device)
+        train_mem, eval_mem = PeakMemory(device=device), PeakMemory(device=device)
+        started = time.perf_counter()
         try:
-            with monitor:
-                strategy = spec.build(tuned.params)
-                if strategy.trains:
+            strategy = spec.build(tuned.params)
+            release_memory(device)
+            if strategy.trains:
+                with train_mem:
                     fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed)
-                    model, corpus_emb = fit.model, None
-                    o = fit.outcome
-                    row.update(mine_s=fit.mine_s, train_s=o.train_s, refresh_s=o.refresh_s, steps=o.steps,
-                               examples_seen=o.examples_seen, _losses=o.losses,
-                               train_examples_per_s=o.examples_seen / max(o.train_s, 1e-9))
-                else:
-                    fit = None
-                    model = services.base_model
-                    corpus_emb = services.corpus_embeddings().to(device)
+                model, corpus_emb, o = fit.model, None, fit.outcome
+                row.update(mine_s=fit.mine_s, train_s=o.train_s, refresh_s=o.refresh_s, sample_s=o.sample_s,
+                           steps=o.steps, examples_seen=o.examples_seen, _losses=o.losses, **o.batch_stats,
+                           train_examples_per_s=o.examples_seen / max(o.train_s, 1e-9),
+                           steps_per_epoch=fit.budget.steps_per_epoch,
+                           examples_per_epoch=fit.budget.examples_per_epoch, budget=fit.budget.reason)
+            else:
+                fit = None
+                model = services.base_model
+                corpus_emb = services.corpus_embeddings().to(device)
+            release_memory(device)
+            with eval_mem:
                 result = self.score(model, dataset, dataset.test(), self.suite.evaluation.metrics, model_cfg,
                                     corpus_embeddings=corpus_emb)
             row.update(result.metrics)
@@ -457,11 +525,45 @@ class SuiteRunner:
             log.debug("job failed", exc_info=True)
             row.update(status=f"failed: {type(exc).__name__}", error="".join(
                 traceback.format_exception_only(type(exc), exc)).strip()[:2000])
-        row["peak_rss_mb"] = monitor.peak_rss_mb
-        row["peak_gpu_mb"] = monitor.peak_gpu_mb
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
+        row["total_s"] = time.perf_counter() - started
+        row["train_peak_rss_mb"], row["eval_peak_rss_mb"] = train_mem.peak_rss_mb or None, eval_mem.peak_rss_mb or None
+        row["train_peak_gpu_mb"], row["eval_peak_gpu_mb"] = train_mem.peak_gpu_mb, eval_mem.peak_gpu_mb
+        row["peak_rss_mb"] = max(train_mem.peak_rss_mb, eval_mem.peak_rss_mb) or None
+        gpu = [v for v in (train_mem.peak_gpu_mb, eval_mem.peak_gpu_mb) if v is not None]
+        row["peak_gpu_mb"] = max(gpu) if gpu else None
+        release_memory(device)
         return row, per_query
+
+
+def determinism(device: str) -> str:
+    """Make this process's computations reproducible from the seed on ``device``; say what was set.
+
+    CPU kernels are deterministic for a fixed thread count. On CUDA: deterministic algorithms (warn where an
+    op has none), cuDNN deterministic and not benchmarking, and cuBLAS's fixed workspace (the variable must be
+    set before CUDA starts: the job processes set it first thing).
+    """
+    if not device.startswith("cuda"):
+        return f"cpu: deterministic kernels, {torch.get_num_threads()} threads"
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return ("cuda: torch.use_deterministic_algorithms(warn_only), cudnn.deterministic, no cudnn.benchmark, "
+            f"CUBLAS_WORKSPACE_CONFIG={os.environ['CUBLAS_WORKSPACE_CONFIG']}")
+
+
+def release_memory(device: str) -> None:
+    """Return freed memory to the system before a measured phase, so its peak is its own: Python garbage,
+    glibc's free lists (``malloc_trim``; glibc keeps freed heap otherwise) and PyTorch's CUDA cache."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _mteb_columns(scores: dict[str, float]) -> dict[str, float]:
@@ -486,6 +588,7 @@ class FitResult:
     candidates: Negatives | None
     outcome: Any
     mine_s: float
+    budget: Budget
 
 
 def claims_url(plan: Plan) -> str:

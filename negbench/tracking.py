@@ -39,7 +39,7 @@ class Tracker:
         self.experiment_id: str | None = None
         self._stack: list[str] = []
 
-    def start(self) -> None:
+    def start(self, close_stale: bool = True) -> None:
         if not self.enabled:
             return
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -59,8 +59,17 @@ class Tracker:
             self.experiment_id = self.client.create_experiment(self.experiment_name, artifact_location=artifacts)
         else:
             self.experiment_id = experiment.experiment_id
-        self.close_stale()
+        if close_stale:
+            self.close_stale()
         signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def attach(self, parent_run: str | None) -> None:
+        """In a job process: connect without closing the suite's open runs, nesting under ``parent_run``."""
+        if not self.enabled:
+            return
+        self.start(close_stale=False)
+        if parent_run:
+            self._stack.append(parent_run)
 
     def close_stale(self) -> int:
         """Mark runs left RUNNING by an earlier, killed process as KILLED."""

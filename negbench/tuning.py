@@ -29,8 +29,9 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from negbench.budget import BudgetError
 from negbench.config import SearchDim, StrategyConfig, TrainingConfig, TuningConfig
-from negbench.errors import ConfigError, NonFiniteLossError
+from negbench.errors import ConfigError, InvalidTrialError, NonFiniteLossError
 from negbench.strategy import Strategy
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,8 @@ class Tuner:
             trial.set_user_attr("slot", slot)
             return objective(trial)
 
-        study.optimize(with_slot, n_trials=1, catch=(NonFiniteLossError,), gc_after_trial=True)
+        study.optimize(with_slot, n_trials=1, catch=(NonFiniteLossError, InvalidTrialError, BudgetError),
+                       gc_after_trial=True)
 
     def run(self, objective: Callable[[optuna.Trial], float]) -> TuningOutcome:
         """Single process: re-queue trials a killed run left RUNNING, then fill the remaining slots."""

@@ -13,13 +13,17 @@ from negbench.cli import app
 runner = CliRunner()
 
 
-def suite_text(toy_data, tiny_model, out, strategies=("none", "in-batch", "bm25", "dense"), extra=""):
+def suite_text(toy_data, tiny_model, out, strategies=("none", "in-batch", "bm25", "dense"), extra="",
+               isolation="none"):
+    """A toy suite; jobs run in this process unless ``isolation = "process"`` (tested in test_isolation.py;
+    a spawned process per job costs seconds of start-up that the other tests need not pay)."""
     blocks = "".join(f'[[strategies]]\nname = "{s}"\n' for s in strategies)
     return f"""
 [suite]
 name = "toy"
 seeds = [0]
 output_dir = "{out}"
+isolation = "{isolation}"
 
 [[datasets]]
 source = "{toy_data}"
@@ -120,3 +124,24 @@ def test_eval_bad_metric_exit_2(toy_data, tiny_model):
     result = runner.invoke(app, ["eval", "--dataset", str(toy_data), "--model", str(tiny_model),
                                  "--metrics", "ndcg@10,f1@3"])
     assert result.exit_code == 2 and "unknown metric 'f1@3'" in result.output
+
+
+def test_plan_json_shows_equal_budgets_and_declared_departures(tmp_path, toy_data, tiny_model):
+    path = tmp_path / "suite.toml"
+    text = suite_text(toy_data, tiny_model, tmp_path / "o",
+                      strategies=("none", "in-batch", "tas-b", "ngame", "neighbourhood", "star", "dense", "rs2"))
+    path.write_text(text.replace('[[strategies]]\nname = "tas-b"\n',
+                                 '[[strategies]]\nname = "tas-b"\nparams = { n_clusters = 6 }\n')
+                    + '[[strategies]]\nname = "large-batch"\ntraining = { batch_size = 32 }\n')
+    result = runner.invoke(app, ["plan", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    jobs = {job["strategy"]: job for job in json.loads(result.stdout)}
+    required = {"dataset", "model", "strategy", "steps_per_epoch", "examples_per_epoch", "min_batch_size",
+                "max_batch_size", "training_runs", "budget"}
+    assert all(required <= set(job) for job in jobs.values())
+    equal = [jobs[s] for s in ("in-batch", "tas-b", "ngame", "neighbourhood", "star", "dense")]
+    assert {(j["examples_per_epoch"], j["steps_per_epoch"], j["budget"]) for j in equal} == {(80, 5, "equal")}
+    assert all(j["min_batch_size"] == j["max_batch_size"] == 16 for j in equal)
+    assert "fraction 0.5" in jobs["rs2"]["budget"] and jobs["rs2"]["examples_per_epoch"] < 80
+    assert jobs["large-batch"]["budget"] == "batch_size 32 (suite: 16)" and jobs["large-batch"]["max_batch_size"] == 32
+    assert jobs["none"]["training_runs"] == 0 and jobs["in-batch"]["training_runs"] == 1

@@ -55,6 +55,7 @@ def tuned_suite(toy_data, tiny_model, out, n_trials=2) -> str:
 name = "tune"
 seeds = [0, 1]
 output_dir = "{out}"
+isolation = "none"
 
 [[datasets]]
 source = "{toy_data}"
@@ -124,3 +125,53 @@ def test_tuning_metric_must_be_evaluated(tmp_path, toy_data, tiny_model):
                                                                                 'metric = "ndcg@5"'))
     result = runner.invoke(app, ["validate", str(suite)])
     assert result.exit_code == 2 and "tuning.metric" in result.output
+
+
+def _studies(out):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal")))
+    return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
+            for s in optuna.get_all_study_summaries(storage)}
+
+
+def test_editing_the_suite_trains_new_trials_and_rows_never_pooled(tmp_path, toy_data, tiny_model):
+    """The study name used to leave out the training config: after editing the suite the old study counted
+    as complete and its parameters were reused; the leaderboard averaged the two configurations."""
+    suite = tmp_path / "suite.toml"
+    text = tuned_suite(toy_data, tiny_model, tmp_path / "out").replace("seeds = [0, 1]", "seeds = [0]")
+    suite.write_text(text)
+    assert runner.invoke(app, ["run", str(suite), "--no-progress"]).exit_code == 0
+    suite.write_text(text.replace("max_steps = 2", "max_steps = 2\nlr = 5e-3"))  # the user edits training.lr
+    result = runner.invoke(app, ["run", str(suite), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    studies = _studies(tmp_path / "out")
+    assert len(studies) == 2  # a new study for the new configuration
+    assert all(len(s.trials) == 2 for s in studies.values())
+    rows = pl.read_parquet(tmp_path / "out" / "results.parquet")
+    assert rows.height == 2 and rows["config_key"].n_unique() == 2
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    table_rows = [line for line in board.splitlines() if line.startswith("| in-batch")]
+    assert len(table_rows) == 2 and all("[cfg" in r for r in table_rows), board  # one row per configuration
+
+
+def test_an_invalid_draw_fails_its_trial_not_the_suite(tmp_path, toy_data, tiny_model):
+    """Each edge of this space is valid alone, but end_min = end_max = 10 is not a window: progressive's old
+    default space could draw it, and its ConfigError aborted the whole suite."""
+    suite = tmp_path / "suite.toml"
+    text = tuned_suite(toy_data, tiny_model, tmp_path / "out").replace("seeds = [0, 1]", "seeds = [0]")
+    text = text.split("[[strategies]]")[0] + """[[strategies]]
+name = "progressive"
+params = { start_min = 20, start_max = 40 }
+[strategies.search_space.end_min]
+type = "categorical"
+choices = [10]
+[strategies.search_space.end_max]
+type = "categorical"
+choices = [10]
+"""
+    suite.write_text(text)
+    result = runner.invoke(app, ["run", str(suite), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    (study,) = _studies(tmp_path / "out").values()
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
+    rows = pl.read_parquet(tmp_path / "out" / "results.parquet")
+    assert rows["status"].to_list() == ["ok"]  # no complete trial: the declared parameters are used

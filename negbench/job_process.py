@@ -1,0 +1,99 @@
+"""One job in a fresh spawned process: its memory is its own, and a crash fails that job only.
+
+The suite process spawns a child per job (dataset × model × strategy); the child re-loads the dataset,
+tunes and trains every pending seed, and appends its rows to the store itself (atomic, locked writes).
+A user error in the child (a bad config found late) comes back through a pipe and is raised in the parent
+as the same one-line error; an interrupt ends the child with 130 and is raised as ``KeyboardInterrupt``.
+Any other death (segfault, out-of-memory kill, an uncaught exception) becomes a failed row for every seed
+the job left unfinished, with the reason, and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from negbench import errors
+
+if TYPE_CHECKING:
+    from negbench.runner import Job, Plan, SuiteRunner
+
+INTERRUPTED = 130
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent dies (a SIGKILLed suite leaves no orphan job)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _child(plan: Plan, indices: tuple[int, int, int], parent_run: str | None, progress: bool, conn) -> None:
+    _die_with_parent()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts (determinism)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from rich.console import Console
+
+    from negbench.runner import Job, SuiteRunner
+    from negbench.tracking import Terminated
+
+    d, m, s = indices
+    runner = SuiteRunner(plan, progress=progress, console=Console(stderr=True), parent_run=parent_run)
+    try:
+        runner.tracker.attach(parent_run)
+        dataset = runner.load_dataset(d, plan.suite.datasets[d])
+        runner.run_job(Job(dataset, plan.suite.models[m], plan.strategies[s]))
+    except errors.NegbenchError as exc:
+        conn.send((type(exc).__name__, exc.message, exc.file, exc.field))
+        sys.exit(2)
+    except (KeyboardInterrupt, Terminated):
+        sys.exit(INTERRUPTED)
+
+
+def describe_exit(code: int | None) -> str:
+    """Why a job process ended, in words (negative codes are signals)."""
+    if code is None:
+        return "job process did not exit"
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
+        return f"job process died from signal {name}{hint}"
+    return f"job process exited with code {code}"
+
+
+def run_isolated(runner: SuiteRunner, job: Job, indices: tuple[int, int, int], parent_run: str | None) -> None:
+    """Run ``job`` in a spawned child of ``runner``'s process; record a crash as failed rows."""
+    pending = runner.pending_seeds(job)
+    if not pending:
+        runner.say(f"[dim]skip {job.name}: every seed already finished[/dim]")
+        return
+    ctx = mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(runner.plan, indices, parent_run, runner.progress, send),
+                       name=f"negbench job {job.name}")
+    proc.start()
+    send.close()
+    try:
+        proc.join()
+    except BaseException:  # interrupted or terminated: the child got the same Ctrl-C; give it time to close
+        proc.join(timeout=60)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join()
+        raise
+    try:  # a message only if the child raised a user error; EOF (the child closed its end) otherwise
+        message = receive.recv() if receive.poll() else None
+    except EOFError:
+        message = None
+    if message is not None:
+        kind, text, file, field = message
+        raise getattr(errors, kind, errors.NegbenchError)(text, file=file, field=field)
+    if proc.exitcode == INTERRUPTED:
+        raise KeyboardInterrupt
+    if proc.exitcode != 0:
+        runner.record_crash(job, describe_exit(proc.exitcode))

@@ -1,0 +1,84 @@
+"""Per-job process isolation: peak memory does not depend on the jobs run before; a crash fails one job."""
+
+from __future__ import annotations
+
+import os
+import signal
+from importlib.metadata import EntryPoint
+
+import numpy as np
+import polars as pl
+
+from negbench.registry import GROUP, Entry, Registry
+from negbench.runner import SuiteRunner, plan_suite
+from negbench.strategies.in_batch import InBatch
+from negbench.strategy import Strategy
+from tests.test_cli import suite_text
+
+_HELD: list[np.ndarray] = []  # what Leaky keeps alive in its process
+
+
+class Leaky(Strategy):
+    """Keeps 600 MB alive after it ran: in one shared process every later job's peak would include it."""
+
+    name = "leaky"
+
+    def setup(self, ctx):
+        _HELD.append(np.ones(600 * 2**20 // 8))
+
+
+class Crasher(Strategy):
+    """Kills its own process while mining (as a segfault or the OOM killer would)."""
+
+    name = "crasher"
+
+    def mine(self, ctx):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _registry() -> Registry:
+    """A registry holding in-batch and this module's test strategies (importable by the job processes)."""
+    reg = Registry()
+    reg._entries = {}
+    for cls in (InBatch, Leaky, Crasher):
+        target = f"{cls.__module__}:{cls.__qualname__}"
+        reg._entries[cls.name] = (EntryPoint(cls.name, target, GROUP), Entry(cls.name, target, None, cls=cls))
+    return reg
+
+
+def _run(tmp_path, toy_data, tiny_model, strategies: str, isolation: str = "process") -> pl.DataFrame:
+    text = suite_text(toy_data, tiny_model, tmp_path / "out", strategies=(), isolation=isolation) + strategies
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return SuiteRunner(plan_suite(path, reg=_registry())).run().rows()
+
+
+def test_peak_memory_does_not_depend_on_job_order(tmp_path, toy_data, tiny_model):
+    """The same strategy first and last (different labels) around a job that leaves 600 MB behind."""
+    rows = _run(tmp_path, toy_data, tiny_model, """
+[[strategies]]
+name = "in-batch"
+label = "first"
+[[strategies]]
+name = "leaky"
+[[strategies]]
+name = "in-batch"
+label = "last"
+""")
+    peak = {r["strategy"]: r["train_peak_rss_mb"] for r in rows.iter_rows(named=True)}
+    assert set(rows["status"]) == {"ok"}
+    assert peak["leaky"] > peak["first"] + 400  # the leak is real and measured in its own job
+    assert abs(peak["last"] - peak["first"]) <= 0.10 * peak["first"], peak
+
+
+def test_a_crashed_job_becomes_a_failed_row_and_the_suite_goes_on(tmp_path, toy_data, tiny_model):
+    rows = _run(tmp_path, toy_data, tiny_model, """
+[[strategies]]
+name = "crasher"
+[[strategies]]
+name = "in-batch"
+""")
+    by = {r["strategy"]: r for r in rows.iter_rows(named=True)}
+    assert by["crasher"]["status"] == "failed: crashed"
+    assert "SIGKILL" in by["crasher"]["error"]
+    assert by["in-batch"]["status"] == "ok"
