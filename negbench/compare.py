@@ -10,10 +10,16 @@ Jobs are matched by (dataset, model, strategy). For each matched job and metric:
   ``max_throughput_drop_factor`` (base / new); jobs without throughput (no training) are not checked;
 * a job that finished in the baseline but has no finished run in NEW is a regression (``failed``); a job
   missing from NEW altogether, or new in NEW, is reported but not flagged.
+
+Across the two stores jobs are matched by label, because the configuration key (``config_key``) differs
+between code revisions by design. Within one store configurations are never pooled: when a label has
+several, only the newest configuration's rows (by ``created_at``) are compared, and a note says so
+(:attr:`Comparison.notes`, also logged as a warning).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,8 +30,9 @@ import polars as pl
 from negbench.errors import DataError, NegbenchError
 from negbench.html_report import load_store
 from negbench.report import escape_md, metric_columns
-from negbench.stats import holm, paired_test, query_means
+from negbench.stats import SHORT_KEY, holm, newest_config, paired_test, query_means, with_config_key
 
+log = logging.getLogger(__name__)
 KEYS = ("dataset", "model", "strategy")
 HEADER = (
     "dataset",
@@ -94,6 +101,7 @@ class Comparison:
     alpha: float
     base_devices: list[str] = field(default_factory=list)
     new_devices: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. a label with several configurations in one store
 
     @property
     def device_warning(self) -> str | None:
@@ -122,6 +130,7 @@ class Comparison:
         ]
         if self.device_warning:
             lines += ["", f"Warning: {escape_md(self.device_warning)}."]
+        lines += [x for note in self.notes for x in ("", f"Note: {escape_md(note)}")]
         return "\n".join(lines) + "\n"
 
     def rows(self) -> list[list[str]]:
@@ -168,6 +177,24 @@ def _f(value: float | None, digits: int, signed: bool = False, general: bool = F
     if general:
         return f"{value:.{digits}g}"
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def latest_configs(rows: pl.DataFrame, role: str = "") -> tuple[pl.DataFrame, list[str]]:
+    """The rows of the newest configuration of each (dataset, model, strategy) label in one store, and a
+    note for every label that has several configurations there (older ones are left out, never pooled)."""
+    rows = with_config_key(rows)
+    kept, notes = [], []
+    for (dataset, model, strategy), group in rows.group_by(list(KEYS), maintain_order=True):
+        n = group["config_key"].n_unique()
+        if n > 1:
+            key = newest_config(group)
+            group = group.filter(pl.col("config_key") == key)
+            notes.append(
+                f"{role + ' store' if role else 'store'}: {dataset}/{model}/{strategy} has {n} configurations; "
+                f"only the newest (config {key[:SHORT_KEY]}) is compared"
+            )
+        kept.append(group)
+    return (pl.concat(kept, how="diagonal_relaxed") if kept else rows), notes
 
 
 def _runs(rows: pl.DataFrame) -> dict[tuple[str, str, str], pl.DataFrame]:
@@ -230,6 +257,10 @@ def compare_stores(
         raise NegbenchError("must be between 0 and 1", field="--alpha")
     base_rows, base_pq = _load(Path(baseline), "baseline")
     new_rows, new_pq = _load(Path(new), "new")
+    base_rows, base_notes = latest_configs(base_rows, "baseline")
+    new_rows, new_notes = latest_configs(new_rows, "new")
+    for note in base_notes + new_notes:
+        log.warning(note)
     common = [m for m in metric_columns(base_rows) if m in metric_columns(new_rows)]
     if metrics:
         for m in metrics:
@@ -284,5 +315,6 @@ def compare_stores(
         )
 
     return Comparison(
-        jobs, chosen, max_drop, max_throughput_drop_factor, alpha, devices(base_rows), devices(new_rows)
+        jobs, chosen, max_drop, max_throughput_drop_factor, alpha, devices(base_rows), devices(new_rows),
+        base_notes + new_notes,
     )

@@ -23,9 +23,28 @@ import polars as pl
 
 from negbench.errors import DataError
 from negbench.plots import Point, pareto_front, scatter_svg
-from negbench.report import aggregate, leaderboard_markdown, metric_columns, write_text_atomic
+from negbench.report import (
+    aggregate,
+    cost_columns,
+    fmt_batch,
+    fmt_delta,
+    has_budget_changes,
+    leaderboard_markdown,
+    memory_fallback_used,
+    metric_columns,
+    write_text_atomic,
+)
 from negbench.results import ResultStore
-from negbench.stats import BETTER, Significance, resolve_baseline, significance
+from negbench.stats import (
+    BETTER,
+    WORSE,
+    BaselineConfig,
+    Significance,
+    baseline_config,
+    config_notes,
+    significance,
+    with_config_labels,
+)
 
 STYLE = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--alt:#f6f8fa;--acc:#0969da;--good:#1a7f37;
@@ -162,9 +181,12 @@ def strategy_citation(name: str, reg: Any = None) -> tuple[str | None, str | Non
 
 
 def _memory_column(group: pl.DataFrame) -> tuple[str, str]:
-    if "peak_gpu_mb" in group.columns and any((_num(v) or 0) > 0 for v in group["peak_gpu_mb"].to_list()):
-        return "peak_gpu_mb", "peak GPU memory (MB)"
-    return "peak_rss_mb", "peak RSS (MB)"
+    """The memory the plot shows: training peak GPU memory when any row has it, else training peak RSS
+    (both already fall back to the old whole-run peaks in :func:`negbench.report.aggregate`)."""
+    gpu = "train_peak_gpu_mb"
+    if gpu in group.columns and any((_num(v) or 0) > 0 for v in group[gpu].to_list()):
+        return gpu, "training peak GPU memory (MB)"
+    return "train_peak_rss_mb", "training peak RSS (MB)"
 
 
 def _metric_cell(rec: dict[str, Any], metric: str, sig: Significance | None) -> str:
@@ -177,12 +199,16 @@ def _metric_cell(rec: dict[str, Any], metric: str, sig: Significance | None) -> 
         cls = "better" if sig.mark == BETTER else "worse"
         word = "better" if sig.mark == BETTER else "worse"
         tip = (
-            f"significantly {word} than the baseline: Holm p = {sig.p_holm:.3g} (raw p = {sig.p_value:.3g}), "
-            f"mean per-query difference {sig.mean_diff:+.4f} over {sig.n} queries"
+            f"significantly {word} than the baseline: Holm p = {sig.p_holm:.3g} (raw p = {sig.p_value:.3g}; "
+            f"one-sided p better {sig.p_greater:.3g}, worse {sig.p_less:.3g}), mean per-query difference "
+            f"{fmt_delta(sig)} (95% bootstrap CI), Hodges–Lehmann {sig.hodges_lehmann:+.4f}, over {sig.n} queries"
         )
         text += f' <span class="sig {cls}" title="{e(tip)}">{e(sig.mark)}</span>'
     elif sig is not None:
-        tip = f"not significantly different from the baseline: Holm p = {sig.p_holm:.3g}"
+        tip = (
+            f"not significantly different from the baseline: Holm p = {sig.p_holm:.3g}; mean per-query "
+            f"difference {fmt_delta(sig)} (95% bootstrap CI) over {sig.n} queries"
+        )
         return f'<td data-sort="{mean!r}" title="{e(tip)}">{text}</td>'
     return f'<td data-sort="{mean!r}">{text}</td>'
 
@@ -191,40 +217,49 @@ def _table(
     group: pl.DataFrame,
     metrics: Sequence[str],
     sig: dict,
-    base_label: str | None,
+    base: BaselineConfig | None,
     dataset: str,
     model: str,
-    show_gpu: bool,
+    costs: Sequence[tuple[str, str, int]],
+    show_budget: bool,
+    delta_metric: str | None,
 ) -> str:
+    """One sortable table: a row per configuration with metrics, Δ vs baseline, data budget and costs."""
     heads = [
         ("strategy", "text"),
         ("seeds", "num"),
         *[(m, "num") for m in metrics],
-        ("train ex/s", "num"),
-        ("train s", "num"),
-        ("peak RSS MB", "num"),
+        *([("Δ vs baseline", "num")] if delta_metric else []),
+        ("steps", "num"),
+        ("examples", "num"),
+        ("batch mean/min", "num"),
+        *([("budget", "text")] if show_budget else []),
+        *[(h, "num") for h, _, _ in costs],
+        ("status", "text"),
     ]
-    if show_gpu:
-        heads.append(("peak GPU MB", "num"))
-    heads.append(("status", "text"))
     out = ['<table class="sortable"><thead><tr>']
     for label, kind in heads:
         cls = ' class="text"' if kind == "text" else ""
         out.append(f'<th scope="col" data-type="{kind}"{cls}><button type="button">{e(label)}</button></th>')
     out.append("</tr></thead><tbody>")
     for rec in group.iter_rows(named=True):
-        label = rec["strategy"]
-        tag = ' <span class="tag">baseline</span>' if label == base_label else ""
+        label = rec["label"]
+        is_base = base is not None and label == base.label
+        tag = ' <span class="tag">baseline</span>' if is_base else ""
         out.append(f'<tr><td class="text" data-sort="{e(label)}">{e(label)}{tag}</td>')
         out.append(f'<td data-sort="{rec.get("seeds") or 0}">{rec.get("seeds") or 0}</td>')
         out += [_metric_cell(rec, m, sig.get((dataset, model, label, m))) for m in metrics]
-        out += [
-            _cell_num(rec.get("train_examples_per_s"), 1),
-            _cell_num(rec.get("train_s"), 1),
-            _cell_num(rec.get("peak_rss_mb"), 0),
-        ]
-        if show_gpu:
-            out.append(_cell_num(rec.get("peak_gpu_mb"), 0))
+        if delta_metric:
+            d = None if is_base else sig.get((dataset, model, label, delta_metric))
+            key = "" if d is None or _num(d.mean_diff) is None else repr(d.mean_diff)
+            out.append(f'<td data-sort="{key}">{e(fmt_delta(d))}</td>')
+        out += [_cell_num(rec.get("steps"), 0), _cell_num(rec.get("examples_seen"), 0)]
+        batch = _num(rec.get("mean_batch_size"))
+        out.append(f'<td data-sort="{"" if batch is None else repr(batch)}">{e(fmt_batch(rec))}</td>')
+        if show_budget:
+            budget = str(rec.get("budget") or "–")
+            out.append(f'<td class="text" data-sort="{e(budget)}">{e(budget)}</td>')
+        out += [_cell_num(rec.get(col), digits) for _, col, digits in costs]
         status = rec.get("failed") or "ok"
         cls = "text failed" if status != "ok" else "text"
         out.append(f'<td class="{cls}" data-sort="{e(status)}">{e(status)}</td></tr>')
@@ -232,14 +267,15 @@ def _table(
     return "".join(out)
 
 
-def _plots(group: pl.DataFrame, metric: str) -> str:
+def _plots(group: pl.DataFrame, metric: str, legacy_memory: bool = False) -> str:
+    """Accuracy vs training throughput and vs training peak memory, one point per configuration."""
     ok = [r for r in group.iter_rows(named=True) if _num(r.get(metric)) is not None]
     mem_col, mem_label = _memory_column(group)
     tp = [
-        Point(r["strategy"], _num(r.get("train_examples_per_s")), r[metric], _num(r.get(f"{metric}_ci")))
+        Point(r["label"], _num(r.get("train_examples_per_s")), r[metric], _num(r.get(f"{metric}_ci")))
         for r in ok
     ]
-    mem = [Point(r["strategy"], _num(r.get(mem_col)), r[metric], _num(r.get(f"{metric}_ci"))) for r in ok]
+    mem = [Point(r["label"], _num(r.get(mem_col)), r[metric], _num(r.get(f"{metric}_ci"))) for r in ok]
     skipped_tp = [p.label for p in tp if p.x is None]
     skipped_mem = [p.label for p in mem if p.x is None]
     tp = [p for p in tp if p.x is not None]
@@ -271,6 +307,8 @@ def _plots(group: pl.DataFrame, metric: str) -> str:
         text = caption + (f" On the front: {', '.join(front)}." if front else "")
         text += f" Not plotted (no value): {', '.join(skipped)}." if skipped else ""
         text += " Bars: 95% CI over seeds."
+        if legacy_memory and points is mem:
+            text += " Runs recorded before training memory was measured apart show their whole-run peak."
         figs.append(f"<figure>{svg}<figcaption>{e(text)}</figcaption></figure>")
     return '<div class="plots">' + "".join(figs) + "</div>"
 
@@ -300,12 +338,13 @@ def _strategy_sections(rows: pl.DataFrame, reg: Any = None) -> str:
         "<em>labelled-positive share</em> is the share of sampled negatives labelled relevant in some split "
         '(an estimate of false negatives).</p><div class="cards">'
     ]
-    for index, label in enumerate(dict.fromkeys(rows["strategy"].to_list())):
-        sub = rows.filter(pl.col("strategy") == label)
+    rows = with_config_labels(rows)
+    for index, label in enumerate(dict.fromkeys(rows["label"].to_list())):  # one card per configuration label
+        sub = rows.filter(pl.col("label") == label)
         names = _distinct(sub, "strategy_name")
         out.append(f'<section class="card" id="strategy-{index}"><h3>{e(label)}</h3><dl>')
         out.append(f"<dt>registered as</dt><dd>{e(', '.join(names) or 'unknown')}</dd>")
-        for name in names or [label]:
+        for name in names or _distinct(sub, "strategy"):
             citation, problem = strategy_citation(name, reg)
             if citation:
                 out.append(f"<dt>reference</dt><dd>{e(citation)}</dd>")
@@ -480,11 +519,13 @@ def render_html(
     else:
         metrics = metric_columns(rows)
         primary = primary_metric if primary_metric in metrics else (metrics[0] if metrics else None)
+        rows = with_config_labels(rows)
         sig = significance(rows, per_query, baseline, metrics, alpha) if per_query is not None else {}
         table = aggregate(rows)
-        show_gpu = "peak_gpu_mb" in rows.columns and any(
-            (_num(v) or 0) > 0 for v in rows["peak_gpu_mb"].to_list()
-        )
+        costs = cost_columns(rows)
+        show_budget = has_budget_changes(rows)
+        legacy_memory = memory_fallback_used(rows)
+        delta_metric = primary if sig else None
         groups = list(table.group_by(["dataset", "model"], maintain_order=True))
         devices = _distinct(rows, "device")
         body.append(
@@ -500,20 +541,25 @@ def render_html(
         body.append("".join(nav))
         for i, ((dataset, model), group) in enumerate(groups):
             here = rows.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
-            base_label = resolve_baseline(here, baseline)
+            base = baseline_config(here, baseline)
             body.append(f'<section id="dm-{i}"><h2>{e(dataset)} · {e(model)}</h2>')
-            if base_label is None:
+            if base is None:
                 body.append(
                     f'<p class="note">Baseline {e(baseline)} not in these results: no significance marks.</p>'
                 )
-            body.append(_table(group, metrics, sig, base_label, dataset, model, show_gpu))
+            body.append(_table(group, metrics, sig, base, dataset, model, costs, show_budget, delta_metric))
             body.append(
                 '<p class="note">Click a column header to sort. Metrics: mean ± 95% CI over seeds. '
-                f'<span class="sig better">{e(BETTER)}</span> / <span class="sig worse">▼</span>: '
-                "significantly better / worse than the baseline (hover for p-values).</p>"
+                f'<span class="sig better">{e(BETTER)}</span> / <span class="sig worse">{e(WORSE)}</span>: '
+                "significantly better / worse than the baseline (hover for p-values)."
+                + (f" Δ vs baseline: mean per-query difference in {e(delta_metric)} with its 95% bootstrap CI."
+                   if delta_metric else "")
+                + "</p>"
             )
+            notes = config_notes(here) + ([base.note()] if base is not None and base.note() else [])
+            body += [f'<p class="note">{e(note)}</p>' for note in notes]
             if primary:
-                body.append(_plots(group, primary))
+                body.append(_plots(group, primary, legacy_memory))
             body.append("</section>")
         body.append(
             '<section id="strategies"><h2>Strategies</h2>' + _strategy_sections(rows, reg) + "</section>"
@@ -523,12 +569,17 @@ def render_html(
         )
         body.append(
             '<section id="method"><h2>Method</h2><p>Each row aggregates the finished runs (seeds) of one '
-            "dataset × model × strategy. Metrics are computed on the test split after training; the "
+            "configuration: dataset × model × strategy × config key (a hash of everything but the seed that "
+            "changes the result); configurations are never pooled, and a label with several is shown once "
+            "per configuration with a short key. Metrics are computed on the test split after training; the "
             "interval is the 95% Student-t confidence interval of the mean over seeds. Significance: "
-            "per-query scores are averaged over seeds, each strategy is compared with the baseline by a "
-            "two-sided Wilcoxon signed-rank test (Pratt's treatment of ties), and the p-values of one "
-            f"dataset × model × metric are Holm-corrected; marks at α = {alpha:g}. Costs (throughput, "
-            "time, memory) are means over seeds.</p></section>"
+            "per-query scores are averaged over seeds, each configuration is compared with the baseline "
+            "(the newest configuration of the baseline label) by a Wilcoxon signed-rank test (Pratt's "
+            "treatment of ties); the two-sided p is twice the smaller one-sided p, the mark points to that "
+            "side, and the p-values of one dataset × model × metric are Holm-corrected; marks at "
+            f"α = {alpha:g}. Δ vs baseline is the mean per-query difference with a seeded percentile-bootstrap "
+            "95% CI. Costs (throughput, time, memory) are means over seeds; steps, examples and batch sizes "
+            "show each configuration's data budget.</p></section>"
         )
     csp = html.escape(content_security_policy(), quote=False)  # no '"' inside; keep the quotes readable
     return (

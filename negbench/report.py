@@ -12,11 +12,34 @@ from pathlib import Path
 
 import polars as pl
 from rich.table import Table
+from rich.text import Text
 
 from negbench.metrics import parse_metric
-from negbench.stats import BETTER, WORSE, Significance, resolve_baseline, significance, t_half_width
+from negbench.stats import (
+    BETTER,
+    CONFIG_KEYS,
+    WORSE,
+    Significance,
+    baseline_config,
+    config_notes,
+    significance,
+    t_half_width,
+    with_config_labels,
+)
 
-COST_COLUMNS = ["train_examples_per_s", "train_s", "peak_rss_mb", "peak_gpu_mb"]
+# Value columns averaged over seeds (each with ``_std`` and ``_ci``); missing ones (old stores) are skipped.
+COST_COLUMNS = [
+    "train_examples_per_s", "mine_s", "refresh_s", "train_s", "eval_s", "total_s", "train_peak_rss_mb",
+    "eval_peak_rss_mb", "train_peak_gpu_mb", "eval_peak_gpu_mb", "peak_rss_mb", "peak_gpu_mb",
+]
+# The data budget of a run, aggregated over seeds without intervals (how: polars aggregation).
+BUDGET_COLUMNS = {
+    "steps": "mean", "examples_seen": "mean", "mean_batch_size": "mean", "min_batch_size": "min",
+    "max_batch_size": "max", "steps_per_epoch": "mean", "examples_per_epoch": "mean",
+}
+# Training peak memory falls back to the whole-run peak of rows recorded before train / eval were split.
+MEMORY_FALLBACKS = {"train_peak_rss_mb": "peak_rss_mb", "train_peak_gpu_mb": "peak_gpu_mb"}
+GPU_COLUMNS = ("train_peak_gpu_mb", "eval_peak_gpu_mb", "peak_gpu_mb")
 
 
 def metric_columns(rows: pl.DataFrame) -> list[str]:
@@ -30,21 +53,74 @@ def metric_columns(rows: pl.DataFrame) -> list[str]:
     return out
 
 
+def with_cost_fallbacks(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` whose ``train_peak_*_mb`` fall back to the old whole-run ``peak_*_mb`` where missing."""
+    for new, old in MEMORY_FALLBACKS.items():
+        if old in rows.columns:
+            col = pl.col(new).cast(pl.Float64) if new in rows.columns else pl.lit(None, dtype=pl.Float64)
+            rows = rows.with_columns(pl.coalesce(col, pl.col(old).cast(pl.Float64)).alias(new))
+    return rows
+
+
+def memory_fallback_used(rows: pl.DataFrame) -> bool:
+    """True when some row has a whole-run peak but no training peak (it predates the train / eval split)."""
+    for new, old in MEMORY_FALLBACKS.items():
+        if old in rows.columns:
+            missing = pl.col(new).is_null() if new in rows.columns else pl.lit(True)
+            if rows.select((missing & pl.col(old).is_not_null()).any()).item():
+                return True
+    return False
+
+
+def has_gpu(rows: pl.DataFrame) -> bool:
+    """Whether any row has a GPU memory value (then GPU columns are shown)."""
+    return any(
+        (v or 0) > 0 for c in GPU_COLUMNS if c in rows.columns for v in rows[c].cast(pl.Float64).to_list()
+    )
+
+
+def has_budget_changes(rows: pl.DataFrame) -> bool:
+    """Whether any row's data budget differs from the shared one (then a ``budget`` column is shown)."""
+    if "budget" not in rows.columns:
+        return False
+    return any(b not in (None, "", "equal") for b in rows["budget"].cast(pl.String).to_list())
+
+
+def cost_columns(rows: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """``(header, aggregate column, digits)`` of the cost columns a leaderboard of ``rows`` shows."""
+    cols = [
+        ("train ex/s", "train_examples_per_s", 1), ("mine s", "mine_s", 1), ("train s", "train_s", 1),
+        ("total s", "total_s", 1), ("train RSS MB", "train_peak_rss_mb", 0), ("eval RSS MB", "eval_peak_rss_mb", 0),
+    ]
+    if has_gpu(rows):
+        cols += [("train GPU MB", "train_peak_gpu_mb", 0), ("eval GPU MB", "eval_peak_gpu_mb", 0)]
+    return cols
+
+
 def aggregate(rows: pl.DataFrame) -> pl.DataFrame:
-    """Mean over seeds (and run count) of metrics and costs per dataset × model × strategy.
+    """Mean over seeds (and run count) of metrics and costs per configuration: dataset × model × strategy ×
+    ``config_key`` (never pooled across configurations), with its display ``label`` (see
+    :func:`negbench.stats.with_config_labels`).
 
     Each value column ``c`` comes with ``c_std`` (sample std over seeds) and ``c_ci`` (half-width of the
-    95% Student-t confidence interval of the mean; NaN with fewer than two seeds).
+    95% Student-t confidence interval of the mean; NaN with fewer than two seeds). Budget columns
+    (``steps``, ``examples_seen``, batch sizes) are means (``min_batch_size``: min, ``max_batch_size``: max);
+    ``budget`` is the configuration's declared budget. ``train_peak_*_mb`` fall back to ``peak_*_mb``.
     """
+    rows = with_cost_fallbacks(with_config_labels(rows))
     ok = rows.filter(pl.col("status") == "ok")
     metrics = metric_columns(rows)
-    keys = ["dataset", "model", "strategy"]
+    keys = [*CONFIG_KEYS, "label"]
     aggs = [pl.len().alias("seeds")]
     values = metrics + [c for c in COST_COLUMNS if c in rows.columns]
     for col in values:
         aggs.append(pl.col(col).cast(pl.Float64).mean().alias(col))
         aggs.append(pl.col(col).cast(pl.Float64).std().alias(f"{col}_std"))
         aggs.append(pl.col(col).cast(pl.Float64).count().alias(f"{col}_n"))
+    aggs += [getattr(pl.col(c).cast(pl.Float64), how)().alias(c) for c, how in BUDGET_COLUMNS.items()
+             if c in rows.columns]
+    if "budget" in rows.columns:
+        aggs.append(pl.col("budget").cast(pl.String).drop_nulls().first().alias("budget"))
     table = ok.group_by(keys, maintain_order=True).agg(aggs) if not ok.is_empty() else pl.DataFrame()
     if not table.is_empty():
         halves = {
@@ -82,6 +158,24 @@ def _fmt(value, digits: int = 4, std=None) -> str:
     return text
 
 
+def fmt_batch(rec: dict) -> str:
+    """Mean / min batch size of an aggregate row, e.g. ``32.0/32`` (``–`` when not recorded)."""
+    mean, low = rec.get("mean_batch_size"), rec.get("min_batch_size")
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.1f}" + ("" if low is None or math.isnan(low) else f"/{low:.0f}")
+
+
+def fmt_delta(sig: Significance | None, digits: int = 4) -> str:
+    """``+0.0123 [+0.0050, +0.0190]``: mean paired difference vs the baseline and its bootstrap 95% CI."""
+    if sig is None or math.isnan(sig.mean_diff):
+        return "–"
+    text = f"{sig.mean_diff:+.{digits}f}"
+    if not (math.isnan(sig.ci_low) or math.isnan(sig.ci_high)):
+        text += f" [{sig.ci_low:+.{digits}f}, {sig.ci_high:+.{digits}f}]"
+    return text
+
+
 def _mark(sig: Significance | None) -> str:
     return f" {sig.mark}" if sig is not None and sig.mark else ""
 
@@ -93,49 +187,76 @@ def leaderboard_markdown(
     baseline: str = "in-batch",
     alpha: float = 0.05,
 ) -> str:
-    """A GFM leaderboard: one table per dataset × model, mean ± 95% CI over seeds, significance marks.
+    """A GFM leaderboard: one table per dataset × model, one row per configuration, mean ± 95% CI over
+    seeds, significance marks, the Δ of the primary (first) metric vs the baseline, data budget and costs.
 
-    Marks (▲ better, ▼ worse than ``baseline``) need ``per_query`` (the store's per-query scores); without
-    it the table has no marks. Every user-supplied string goes through :func:`escape_md`.
+    Marks (▲ better, ▼ worse than ``baseline``) and Δ need ``per_query`` (the store's per-query scores);
+    without them the table has neither. Every user-supplied string goes through :func:`escape_md`.
     """
     if rows.is_empty():
         return f"# {escape_md(title)}\n\nNo results yet.\n"
     if per_query is not None and per_query.is_empty():
         per_query = None
-    table = aggregate(rows)
+    labelled = with_config_labels(rows)
+    table = aggregate(labelled)
     metrics = metric_columns(rows)
-    sig = significance(rows, per_query, baseline, metrics, alpha) if per_query is not None else {}
+    primary = metrics[0] if metrics else None
+    sig = significance(labelled, per_query, baseline, metrics, alpha) if per_query is not None else {}
+    show_delta = per_query is not None and primary is not None
+    show_budget = has_budget_changes(rows)
+    costs = cost_columns(rows)
     lines = [f"# {escape_md(title)}", ""]
     devices = sorted(set(rows["device"].drop_nulls().to_list())) if "device" in rows.columns else []
     if devices:
         lines += [f"Device: {escape_md(', '.join(devices))}", ""]
     for (dataset, model), group in table.group_by(["dataset", "model"], maintain_order=True):
-        here = rows.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
-        base_label = resolve_baseline(here, baseline)
+        here = labelled.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
+        base = baseline_config(here, baseline)
         lines += [f"## {escape_md(dataset)} · {escape_md(model)}", ""]
-        header = ["strategy", "seeds", *metrics, "train ex/s", "train s", "peak RSS MB", "peak GPU MB",
-                  "status"]
+        header = ["strategy", "seeds", *metrics, *(["Δ vs baseline"] if show_delta else []),
+                  "steps", "examples", "batch mean/min", *(["budget"] if show_budget else []),
+                  *[h for h, _, _ in costs], "status"]
         lines.append("| " + " | ".join(escape_md(h) for h in header) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
         for rec in group.iter_rows(named=True):
-            label = rec["strategy"]
-            name = escape_md(label) + (" (baseline)" if label == base_label else "")
-            cells = [name, str(rec.get("seeds") or 0)]
+            label = rec["label"]
+            is_base = base is not None and label == base.label
+            cells = [escape_md(label) + (" (baseline)" if is_base else ""), str(rec.get("seeds") or 0)]
             cells += [_fmt(rec.get(m), 4, rec.get(f"{m}_ci")) + _mark(sig.get((dataset, model, label, m)))
                       for m in metrics]
-            cells += [_fmt(rec.get("train_examples_per_s"), 1), _fmt(rec.get("train_s"), 1),
-                      _fmt(rec.get("peak_rss_mb"), 0), _fmt(rec.get("peak_gpu_mb"), 0),
-                      escape_md(rec.get("failed") or "ok")]
+            if show_delta:
+                cells.append("–" if is_base else fmt_delta(sig.get((dataset, model, label, primary))))
+            cells += [_fmt(rec.get("steps"), 0), _fmt(rec.get("examples_seen"), 0), fmt_batch(rec)]
+            if show_budget:
+                cells.append(escape_md(rec.get("budget") or "–"))
+            cells += [_fmt(rec.get(col), digits) for _, col, digits in costs]
+            cells.append(escape_md(rec.get("failed") or "ok"))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        notes = config_notes(here) + ([base.note()] if base is not None and base.note() else [])
+        for note in notes:
+            lines += [f"Note: {escape_md(note)}", ""]
     lines.append("Metrics: mean ± half-width of the 95% confidence interval over seeds (Student t) "
-                 "on the test split; costs are means.")
+                 "on the test split; costs are means. Each row is one configuration (dataset × model × "
+                 "strategy × config key); runs of different configurations are never pooled.")
+    lines.append("steps / examples: optimiser steps and training examples seen per run; batch: mean/min batch "
+                 "size" + ("; budget: a strategy's declared reason for changing the data budget (else equal)"
+                           if show_budget else "") + ". Times in seconds (train s: training steps only; total s: "
+                 "the whole run); RSS / GPU: peak MB during training and during evaluation.")
+    if memory_fallback_used(rows):
+        lines.append("train RSS / GPU MB of runs recorded before training and evaluation memory were measured "
+                     "apart is the peak of the whole run.")
     if per_query is None:
         lines.append("Significance not computed (no per-query scores).")
     else:
         lines.append(f"{BETTER} / {WORSE}: significantly better / worse than the baseline "
-                     f"{escape_md(baseline)} (two-sided Wilcoxon signed-rank test on per-query scores "
-                     f"averaged over seeds, Holm-corrected per dataset × model × metric, α = {alpha:g}).")
+                     f"{escape_md(baseline)} (Wilcoxon signed-rank test on per-query scores averaged over seeds; "
+                     "two-sided p = twice the smaller one-sided p, the mark points to that side; "
+                     f"Holm-corrected per dataset × model × metric, α = {alpha:g}).")
+        if show_delta:
+            lines.append(f"Δ vs baseline: mean per-query difference in {escape_md(primary)} against the "
+                         "baseline, with its 95% bootstrap confidence interval (percentile, "
+                         "seeded, resampling queries).")
     return "\n".join(lines) + "\n"
 
 
@@ -164,19 +285,25 @@ def write_leaderboard(rows: pl.DataFrame, path: Path, title: str, per_query: pl.
 
 
 def rich_table(rows: pl.DataFrame, title: str = "negbench") -> Table:
+    """A terminal leaderboard: one row per configuration with metrics, data budget and costs."""
     table = Table(title=title)
     metrics = metric_columns(rows)
-    for col in ["dataset", "model", "strategy", "seeds", *metrics, "train ex/s", "peak RSS MB", "peak GPU MB",
-                "status"]:
-        left = col in {"dataset", "model", "strategy", "status"}
+    show_budget = has_budget_changes(rows)
+    costs = cost_columns(rows)
+    heads = ["dataset", "model", "strategy", "seeds", *metrics, "steps", "examples", "batch mean/min",
+             *(["budget"] if show_budget else []), *[h for h, _, _ in costs], "status"]
+    for col in heads:
+        left = col in {"dataset", "model", "strategy", "budget", "status"}
         table.add_column(col, justify="left" if left else "right")
     if rows.is_empty():
         return table
     for rec in aggregate(rows).iter_rows(named=True):
         table.add_row(
-            str(rec["dataset"]), str(rec["model"]), str(rec["strategy"]), str(rec.get("seeds") or 0),
+            Text(str(rec["dataset"])), Text(str(rec["model"])), Text(str(rec["label"])), str(rec.get("seeds") or 0),
             *[_fmt(rec.get(m)) for m in metrics],
-            _fmt(rec.get("train_examples_per_s"), 1), _fmt(rec.get("peak_rss_mb"), 0),
-            _fmt(rec.get("peak_gpu_mb"), 0), str(rec.get("failed") or "ok"),
+            _fmt(rec.get("steps"), 0), _fmt(rec.get("examples_seen"), 0), fmt_batch(rec),
+            *([Text(str(rec.get("budget") or "–"))] if show_budget else []),
+            *[_fmt(rec.get(col), digits) for _, col, digits in costs],
+            Text(str(rec.get("failed") or "ok")),
         )
     return table

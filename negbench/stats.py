@@ -3,19 +3,32 @@
 * :func:`mean_ci` — mean and 95% confidence interval over seeds (Student t, because there are few seeds).
 * :func:`paired_test` — paired per-query test of a strategy against a baseline. Per-query scores are first
   averaged over seeds (:func:`per_query_means`), so the unit of the test is the query, as in IR practice.
-  The default is the two-sided **Wilcoxon signed-rank test**: per-query nDCG / recall / MRR values are
-  bounded, skewed and heavily tied at 0 and 1, so a rank test is safer than a t-test, whose normality
-  assumption they break. Zero differences (queries on which both systems score the same) are handled with
-  Pratt's method (kept in the ranking, then dropped), which is more conservative than discarding them
-  first; when every difference is zero the systems are indistinguishable and p = 1. A paired t-test is
-  available with ``method="t"``.
+  The default is the **Wilcoxon signed-rank test**: per-query nDCG / recall / MRR values are bounded,
+  skewed and heavily tied at 0 and 1, so a rank test is safer than a t-test, whose normality assumption
+  they break. Zero differences (queries on which both systems score the same) are handled with Pratt's
+  method (kept in the ranking, then dropped), which is more conservative than discarding them first; when
+  every difference is zero the systems are indistinguishable and p = 1. A paired t-test is available with
+  ``method="t"``. Both one-sided p-values are computed; the two-sided p is twice the smaller one, and the
+  **direction** of a significant result is the side the test itself found (not the sign of the mean
+  difference, which a rank test does not look at: 40 slightly worse queries and 5 much better ones have a
+  positive mean but are significantly *worse* by rank). Effect sizes come with it: the mean paired
+  difference with a seeded percentile-bootstrap 95% CI, and the Hodges–Lehmann estimate (the shift
+  estimate that belongs to the signed-rank test).
 * :func:`holm` — Holm's step-down correction for the family of comparisons in one table.
-* :func:`significance` — all of that for a results store: each strategy vs the baseline, per
+* :func:`significance` — all of that for a results store: each configuration vs the baseline, per
   dataset × model × metric (one Holm family per dataset × model × metric).
+
+**Configurations are never pooled.** A row's ``config_key`` hashes everything that changes its result except
+the seed; rows of one strategy label with different keys are different configurations (e.g. before and after
+editing ``training.lr``). Every grouping here is by dataset × model × strategy × config_key
+(:func:`with_config_labels` adds the key, derived for old stores, and a display label that carries a short
+key when one label has several configurations).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +42,10 @@ from scipy import stats as sps
 BETTER = "▲"
 WORSE = "▼"
 TestMethod = Literal["wilcoxon", "t"]
+CONFIG_KEYS = ("dataset", "model", "strategy", "config_key")
+SHORT_KEY = 6
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -62,40 +79,108 @@ def mean_ci(values: Iterable[float | None], confidence: float = 0.95) -> MeanCI:
     return MeanCI(mean, mean - half, mean + half, int(arr.size))
 
 
+def bootstrap_mean_ci(
+    diffs: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean of ``diffs`` (one sample: the paired differences), seeded, so the
+    same input always gives the same interval. ``(nan, nan)`` with fewer than two values."""
+    arr = np.asarray(diffs, dtype=float)
+    if arr.size < 2:
+        return math.nan, math.nan
+    if np.all(arr == arr[0]):  # a degenerate bootstrap distribution: scipy warns and may return NaN
+        return float(arr[0]), float(arr[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sps.bootstrap(
+            (arr,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+            vectorized=True, batch=500, random_state=np.random.default_rng(seed),
+        )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def hodges_lehmann(diffs: Sequence[float] | np.ndarray, max_pairs: int = 2_000_000, seed: int = 0) -> float:
+    """The Hodges–Lehmann estimate: the median of the Walsh averages ``(d_i + d_j) / 2`` for ``i <= j``.
+
+    Exact up to ``max_pairs`` Walsh averages (about 2,000 queries); beyond that, the median of a seeded
+    random sample of ``max_pairs`` of them (deterministic, and within noise of the exact value).
+    """
+    d = np.asarray(diffs, dtype=float)
+    n = d.size
+    if n == 0:
+        return math.nan
+    if n * (n + 1) // 2 <= max_pairs:
+        i, j = np.triu_indices(n)
+    else:
+        rng = np.random.default_rng(seed)
+        i, j = rng.integers(0, n, max_pairs), rng.integers(0, n, max_pairs)
+    return float(np.median((d[i] + d[j]) / 2))
+
+
 @dataclass(frozen=True)
 class PairedTest:
-    """Result of a paired per-query test; ``mean_diff`` is mean(new − base) over the common queries."""
+    """Result of a paired per-query test over the common queries of two systems.
+
+    ``p_value`` is two-sided (``min(1, 2 · min(p_greater, p_less))``); ``p_greater`` / ``p_less`` are the
+    one-sided p-values for "new is better" / "new is worse"; ``statistic`` is W+ (sum of the ranks of the
+    positive differences) for Wilcoxon, t for the t-test. ``mean_diff`` is mean(new − base) with its
+    bootstrap CI ``[ci_low, ci_high]``; ``hodges_lehmann`` is the median of the Walsh averages.
+    """
 
     p_value: float
     statistic: float
     n: int
     mean_diff: float
     method: str
+    p_greater: float = 1.0
+    p_less: float = 1.0
+    hodges_lehmann: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+
+    @property
+    def direction(self) -> int:
+        """+1 when the test leans to "new is better", −1 to "worse", 0 when neither side does."""
+        if self.p_greater < self.p_less:
+            return 1
+        return -1 if self.p_less < self.p_greater else 0
+
+
+def _p(value: float) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else 1.0
 
 
 def paired_test(
     new: Mapping[str, float], base: Mapping[str, float], method: TestMethod = "wilcoxon"
 ) -> PairedTest:
-    """Two-sided paired test of per-query scores over the queries both mappings have.
+    """Paired test of per-query scores over the queries both mappings have (see :class:`PairedTest`).
 
-    With fewer than two common queries, or when all differences are zero, ``p_value`` is 1.0.
+    With fewer than two common queries, or when all differences are zero, every p-value is 1.0.
     """
+    if method not in ("wilcoxon", "t"):
+        raise ValueError(f"unknown test method {method!r}: use 'wilcoxon' or 't'")
     common = sorted(set(new) & set(base))
     diffs = np.array([new[q] - base[q] for q in common], dtype=float)
     n = int(diffs.size)
     mean_diff = float(diffs.mean()) if n else math.nan
+    effects = {"hodges_lehmann": hodges_lehmann(diffs)}
+    effects["ci_low"], effects["ci_high"] = bootstrap_mean_ci(diffs)
     if n < 2 or not np.any(np.abs(diffs) > 1e-12):
-        return PairedTest(1.0, 0.0, n, mean_diff, method)
+        return PairedTest(1.0, 0.0, n, mean_diff, method, **effects)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if method == "wilcoxon":
-            res = sps.wilcoxon(diffs, zero_method="pratt", alternative="two-sided")
-        elif method == "t":
-            res = sps.ttest_1samp(diffs, 0.0)
+            greater = sps.wilcoxon(diffs, zero_method="pratt", alternative="greater")
+            less = sps.wilcoxon(diffs, zero_method="pratt", alternative="less")
         else:
-            raise ValueError(f"unknown test method {method!r}: use 'wilcoxon' or 't'")
-    p = float(res.pvalue)
-    return PairedTest(p if math.isfinite(p) else 1.0, float(res.statistic), n, mean_diff, method)
+            greater = sps.ttest_1samp(diffs, 0.0, alternative="greater")
+            less = sps.ttest_1samp(diffs, 0.0, alternative="less")
+    p_greater, p_less = _p(greater.pvalue), _p(less.pvalue)
+    p_two = min(1.0, 2 * min(p_greater, p_less))
+    return PairedTest(p_two, float(greater.statistic), n, mean_diff, method, p_greater, p_less, **effects)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -129,15 +214,57 @@ def per_query_means(per_query: pl.DataFrame, run_ids: Iterable[str], metric: str
     return dict(zip(frame["query_id"].to_list(), frame["score"].to_list(), strict=True))
 
 
-@dataclass(frozen=True)
-class Significance:
-    """One strategy vs the baseline on one metric: raw and Holm-adjusted p, and the mark to show."""
+# --- configurations -------------------------------------------------------------------------------------
 
-    p_value: float
-    p_holm: float
-    mean_diff: float
-    n: int
-    mark: str  # BETTER, WORSE or ""
+
+def fallback_config_key(config_hash: object, params: object, training: object) -> str:
+    """The configuration key of a row from a store that predates ``config_key`` (a hash of what it has)."""
+    text = json.dumps([str(config_hash), str(params), str(training)])
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def with_config_key(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with a non-null string ``config_key``: the stored one, else :func:`fallback_config_key` of the
+    row's ``config_hash`` / ``params`` / ``training`` (whichever exist; old stores have no ``config_key``)."""
+    has = "config_key" in rows.columns
+    key = pl.col("config_key").cast(pl.String) if has else pl.lit(None, dtype=pl.String)
+    if has and rows.select(key.is_null().any() | (key == "").any()).item() is not True:
+        return rows.with_columns(key.alias("config_key"))
+    parts = [rows[c].cast(pl.String).to_list() if c in rows.columns else [None] * rows.height
+             for c in ("config_hash", "params", "training")]
+    fallback = pl.Series([fallback_config_key(*p) for p in zip(*parts, strict=True)], dtype=pl.String)
+    return rows.with_columns(
+        pl.when(key.is_null() | (key == "")).then(pl.lit(fallback)).otherwise(key).alias("config_key")
+    )
+
+
+def with_config_labels(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with ``config_key`` (see :func:`with_config_key`) and ``label``, the name to display: the
+    strategy label, or ``"label [cfg 3fa2c1]"`` (a short key, longer if needed to be unique) when the label
+    has several configurations in the same dataset × model."""
+    if "strategy" not in rows.columns:
+        return rows
+    rows = with_config_key(rows)
+    configs: dict[tuple, list[str]] = {}
+    for d, m, s, k in rows.select(CONFIG_KEYS).unique(maintain_order=True).iter_rows():
+        configs.setdefault((d, m, s), []).append(k)
+    names: dict[tuple, str] = {}
+    for (d, m, s), ks in configs.items():
+        longest = max(len(k) for k in ks)
+        width = next((w for w in range(SHORT_KEY, longest) if len({k[:w] for k in ks}) == len(ks)), longest)
+        for k in ks:
+            names[(d, m, s, k)] = str(s) if len(ks) == 1 else f"{s} [cfg {k[:width]}]"
+    labels = [names[k] for k in rows.select(CONFIG_KEYS).iter_rows()]
+    return rows.with_columns(pl.Series("label", labels, dtype=pl.String))
+
+
+def newest_config(rows: pl.DataFrame) -> str:
+    """The ``config_key`` among ``rows`` with the latest ``created_at`` (ties and missing dates: the one
+    appended last)."""
+    rows = with_config_key(rows).with_row_index("_index")
+    created = pl.col("created_at").cast(pl.String) if "created_at" in rows.columns else pl.lit(None, pl.String)
+    order = rows.group_by("config_key").agg(created.max().alias("_created"), pl.col("_index").max())
+    return order.sort(["_created", "_index"], nulls_last=False)["config_key"][-1]
 
 
 def resolve_baseline(rows: pl.DataFrame, baseline: str) -> str | None:
@@ -153,19 +280,89 @@ def resolve_baseline(rows: pl.DataFrame, baseline: str) -> str | None:
     return None
 
 
-def query_means(
-    rows: pl.DataFrame, per_query: pl.DataFrame, keys: Sequence[str] = ("dataset", "model", "strategy")
-) -> pl.DataFrame:
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The baseline of one dataset × model: its strategy label, the configuration used and how many the
+    label has (only the newest is the baseline when there are several)."""
+
+    strategy: str
+    config_key: str
+    label: str
+    n_configs: int
+
+    def note(self) -> str | None:
+        """A sentence saying which configuration is the baseline when the label has several (else None)."""
+        if self.n_configs < 2:
+            return None
+        return (f"The baseline is {self.label}, the newest (by run date) of the {self.n_configs} "
+                f"configurations of {self.strategy} in this store.")
+
+
+def baseline_config(rows: pl.DataFrame, baseline: str) -> BaselineConfig | None:
+    """The baseline configuration among ``rows`` (one dataset × model): see :func:`resolve_baseline` for the
+    label; of its configurations, the newest with a finished run (else the newest)."""
+    strategy = resolve_baseline(rows, baseline)
+    if strategy is None:
+        return None
+    rows = with_config_labels(rows)
+    mine = rows.filter(pl.col("strategy") == strategy)
+    ok = mine.filter(pl.col("status") == "ok") if "status" in mine.columns else mine
+    key = newest_config(ok if not ok.is_empty() else mine)
+    label = mine.filter(pl.col("config_key") == key)["label"][0]
+    return BaselineConfig(strategy, key, label, mine["config_key"].n_unique())
+
+
+def config_notes(rows: pl.DataFrame) -> list[str]:
+    """One sentence per strategy label with several configurations among ``rows`` (one dataset × model)."""
+    rows = with_config_labels(rows)
+    counts = rows.group_by("strategy", maintain_order=True).agg(pl.col("config_key").n_unique().alias("n"))
+    return [
+        f"This store holds {n} configurations of {s} (settings, parameters, data or code differ): they are "
+        "separate rows, labelled by a short config key, and never pooled."
+        for s, n in counts.filter(pl.col("n") > 1).iter_rows()
+    ]
+
+
+def query_means(rows: pl.DataFrame, per_query: pl.DataFrame, keys: Sequence[str] = CONFIG_KEYS) -> pl.DataFrame:
     """Per-query scores averaged over the finished runs (seeds) of each ``keys`` group, in one pass.
 
-    Columns: ``*keys, metric, query_id, score``.
+    The default groups by configuration (dataset × model × strategy × config_key), so runs of different
+    configurations are never averaged together. Columns: ``*keys, metric, query_id, score``.
     """
+    if any(k not in rows.columns for k in keys):
+        rows = with_config_labels(rows)
     ok = rows.filter(pl.col("status") == "ok").select(["run_id", *keys])
     return (
         per_query.join(ok, on="run_id", how="inner")
         .group_by([*keys, "metric", "query_id"])
         .agg(pl.col("score").mean())
     )
+
+
+@dataclass(frozen=True)
+class Significance:
+    """One configuration vs the baseline on one metric: raw and Holm-adjusted two-sided p, the mark to show
+    (its direction is the significant one-sided test's), and effect sizes (see :class:`PairedTest`)."""
+
+    p_value: float
+    p_holm: float
+    mean_diff: float
+    n: int
+    mark: str  # BETTER, WORSE or ""
+    p_greater: float = 1.0
+    p_less: float = 1.0
+    hodges_lehmann: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    config_key: str = ""
+    baseline_config_key: str = ""
+
+
+def mark_for(test: PairedTest, p_holm: float, alpha: float) -> str:
+    """BETTER / WORSE when the Holm-adjusted p is below ``alpha``, in the direction the test found; else ""."""
+    if not p_holm < alpha:
+        return ""
+    return {1: BETTER, -1: WORSE}.get(test.direction, "")
 
 
 def significance(
@@ -176,41 +373,43 @@ def significance(
     alpha: float = 0.05,
     method: TestMethod = "wilcoxon",
 ) -> dict[tuple[str, str, str, str], Significance]:
-    """Each strategy vs the baseline, keyed by ``(dataset, model, strategy, metric)``.
+    """Each configuration vs the baseline, keyed by ``(dataset, model, label, metric)`` where ``label`` is the
+    display label of :func:`with_config_labels` (the strategy label when it has one configuration).
 
-    Only finished (``status == "ok"``) runs count. Holm's correction runs over the strategies of one
-    dataset × model × metric (the comparisons one leaderboard column makes).
+    Only finished (``status == "ok"``) runs count. The baseline is :func:`baseline_config`. Holm's correction
+    runs over the configurations of one dataset × model × metric (the comparisons one leaderboard column
+    makes).
     """
     out: dict[tuple[str, str, str, str], Significance] = {}
-    if rows.is_empty() or per_query.is_empty():
+    if rows.is_empty() or per_query is None or per_query.is_empty():
         return out
+    rows = with_config_labels(rows)
     ok = rows.filter(pl.col("status") == "ok")
     if ok.is_empty():
         return out
-    means = query_means(ok, per_query)
+    means = query_means(ok, per_query, (*CONFIG_KEYS, "label"))
     if metrics is not None:
         means = means.filter(pl.col("metric").is_in(list(metrics)))
     for (dataset, model), group in ok.group_by(["dataset", "model"], maintain_order=True):
-        base_label = resolve_baseline(group, baseline)
-        if base_label is None:
+        base = baseline_config(rows.filter((pl.col("dataset") == dataset) & (pl.col("model") == model)), baseline)
+        if base is None:
             continue
-        others = [s for s in dict.fromkeys(group["strategy"].to_list()) if s != base_label]
+        configs = group.select(["label", "config_key"]).unique(maintain_order=True).rows()
+        others = [(label, key) for label, key in configs if label != base.label]
         here = means.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
         for (metric,), part in sorted(here.partition_by(["metric"], as_dict=True).items()):
             scores = {
                 label: dict(zip(sub["query_id"].to_list(), sub["score"].to_list(), strict=True))
-                for (label,), sub in part.partition_by(["strategy"], as_dict=True).items()
+                for (label,), sub in part.partition_by(["label"], as_dict=True).items()
             }
-            base_scores = scores.get(base_label)
+            base_scores = scores.get(base.label)
             if not base_scores:
                 continue
-            tests = [paired_test(scores.get(s, {}), base_scores, method) for s in others]
+            tests = [paired_test(scores.get(label, {}), base_scores, method) for label, _ in others]
             adjusted = holm([t.p_value for t in tests])
-            for label, test, p_adj in zip(others, tests, adjusted, strict=True):
-                mark = ""
-                if p_adj < alpha and test.mean_diff != 0:
-                    mark = BETTER if test.mean_diff > 0 else WORSE
+            for (label, key), t, p_adj in zip(others, tests, adjusted, strict=True):
                 out[(dataset, model, label, metric)] = Significance(
-                    test.p_value, p_adj, test.mean_diff, test.n, mark
+                    t.p_value, p_adj, t.mean_diff, t.n, mark_for(t, p_adj, alpha), t.p_greater, t.p_less,
+                    t.hodges_lehmann, t.ci_low, t.ci_high, key, base.config_key,
                 )
     return out

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import polars as pl
 import pytest
 from scipy import stats as sps
 
+from negbench import stats
 from negbench.report import aggregate
 from negbench.stats import (
     BETTER,
@@ -16,6 +18,7 @@ from negbench.stats import (
     mean_ci,
     paired_test,
     per_query_means,
+    query_means,
     resolve_baseline,
     significance,
     t_half_width,
@@ -129,3 +132,179 @@ def test_aggregate_has_ci_columns() -> None:
     values = rows["ndcg@10"].to_list()
     assert table["ndcg@10_ci"][0] == pytest.approx(mean_ci(values).half_width)
     assert table["ndcg@10"][0] == pytest.approx(sum(values) / 3)
+
+
+# --- configurations are never pooled ------------------------------------------------------------------
+
+
+def frames(pairs) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows, per-query scores) frames from :func:`synthetic_rows` pairs."""
+    rows = pl.DataFrame([r for r, _ in pairs])
+    per_query = pl.DataFrame(
+        [
+            {"run_id": r["run_id"], "metric": m, "query_id": q, "score": s}
+            for r, pq in pairs
+            for m, scores in (pq or {}).items()
+            for q, s in scores.items()
+        ]
+    )
+    return rows, per_query
+
+
+def two_config_frames(new_schema: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """in-batch under two configurations (lr 2e-5 on Jan 1, then lr 1e-4 on Feb 1, one seed each) and bm25.
+
+    ``new_schema``: rows carry ``config_key``; else (an old store) only ``training`` tells them apart.
+    """
+    old = synthetic_rows({"in-batch": 0.0, "bm25": 0.05}, seeds=(0,), n_queries=40, noise=0.02)
+    new = synthetic_rows({"in-batch": 0.10}, seeds=(0,), n_queries=40, noise=0.02, rng_seed=1)
+    for row, _ in old:
+        row["training"] = json.dumps({"lr": 2e-5})
+    for row, _ in new:
+        row.update(run_id="toy-in-batch-0-lr", training=json.dumps({"lr": 1e-4}),
+                   created_at="2025-02-01T00:00:00+00:00")
+    if new_schema:
+        for row, _ in old + new:
+            row["config_key"] = f"{row['strategy']}-{row['training']}".encode().hex()
+    return frames(old + new)
+
+
+def scores_of(per_query: pl.DataFrame, run_id: str, metric: str = "ndcg@10") -> dict[str, float]:
+    part = per_query.filter((pl.col("run_id") == run_id) & (pl.col("metric") == metric))
+    return dict(zip(part["query_id"].to_list(), part["score"].to_list(), strict=True))
+
+
+@pytest.mark.parametrize("new_schema", [True, False], ids=["config_key", "old-store"])
+def test_two_configs_of_one_label_are_never_pooled(new_schema: bool) -> None:
+    rows, per_query = two_config_frames(new_schema)
+    old_ib, new_ib, bm25 = (scores_of(per_query, r) for r in ("toy-in-batch-0", "toy-in-batch-0-lr", "toy-bm25-0"))
+
+    table = aggregate(rows)
+    in_batch = table.filter(pl.col("strategy") == "in-batch")
+    assert in_batch.height == 2 and in_batch["seeds"].to_list() == [1, 1]  # two rows, not one with 2 "seeds"
+
+    means = query_means(rows, per_query).filter((pl.col("metric") == "ndcg@10") & (pl.col("query_id") == "q0"))
+    assert sorted(means.filter(pl.col("strategy") == "in-batch")["score"].to_list()) == pytest.approx(
+        sorted([old_ib["q0"], new_ib["q0"]])
+    )
+
+    sig = significance(rows, per_query, "in-batch", ["ndcg@10"])
+    # the Wilcoxon input of bm25 is bm25 vs the newest in-batch configuration only, not their average
+    assert sig[("toy", "tiny", "bm25", "ndcg@10")].mean_diff == pytest.approx(
+        sum(bm25[q] - new_ib[q] for q in bm25) / len(bm25)
+    )
+    older = [k for k in sig if k[2].startswith("in-batch [cfg ")]
+    assert len(older) == 1  # the older configuration is a contender of its own, tested against the newest
+    assert sig[older[0]].mean_diff == pytest.approx(sum(old_ib[q] - new_ib[q] for q in old_ib) / len(old_ib))
+    assert sig[older[0]].mark == WORSE
+
+    labelled = stats.with_config_labels(rows)
+    base = stats.baseline_config(labelled, "in-batch")
+    assert base is not None and base.n_configs == 2 and base.label != older[0][2]
+    assert base.config_key == labelled.filter(pl.col("run_id") == "toy-in-batch-0-lr")["config_key"][0]
+    assert "newest" in (base.note() or "")
+    assert sig[older[0]].baseline_config_key == base.config_key
+
+
+def test_config_key_fallback_for_old_stores() -> None:
+    rows = pl.DataFrame(
+        {
+            "dataset": ["d"] * 4,
+            "model": ["m"] * 4,
+            "strategy": ["a", "a", "a", "a"],
+            "config_hash": ["h", "h", "h", "h"],
+            "params": ["{}", "{}", "{}", '{"k": 1}'],
+            "training": ['{"lr": 1}', '{"lr": 1}', '{"lr": 2}', '{"lr": 1}'],
+        }
+    )
+    keys = stats.with_config_key(rows)["config_key"].to_list()
+    assert keys[0] == keys[1] and len(set(keys)) == 3
+    labels = stats.with_config_labels(rows)["label"].to_list()
+    assert len(set(labels)) == 3 and all(label.startswith("a [cfg ") for label in labels)
+    # a stored key wins; rows of an old store appended to a new one (null key) get the fallback
+    mixed = rows.with_columns(pl.Series("config_key", ["k1", None, "k1", "k2"]))
+    assert stats.with_config_key(mixed)["config_key"].to_list() == ["k1", keys[1], "k1", "k2"]
+    bare = pl.DataFrame({"dataset": ["d"], "model": ["m"], "strategy": ["a"]})
+    assert stats.with_config_labels(bare)["label"].to_list() == ["a"]
+
+
+# --- the mark follows the test's own direction -------------------------------------------------------
+
+FORTY_WORSE_FIVE_BETTER = [-0.01] * 40 + [0.5] * 5  # mean +0.047, but by rank clearly worse
+
+
+def paired_frames(diffs: list[float]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A store of two one-seed runs, "in-batch" and "new", whose per-query differences are ``diffs``."""
+    base = [0.3 + 0.01 * (i % 7) for i in range(len(diffs))]
+    rows = pl.DataFrame(
+        {
+            "run_id": ["b", "n"],
+            "dataset": ["d", "d"],
+            "model": ["m", "m"],
+            "strategy": ["in-batch", "new"],
+            "status": ["ok", "ok"],
+            "ndcg@10": [sum(base) / len(base), sum(b + d for b, d in zip(base, diffs, strict=True)) / len(base)],
+        }
+    )
+    per_query = pl.DataFrame(
+        {
+            "run_id": ["b"] * len(diffs) + ["n"] * len(diffs),
+            "metric": ["ndcg@10"] * (2 * len(diffs)),
+            "query_id": [f"q{i}" for i in range(len(diffs))] * 2,
+            "score": base + [b + d for b, d in zip(base, diffs, strict=True)],
+        }
+    )
+    return rows, per_query
+
+
+def test_many_slightly_worse_queries_are_marked_worse_not_better() -> None:
+    sig = significance(*paired_frames(FORTY_WORSE_FIVE_BETTER), "in-batch", ["ndcg@10"])
+    assert sig[("d", "m", "new", "ndcg@10")].mark == WORSE  # was ▲: the mark followed the mean difference
+    base = {f"q{i}": 0.5 for i in range(45)}
+    new = {q: base[q] + d for q, d in zip(base, FORTY_WORSE_FIVE_BETTER, strict=True)}
+    test = paired_test(new, base)
+    assert test.mean_diff > 0  # the mean says better …
+    assert test.p_less < 1e-3 < 0.99 < test.p_greater and test.direction == -1  # … the rank test says worse
+    assert test.p_value == pytest.approx(sps.wilcoxon(FORTY_WORSE_FIVE_BETTER, zero_method="pratt").pvalue)
+    assert test.p_value == pytest.approx(1.78e-4, rel=0.01)
+    assert test.hodges_lehmann < 0 < test.mean_diff  # the rank test's own effect size agrees with its direction
+
+
+
+def test_clearly_better_system_is_marked_better() -> None:
+    diffs = [0.05 + 0.01 * ((i * 7) % 5 - 2) for i in range(50)]
+    sig = significance(*paired_frames(diffs), "in-batch", ["ndcg@10"])[("d", "m", "new", "ndcg@10")]
+    assert sig.mark == BETTER and sig.p_greater < 1e-6 and sig.p_less > 0.99
+    assert 0 < sig.ci_low <= sig.mean_diff <= sig.ci_high
+    assert sig.hodges_lehmann == pytest.approx(0.05, abs=0.01)
+
+
+def test_t_test_takes_its_direction_from_its_statistic() -> None:
+    base = {f"q{i}": 0.5 for i in range(45)}
+    new = {q: base[q] + d for q, d in zip(base, FORTY_WORSE_FIVE_BETTER, strict=True)}
+    t = paired_test(new, base, method="t")
+    assert t.statistic > 0 and t.direction == 1 and t.p_greater < t.p_less  # the t-test follows the mean
+    assert t.p_value == pytest.approx(sps.ttest_1samp(FORTY_WORSE_FIVE_BETTER, 0.0).pvalue)
+
+
+def test_bootstrap_ci_contains_the_mean_and_is_deterministic() -> None:
+    import numpy as np
+
+    diffs = np.random.default_rng(3).normal(0.02, 0.1, 200)
+    low, high = stats.bootstrap_mean_ci(diffs)
+    assert low < diffs.mean() < high and high - low < 0.05
+    assert stats.bootstrap_mean_ci(diffs) == (low, high)  # seeded: the same numbers every time
+    base = {f"q{i:03d}": 0.5 for i in range(200)}  # paired_test orders queries by id
+    test = paired_test({q: 0.5 + d for q, d in zip(base, diffs, strict=True)}, base)
+    assert (test.ci_low, test.ci_high) == pytest.approx((low, high))
+    assert stats.bootstrap_mean_ci([0.1, 0.1, 0.1]) == (0.1, 0.1)
+    assert all(math.isnan(v) for v in stats.bootstrap_mean_ci([0.1]))
+
+
+def test_hodges_lehmann_hand_example() -> None:
+    # Walsh averages of (1, 2, 4): 1, 1.5, 2.5, 2, 3, 4 → median (2 + 2.5) / 2
+    assert stats.hodges_lehmann([1.0, 2.0, 4.0]) == pytest.approx(2.25)
+    assert math.isnan(stats.hodges_lehmann([]))
+    diffs = [((i * 37) % 101) / 100 - 0.3 for i in range(400)]
+    exact = stats.hodges_lehmann(diffs)
+    assert stats.hodges_lehmann(diffs, max_pairs=20_000) == pytest.approx(exact, abs=0.02)  # sampled
