@@ -23,7 +23,7 @@ from negbench.stats import (
     significance,
     t_half_width,
 )
-from negbench.testing.results import synthetic_rows, synthetic_store
+from negbench.testing.results import synthetic_frames, synthetic_rows, synthetic_store
 
 
 def test_mean_ci_hand_example() -> None:
@@ -137,20 +137,6 @@ def test_aggregate_has_ci_columns() -> None:
 # --- configurations are never pooled ------------------------------------------------------------------
 
 
-def frames(pairs) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(rows, per-query scores) frames from :func:`synthetic_rows` pairs."""
-    rows = pl.DataFrame([r for r, _ in pairs])
-    per_query = pl.DataFrame(
-        [
-            {"run_id": r["run_id"], "metric": m, "query_id": q, "score": s}
-            for r, pq in pairs
-            for m, scores in (pq or {}).items()
-            for q, s in scores.items()
-        ]
-    )
-    return rows, per_query
-
-
 def two_config_frames(new_schema: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     """in-batch under two configurations (lr 2e-5 on Jan 1, then lr 1e-4 on Feb 1, one seed each) and bm25.
 
@@ -166,7 +152,7 @@ def two_config_frames(new_schema: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     if new_schema:
         for row, _ in old + new:
             row["config_key"] = f"{row['strategy']}-{row['training']}".encode().hex()
-    return frames(old + new)
+    return synthetic_frames(old + new)
 
 
 def scores_of(per_query: pl.DataFrame, run_id: str, metric: str = "ndcg@10") -> dict[str, float]:

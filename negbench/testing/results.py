@@ -92,6 +92,20 @@ def synthetic_rows(
     return out
 
 
+def synthetic_frames(pairs) -> tuple[Any, Any]:
+    """(rows, per-query scores) polars frames from :func:`synthetic_rows` pairs, without writing a store."""
+    import polars as pl
+
+    rows = pl.DataFrame([r for r, _ in pairs])
+    per_query = pl.DataFrame([
+        {"run_id": r["run_id"], "metric": m, "query_id": q, "score": s}
+        for r, pq in pairs
+        for m, scores in (pq or {}).items()
+        for q, s in scores.items()
+    ])
+    return rows, per_query
+
+
 def synthetic_store(
     directory: str | Path, strategies: Mapping[str, float] | None = None, **kwargs: Any
 ) -> ResultStore:

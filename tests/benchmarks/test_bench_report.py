@@ -7,7 +7,7 @@ import pytest
 from negbench.html_report import render_html
 from negbench.report import leaderboard_markdown
 from negbench.stats import significance
-from negbench.testing.results import synthetic_rows
+from negbench.testing.results import synthetic_frames, synthetic_rows
 
 STRATEGIES = {f"s{i}": 0.01 * i for i in range(7)} | {"in-batch": 0.0}
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
@@ -15,19 +15,7 @@ METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 
 @pytest.fixture(scope="module")
 def store_frames():
-    import polars as pl
-
-    pairs = synthetic_rows(STRATEGIES, datasets=("a", "b"), n_queries=300, metrics=METRICS)
-    rows = pl.DataFrame([r for r, _ in pairs])
-    per_query = pl.DataFrame(
-        [
-            {"run_id": r["run_id"], "metric": m, "query_id": q, "score": s}
-            for r, pq in pairs
-            for m, scores in (pq or {}).items()
-            for q, s in scores.items()
-        ]
-    )
-    return rows, per_query
+    return synthetic_frames(synthetic_rows(STRATEGIES, datasets=("a", "b"), n_queries=300, metrics=METRICS))
 
 
 def test_significance(benchmark, store_frames) -> None:
