@@ -18,7 +18,10 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from negbench import errors
+from negbench.provenance import check_code_unchanged
 
 if TYPE_CHECKING:
     from negbench.runner import Job, Plan, SuiteRunner
@@ -45,6 +48,7 @@ def _child(plan: Plan, indices: tuple[int, int, int], parent_run: str | None, pr
     d, m, s = indices
     runner = SuiteRunner(plan, progress=progress, console=Console(stderr=True), parent_run=parent_run)
     try:
+        check_code_unchanged()
         runner.tracker.attach(parent_run)
         dataset = runner.load_dataset(d, plan.suite.datasets[d])
         runner.run_job(Job(dataset, plan.suite.models[m], plan.strategies[s]))
@@ -70,7 +74,7 @@ def run_isolated(runner: SuiteRunner, job: Job, indices: tuple[int, int, int], p
     """Run ``job`` in a spawned child of ``runner``'s process; record a crash as failed rows."""
     pending = runner.pending_seeds(job)
     if not pending:
-        runner.say(f"[dim]skip {job.name}: every seed already finished[/dim]")
+        runner.say(f"[dim]skip {escape(job.name)}: every seed already finished[/dim]")
         return
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
@@ -80,10 +84,12 @@ def run_isolated(runner: SuiteRunner, job: Job, indices: tuple[int, int, int], p
     send.close()
     try:
         proc.join()
-    except BaseException:  # interrupted or terminated: the child got the same Ctrl-C; give it time to close
-        proc.join(timeout=60)
+    except BaseException:  # Ctrl-C (the child got it too) or SIGTERM (it did not): stop the child, then go
         if proc.is_alive():
             proc.terminate()
+        proc.join(timeout=60)
+        if proc.is_alive():
+            proc.kill()
             proc.join()
         raise
     try:  # a message only if the child raised a user error; EOF (the child closed its end) otherwise
@@ -97,3 +103,5 @@ def run_isolated(runner: SuiteRunner, job: Job, indices: tuple[int, int, int], p
         raise KeyboardInterrupt
     if proc.exitcode != 0:
         runner.record_crash(job, describe_exit(proc.exitcode))
+    elif runner.pending_seeds(job):  # e.g. a plugin called sys.exit(0): no row, yet "success"
+        runner.record_crash(job, "job process exited (code 0) without finishing its seeds")

@@ -12,6 +12,7 @@ every artefact it uses, whether it computed it, loaded it from disk or found it 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -60,11 +61,12 @@ class MiningServices:
         self.batch_size = batch_size
         self.progress = progress
         self._bm25 = None
-        self._memo: dict[str, tuple[object, float]] = {}
+        self._memo: dict[str, tuple[object, dict[str, float]]] = {}
         self.encode_calls = 0  # how many times a corpus was encoded (cache misses); tests check reuse
-        self._used: set[str] = set()  # artefacts used since begin_run
+        self._used: dict[str, float] = {}  # artefacts used since begin_run (with what they were made from): cost
         self._cache_wall_s = 0.0  # wall time spent in outermost cache look-ups since begin_run
         self._inner: list[float] = []  # per open look-up: wall time of the look-ups nested inside it
+        self._deps: list[dict[str, float]] = []  # per open look-up: costs of the artefacts used inside it
 
     # ----------------------------------------------------------------------------------- base model
     @property
@@ -79,36 +81,43 @@ class MiningServices:
     # ---------------------------------------------------------------------------------- accounting
     def begin_run(self) -> None:
         """Start charging a new run (what it uses, and the cache wall time to take out of its own clock)."""
-        self._used, self._cache_wall_s = set(), 0.0
+        self._used, self._cache_wall_s = {}, 0.0
 
     def charged_seconds(self, wall_s: float) -> float:
         """Order-independent cost of a block that took ``wall_s``: its wall time less the time spent in
-        cache look-ups, plus the recorded compute time of every cached artefact it used."""
-        return max(0.0, wall_s - self._cache_wall_s) + sum(self._memo[name][1] for name in self._used)
+        cache look-ups, plus the recorded compute time of every cached artefact it used, and of every
+        artefact those were computed from (each once), whether computed now, loaded or found in memory."""
+        return max(0.0, wall_s - self._cache_wall_s) + sum(self._used.values())
 
     def _cached(self, name: str, compute: Callable[[], object]):
+        """``compute()`` once, cached in memory and on disk with its exclusive compute time and the costs of
+        the artefacts it was computed from (so a later hit is charged the same as the first computation)."""
         start = time.perf_counter()
         self._inner.append(0.0)
+        self._deps.append({})
         try:
             if name not in self._memo:
-                path = self.cache_dir / f"{name}.v2.pt"
+                path = self.cache_dir / f"{name}-{_CODE}.pt"
                 if path.is_file():
                     stored = torch.load(path, weights_only=False)
-                    self._memo[name] = (stored["value"], float(stored["compute_s"]))
+                    self._memo[name] = (stored["value"], stored["costs"])
                 else:
                     began = time.perf_counter()
-                    self._inner[-1] = 0.0
                     value = compute()
-                    cost = time.perf_counter() - began - self._inner[-1]  # exclusive of nested artefacts
-                    _atomic_save({"value": value, "compute_s": cost}, path)
-                    self._memo[name] = (value, cost)
-            self._used.add(name)
+                    exclusive = time.perf_counter() - began - self._inner[-1]
+                    costs = {**self._deps[-1], name: exclusive}
+                    _atomic_save({"value": value, "costs": costs}, path)
+                    self._memo[name] = (value, costs)
             return self._memo[name][0]
         finally:
             self._inner.pop()
+            self._deps.pop()
+            costs = self._memo[name][1] if name in self._memo else {}
+            self._used.update(costs)
             elapsed = time.perf_counter() - start
             if self._inner:
                 self._inner[-1] += elapsed
+                self._deps[-1].update(costs)
             else:
                 self._cache_wall_s += elapsed
 
@@ -175,7 +184,10 @@ class MiningServices:
         return self._cached(key, compute)
 
 
-def _digest(items: list[str]) -> str:
-    import hashlib
+# cached artefacts are keyed by the code that computes them too: a change to mining or search never reuses them
+_CODE = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes() for f in ("mining.py", "search.py"))
+                       ).hexdigest()[:10]
 
+
+def _digest(items: list[str]) -> str:
     return hashlib.sha256("\0".join(items).encode()).hexdigest()[:12]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
@@ -48,24 +48,54 @@ def git_revision() -> str | None:
     return out.strip() or None if out else None
 
 
-@functools.cache
+def source_digest(root: Path = PACKAGE_DIR) -> str:
+    """SHA-256 (12 hex) of every Python source file under ``root``: what the code that produces a result is,
+    whatever git says (a docs commit does not change it; an uncommitted edit does)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+PINNED = "NEGBENCH_CODE_REVISION"
+
+
 def code_revision() -> str:
-    """What identifies the code that produces a result: negbench's version, its git revision and, when its
-    source has uncommitted changes, a digest of them (so an edited harness never reuses old results)."""
+    """negbench's version and source digest, as pinned for this suite run (see :func:`pin_code_revision`)."""
+    pinned = os.environ.get(PINNED)
+    if pinned:
+        return pinned
     try:
         text = f"negbench {version('negbench')}"
     except PackageNotFoundError:
         text = "negbench (not installed)"
-    rev = git_revision()
-    if rev:
-        text += f" {rev}"
-        digest = hashlib.sha256((_git("diff", "HEAD", "--", ".") or "").encode())
-        untracked = (_git("ls-files", "--others", "--exclude-standard", "--", ".") or "").split()
-        for name in sorted(untracked):
-            digest.update(name.encode() + b"\0" + (PACKAGE_DIR / name).read_bytes())
-        if untracked or _git("diff", "HEAD", "--quiet", "--", ".") is None:
-            text += f"+dirty.{digest.hexdigest()[:10]}"
-    return text
+    return f"{text} src.{source_digest()}"
+
+
+def pin_code_revision() -> str:
+    """Fix the code revision for this process and the job processes it spawns (they inherit the variable)."""
+    os.environ[PINNED] = code_revision()
+    return os.environ[PINNED]
+
+
+def check_code_unchanged() -> None:
+    """In a job process: refuse to run if negbench's source changed since the suite pinned its revision."""
+    pinned = os.environ.get(PINNED)
+    if pinned and not pinned.endswith(f"src.{source_digest()}"):
+        from negbench.errors import NegbenchError
+
+        raise NegbenchError(f"negbench's source changed while the suite was running (pinned: {pinned}); rows "
+                            "from two code revisions would share one leaderboard: rerun the suite")
+
+
+def file_digest(path: str | None) -> str | None:
+    """SHA-256 (12 hex) of one file (e.g. a plugin strategy's source), or None."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if path else None
+    except OSError:
+        return None
 
 
 def device_name(device: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import inspect
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
+from rich.markup import escape
 
 from negbench.budget import Budget, BudgetError, budget_for
 from negbench.claims import ClaimBoard
@@ -39,7 +41,14 @@ from negbench.job_process import run_isolated
 from negbench.measure import PeakMemory, Timer
 from negbench.mining import MiningServices
 from negbench.models import load_model, model_fingerprint, pick_device, resolve_model
-from negbench.provenance import code_revision, device_name, git_revision, versions_json
+from negbench.provenance import (
+    code_revision,
+    device_name,
+    file_digest,
+    git_revision,
+    pin_code_revision,
+    versions_json,
+)
 from negbench.registry import Registry, registry
 from negbench.report import write_leaderboard
 from negbench.results import ResultStore
@@ -126,6 +135,7 @@ def job_key(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spe
         "model_fingerprint": model_fingerprint(model_cfg.spec, model_cfg.max_seq_length),
         "strategy": cfg.model_dump(mode="json"),
         "strategy_class": f"{spec.cls.__module__}:{spec.cls.__qualname__}",
+        "strategy_source": file_digest(inspect.getsourcefile(spec.cls)),  # plugins live outside negbench
         "search_space": {name: repr(dist) for name, dist in sorted(spec.space.items())},
         "training": training.model_dump(mode="json"),
         "evaluation": suite.evaluation.model_dump(mode="json", exclude={"batch_size", "corpus_chunk_size"}),
@@ -202,6 +212,7 @@ class SuiteRunner:
     def run(self) -> ResultStore:
         """Every job of the suite in this process; with a claim board, share the work with other workers."""
         self.plan.output_dir.mkdir(parents=True, exist_ok=True)
+        pin_code_revision()  # every job of this run, in any process, keys its rows with the same code
         datasets = [self.load_dataset(i, cfg) for i, cfg in enumerate(self.suite.datasets)]
         jobs = [Job(d, m, spec) for d in datasets for m in self.suite.models for spec in self.plan.strategies]
         self.tracker.start()
@@ -231,6 +242,7 @@ class SuiteRunner:
 
     def record_crash(self, job: Job, reason: str) -> None:
         """A failed row, with ``reason``, for every seed of ``job`` that its crashed process left unfinished."""
+        self.tracker.fail_open_runs(keep=set(self.tracker._stack))  # the crashed process's job/seed runs
         device = self.device_for(job)
         for seed, run_id in self.pending_seeds(job):
             row = {"run_id": run_id, "config_key": job_key(self.suite, job.dataset, job.model_cfg, job.spec),
@@ -242,7 +254,7 @@ class SuiteRunner:
                    "versions": versions_json(), "config_hash": self.config_hash, "code_revision": code_revision(),
                    "git_rev": self.git_rev, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
             self.store.append(row)
-            self.say(f"[red]{job.name} / seed {seed}: {reason}[/red]")
+            self.say(f"[red]{escape(job.name)} / seed {seed}: {escape(reason)}[/red]")
 
     def services_for(self, job: Job) -> MiningServices:
         key = (job.dataset.fingerprint, job.model_cfg.model_dump_json())
@@ -277,7 +289,7 @@ class SuiteRunner:
         """Single process: tune (resuming a stored study), then every pending seed."""
         pending = self.pending_seeds(job)
         if not pending:
-            self.say(f"[dim]skip {job.name}: every seed already finished[/dim]")
+            self.say(f"[dim]skip {escape(job.name)}: every seed already finished[/dim]")
             return
         with self.tracker.run(job.name, tags=self.job_tags(job),
                               params={"strategy_params": json.dumps(job.spec.raw_params)}):
@@ -359,7 +371,7 @@ class SuiteRunner:
 
     def report_tuning(self, job: Job, outcome: TuningOutcome) -> None:
         if outcome.n_complete:
-            self.say(f"  tuned {job.spec.label}: {outcome.n_complete} complete trial(s), best #{outcome.trial} "
+            self.say(f"  tuned {escape(job.spec.label)}: {outcome.n_complete} complete trial(s), best #{outcome.trial} "
                      f"dev {self.suite.tuning.metric}={outcome.dev_value:.4f} params={outcome.params} "
                      f"training={outcome.training}")
 
@@ -404,14 +416,14 @@ class SuiteRunner:
                     self.tracker.set_tags(trial_run, {"state": "COMPLETE"})
             if pruned:
                 raise optuna.TrialPruned()
-            self.say(f"  trial {trial.number}: dev {cfg.metric}={value:.4f} {values}")
+            self.say(f"  trial {trial.number}: dev {cfg.metric}={value:.4f} {escape(str(values))}")
             return value
 
         return objective
 
     def final_seed(self, job: Job, tuned: TuningOutcome, seed: int, run_id: str) -> None:
         """Train one seed with the chosen parameters, test once, log to MLflow, append the row."""
-        self.say(f"[bold]{job.name}[/bold] / seed {seed}")
+        self.say(f"[bold]{escape(job.name)}[/bold] / seed {seed}")
         tags = {**self.job_tags(job), "kind": "final"}
         with self.tracker.run(f"{job.spec.label} seed {seed}", tags=tags) as rid:
             row, per_query = self.run_final(job.dataset, job.model_cfg, self.device_for(job), self.services_for(job),
@@ -422,17 +434,20 @@ class SuiteRunner:
             for step, value in enumerate(row.pop("_losses", [])):
                 self.tracker.log_metrics(rid, {"train_loss": value}, step=step)
         self.store.append(row, per_query)
-        self.say(f"  → {row['status']}" + "".join(
+        self.say(f"  → {escape(row['status'])}" + "".join(
             f"  {m}={row[m]:.4f}" for m in self.suite.evaluation.metrics if row.get(m) is not None))
 
     def fit(self, dataset, model_cfg, device, services, strategy: Strategy, training: TrainingConfig, seed: int,
             on_epoch_end=None) -> FitResult:
         """Mine and train one model (on the train split only), within the run's data budget."""
         examples = dataset.training_examples("train")
-        budget = budget_for(strategy, len(examples), training, self.suite.training)
+        try:
+            budget = budget_for(strategy, len(examples), training, self.suite.training)
+        except ConfigError as exc:  # this strategy's settings cannot make one full batch: fail this run only
+            raise BudgetError(f"strategy {strategy.name!r} {strategy.params}: {exc.one_line()}") from None
         ctx = Context(dataset=dataset, examples=examples, services=services,
                       num_negatives=training.num_negatives, batch_size=training.batch_size,
-                      epochs=training.epochs, seed=seed, steps_per_epoch=budget.steps_per_epoch)
+                      epochs=epochs_run(training, budget), seed=seed, steps_per_epoch=budget.steps_per_epoch)
         model = load_model(model_cfg, device)
         services.begin_run()
         with Timer() as mine_timer:
@@ -550,6 +565,14 @@ def determinism(device: str) -> str:
     torch.use_deterministic_algorithms(True, warn_only=True)
     return ("cuda: torch.use_deterministic_algorithms(warn_only), cudnn.deterministic, no cudnn.benchmark, "
             f"CUBLAS_WORKSPACE_CONFIG={os.environ['CUBLAS_WORKSPACE_CONFIG']}")
+
+
+def epochs_run(training: TrainingConfig, budget: Budget) -> int:
+    """Epochs a run trains: ``epochs``, or as many as ``max_steps`` reach (schedules that span the run —
+    curricula, refresh cadences — must see the same length the trainer runs)."""
+    if training.max_steps > 0:
+        return -(-training.max_steps // budget.steps_per_epoch)
+    return training.epochs
 
 
 def release_memory(device: str) -> None:

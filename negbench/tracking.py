@@ -71,6 +71,16 @@ class Tracker:
         if parent_run:
             self._stack.append(parent_run)
 
+    def fail_open_runs(self, keep: set[str]) -> int:
+        """Mark every RUNNING run except ``keep`` FAILED (the runs of a job process that crashed)."""
+        if self.client is None:
+            return 0
+        open_runs = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=5000)
+        failed = [run for run in open_runs if run.info.run_id not in keep]
+        for run in failed:
+            self.client.set_terminated(run.info.run_id, status="FAILED")
+        return len(failed)
+
     def close_stale(self) -> int:
         """Mark runs left RUNNING by an earlier, killed process as KILLED."""
         if self.client is None:

@@ -38,9 +38,13 @@ class Crasher(Strategy):
 
 def _registry() -> Registry:
     """A registry holding in-batch and this module's test strategies (importable by the job processes)."""
+    return _with(Leaky, Crasher)
+
+
+def _with(*classes: type[Strategy]) -> Registry:
     reg = Registry()
     reg._entries = {}
-    for cls in (InBatch, Leaky, Crasher):
+    for cls in (InBatch, *classes):
         target = f"{cls.__module__}:{cls.__qualname__}"
         reg._entries[cls.name] = (EntryPoint(cls.name, target, GROUP), Entry(cls.name, target, None, cls=cls))
     return reg
@@ -81,4 +85,21 @@ name = "in-batch"
     by = {r["strategy"]: r for r in rows.iter_rows(named=True)}
     assert by["crasher"]["status"] == "failed: crashed"
     assert "SIGKILL" in by["crasher"]["error"]
+    assert by["in-batch"]["status"] == "ok"
+
+
+class Exiter(Strategy):
+    """Ends its process with exit code 0 while mining: no row, and the job used to count as a success."""
+
+    name = "exiter"
+
+    def mine(self, ctx):
+        raise SystemExit(0)
+
+
+def test_a_job_that_exits_0_without_rows_is_a_failed_row(tmp_path, toy_data, tiny_model, monkeypatch):
+    monkeypatch.setattr("tests.test_isolation._registry", lambda: _with(Exiter))
+    rows = _run(tmp_path, toy_data, tiny_model, '[[strategies]]\nname = "exiter"\n[[strategies]]\nname = "in-batch"\n')
+    by = {r["strategy"]: r for r in rows.iter_rows(named=True)}
+    assert by["exiter"]["status"] == "failed: crashed" and "without finishing" in by["exiter"]["error"]
     assert by["in-batch"]["status"] == "ok"
