@@ -70,6 +70,7 @@ def budget_for(strategy: Strategy, n_examples: int, training: TrainingConfig,
 
 def enforce(batches: list[list[int]], budget: Budget, n_examples: int, who: str, epoch: int) -> list[list[int]]:
     """The first ``budget.steps_per_epoch`` full batches of a composer's epoch; refuse broken compositions."""
+    batches = [list(b) for b in batches]  # a composer may return any iterable of iterables
     seen: set[int] = set()
     for batch in batches:
         if len(batch) > budget.batch_size:
@@ -87,5 +88,7 @@ def enforce(batches: list[list[int]], budget: Budget, n_examples: int, who: str,
         raise BudgetError(
             f"strategy {who!r} composed {len(full)} full batches of {budget.batch_size} in epoch {epoch}, the "
             f"budget needs {budget.steps_per_epoch} ({budget.available} examples); batch sizes: {sizes}. A batch "
-            f"composer must fill its batches (e.g. from the nearest clusters) rather than emit small ones")
+            f"composer must fill its batches (e.g. from the nearest clusters) rather than emit small ones; examples "
+            f"of one query or one positive cannot share a batch, so a query with k positives needs k batches "
+            f"(a smaller batch_size helps)")
     return full[: budget.steps_per_epoch]

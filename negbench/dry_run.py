@@ -2,16 +2,20 @@
 
 Per job (dataset × model × strategy): the data budget (steps and examples per epoch, batch sizes), whether
 it differs by design and why, and how many training runs the suite makes for it (tuning trials + seeds).
-Batch composers (``tas-b``, ``ngame``, ``rs2``, plugins) are set up and asked for their first epoch, so a
-composer that breaks the budget rule is reported here rather than after hours of training.
+Every job's first epoch is composed as training will compose it (batch composers — ``tas-b``, ``ngame``,
+``rs2``, plugins — are set up for it; the others get negbench's random batches), so a composition that
+breaks the budget rule (a composer emitting small batches, or data whose queries have so many positives
+that the batches cannot be filled) is reported here rather than after hours of training.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from negbench.batching import random_batches
 from negbench.budget import BudgetError, budget_for, enforce
 from negbench.context import Context
+from negbench.errors import NegbenchError
 from negbench.strategy import Strategy
 
 
@@ -22,7 +26,7 @@ def composes(strategy: Strategy) -> bool:
 
 def dry_run(runner) -> list[dict[str, Any]]:
     """One record per job of ``runner``'s suite (see the module docstring)."""
-    from negbench.runner import Job
+    from negbench.runner import Job, epochs_run
 
     suite = runner.suite
     out = []
@@ -49,24 +53,26 @@ def dry_run(runner) -> list[dict[str, Any]]:
                 training = runner.training_for(spec)
                 try:
                     budget = budget_for(strategy, len(examples), training, suite.training)
-                    batches = None
+                    ctx = Context(dataset=dataset, examples=examples, services=runner.services_for(job),
+                                  num_negatives=training.num_negatives, batch_size=training.batch_size,
+                                  epochs=epochs_run(training, budget), seed=suite.suite.seeds[0],
+                                  steps_per_epoch=budget.steps_per_epoch)
                     if composes(strategy):
-                        ctx = Context(dataset=dataset, examples=examples, services=runner.services_for(job),
-                                      num_negatives=training.num_negatives, batch_size=training.batch_size,
-                                      epochs=training.epochs, seed=suite.suite.seeds[0],
-                                      steps_per_epoch=budget.steps_per_epoch)
                         strategy.setup(ctx)
-                        batches = strategy.batches(ctx, 0)
-                    trained = enforce(batches, budget, len(examples), spec.cls.name, 0) if batches else None
-                except (BudgetError, ValueError) as exc:
-                    record.update(error=str(exc), budget="violates the budget rule")
+                        batches, who = strategy.batches(ctx, 0), spec.cls.name
+                    else:
+                        batches, who = random_batches(ctx, 0), f"{spec.cls.name} (negbench's random batches)"
+                    trained = enforce(batches, budget, len(examples), who, 0)
+                except (BudgetError, NegbenchError, ValueError) as exc:
+                    message = exc.one_line() if isinstance(exc, NegbenchError) else str(exc)
+                    record.update(error=message, budget="violates the budget rule")
                     out.append(record)
                     continue
-                sizes = [len(b) for b in trained] if trained else [budget.batch_size]
+                sizes = [len(b) for b in trained]
                 total = training.max_steps if training.max_steps > 0 else training.epochs * budget.steps_per_epoch
                 record.update(steps_per_epoch=budget.steps_per_epoch, examples_per_epoch=budget.examples_per_epoch,
                               batch_size=budget.batch_size, min_batch_size=min(sizes), max_batch_size=max(sizes),
-                              epochs=training.epochs, total_steps=total,
+                              epochs=epochs_run(training, budget), total_steps=total,
                               dropped_examples=budget.available - budget.examples_per_epoch, budget=budget.reason)
                 out.append(record)
     return out

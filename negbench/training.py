@@ -153,10 +153,10 @@ class StrategyBatchSampler(DefaultBatchSampler):
 
     def batches_for(self, epoch: int) -> list[list[int]]:
         if epoch not in self._cache:
-            raw = self.strategy.batches(self.ctx, epoch)
+            raw, who = self.strategy.batches(self.ctx, epoch), self.strategy.name
             if raw is None:
-                raw = random_batches(self.ctx, epoch)
-            self._cache = {epoch: enforce(raw, self.budget, len(self.ctx.examples), self.strategy.name, epoch)}
+                raw, who = random_batches(self.ctx, epoch), f"{who} (negbench's random batches)"
+            self._cache = {epoch: enforce(raw, self.budget, len(self.ctx.examples), who, epoch)}
         return self._cache[epoch]
 
     def __len__(self) -> int:
@@ -280,6 +280,7 @@ def train(
     steps_per_epoch = budget.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
     ctx.steps_per_epoch, ctx.total_steps = steps_per_epoch, total_steps
+    ctx.epochs = -(-total_steps // steps_per_epoch)  # with max_steps, the epochs the trainer will run
     query_prompt, document_prompt = model_prompts(model)
     prompts = {column: prompt for column, prompt in
                [("query", query_prompt), ("positive", document_prompt),

@@ -145,3 +145,29 @@ def test_plan_json_shows_equal_budgets_and_declared_departures(tmp_path, toy_dat
     assert "fraction 0.5" in jobs["rs2"]["budget"] and jobs["rs2"]["examples_per_epoch"] < 80
     assert jobs["large-batch"]["budget"] == "batch_size 32 (suite: 16)" and jobs["large-batch"]["max_batch_size"] == 32
     assert jobs["none"]["training_runs"] == 0 and jobs["in-batch"]["training_runs"] == 1
+
+
+def test_plan_refuses_data_whose_batches_cannot_be_filled(tmp_path, toy_data, tiny_model):
+    """One train query with 30 positives needs 30 batches; 124 examples in batches of 16 make 7. `plan` used to
+    check only composing strategies and call this suite fine; training then failed on every job."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    train = (data / "qrels" / "train.tsv").read_text().splitlines()
+    query = train[1].split("\t")[0]
+    docs = [json.loads(line)["_id"] for line in (data / "corpus.jsonl").read_text().splitlines()][:30]
+    (data / "qrels" / "train.tsv").write_text("\n".join(train + [f"{query}\t{d}\t1" for d in docs]) + "\n")
+    path = tmp_path / "suite.toml"
+    path.write_text(suite_text(data, tiny_model, tmp_path / "o", strategies=("in-batch",)))
+    result = runner.invoke(app, ["plan", str(path), "--json"])
+    assert result.exit_code == 2
+    assert "in-batch (negbench's random batches)" in result.output and "k positives needs k batches" in result.output
+
+
+def test_markup_in_a_label_is_printed_as_text(tmp_path, toy_data, tiny_model):
+    path = tmp_path / "suite.toml"
+    path.write_text(suite_text(toy_data, tiny_model, tmp_path / "o", strategies=())
+                    + '[[strategies]]\nname = "in-batch"\nlabel = "in-batch [/ablation] [bold]x"\n')
+    result = runner.invoke(app, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output

@@ -127,3 +127,16 @@ def test_each_epoch_trains_its_own_full_batches(ctx, tiny_model):
     seen = strategy.state["seen"]
     for epoch in range(3):
         assert seen[epoch * per_epoch * 8 : (epoch + 1) * per_epoch * 8] == strategy.state["composed"][epoch]
+
+
+def test_max_steps_sets_the_epochs_the_schedules_see(ctx, tiny_model):
+    """NGAME's refresh cadence and progressive's curriculum read ctx.epochs; with max_steps they used to see
+    the config's epochs = 1 while the trainer ran several."""
+    from negbench.strategies.in_batch import InBatch
+
+    ctx.batch_size = 8
+    per_epoch = len(ctx.examples) // 8
+    model = load_model(ModelConfig(spec=str(tiny_model), max_seq_length=32), "cpu")
+    cfg = TrainingConfig(max_steps=2 * per_epoch + 1, batch_size=8, lr=1e-3, num_negatives=0)
+    outcome = train(model, ctx, InBatch(), cfg, device="cpu")
+    assert outcome.steps == 2 * per_epoch + 1 and ctx.epochs == 3

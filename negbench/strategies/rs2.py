@@ -79,9 +79,10 @@ class RS2(Strategy):
         return perms[cycle]
 
     def subset(self, ctx: Context, epoch: int) -> np.ndarray:
-        """The training examples of round ``epoch``."""
+        """The training examples of round ``epoch``: the subset rounded down to full batches, so every example
+        drawn from the permutation is trained (none is used up in a dropped remainder)."""
         n = len(ctx.examples)
-        size = self.subset_size(n)
+        size = max(ctx.batch_size, self.subset_size(n) // ctx.batch_size * ctx.batch_size)
         if self.params.replacement:
             return np.sort(ctx.rng("rs2", "subset", epoch).choice(n, size, replace=False))
         start, out = epoch * size, []

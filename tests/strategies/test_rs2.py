@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
-
 from negbench.strategies.rs2 import RS2
 
 
@@ -40,13 +38,38 @@ def test_with_replacement_each_round_is_independent(ctx):
     n = len(ctx.examples)
     strategy = RS2.from_params({"fraction": 0.5, "replacement": True})
     subsets = [set(_epoch(strategy, ctx, e)) for e in range(4)]
-    assert all(len(s) == round(0.5 * n) for s in subsets)
+    assert all(len(s) == round(0.5 * n) // ctx.batch_size * ctx.batch_size for s in subsets)  # full batches
     assert any(subsets[0] & s for s in subsets[1:])  # rounds may overlap
     assert len({frozenset(s) for s in subsets}) == 4
 
 
-def test_full_fraction_is_a_reshuffle_of_everything(ctx):
+def test_full_fraction_walks_every_example(ctx):
+    """fraction 1: each round is the full batches' worth of one permutation walk (the budget's remainder of
+    n mod batch_size carries into the next round instead of being dropped)."""
+    n = len(ctx.examples)
     strategy = RS2.from_params({"fraction": 1.0})
-    assert sorted(_epoch(strategy, ctx, 0)) == list(range(len(ctx.examples)))
+    size = n // ctx.batch_size * ctx.batch_size
+    first, second = _epoch(strategy, ctx, 0), _epoch(strategy, ctx, 1)
+    assert len(set(first)) == len(first) == size
+    assert set(first) | set(second) == set(range(n))
     assert strategy.subset(ctx, 0).tolist() != strategy.subset(ctx, 1).tolist()
-    assert np.array_equal(np.sort(strategy.subset(ctx, 1)), np.arange(len(ctx.examples)))
+
+
+def test_every_drawn_example_is_trained(ctx):
+    """The subset is cut to full batches before it is drawn: a 47-example round in batches of 8 used to draw
+    47 from the permutation and train 40, so the 7 left over were never seen in that pass."""
+    from negbench.budget import budget_for, enforce
+    from negbench.config import TrainingConfig
+
+    ctx.batch_size = 8
+    rs2 = RS2.from_params({"fraction": 0.5})
+    budget = budget_for(rs2, len(ctx.examples), TrainingConfig(batch_size=8))
+    ctx.steps_per_epoch = budget.steps_per_epoch
+    seen: list[int] = []
+    for epoch in range(3):
+        subset = rs2.subset(ctx, epoch)
+        trained = enforce(rs2.batches(ctx, epoch), budget, len(ctx.examples), "rs2", epoch)
+        assert len(subset) == budget.examples_per_epoch == sum(map(len, trained))
+        assert sorted(i for b in trained for i in b) == sorted(subset.tolist())
+        seen += subset.tolist()
+    assert len(set(seen[: len(ctx.examples)])) == min(len(ctx.examples), len(seen))  # one pass, no repeats
