@@ -3,9 +3,10 @@
 Jobs are matched by (dataset, model, strategy). For each matched job and metric:
 
 * an **accuracy regression** is flagged only when the mean over seeds dropped by more than ``max_drop``
-  (absolute, in metric units) **and** a paired per-query Wilcoxon test (per-query scores averaged over each
-  store's seeds; see :mod:`negbench.stats`) is significant after Holm correction over every job × metric
-  compared, at ``alpha``. A drop within noise or within the tolerance passes;
+  (absolute, in metric units) **and** the one-sided paired per-query Wilcoxon test that NEW is worse
+  (per-query scores averaged over each store's seeds; see :mod:`negbench.stats`) is significant after Holm
+  correction over every job × metric compared, at ``alpha``: a rank test that finds NEW *better* (many small
+  gains, a few large losses) never flags a regression. A drop within noise or the tolerance passes;
 * a **throughput regression** is flagged when the mean training throughput fell by more than a factor
   ``max_throughput_drop_factor`` (base / new); jobs without throughput (no training) are not checked;
 * a job that finished in the baseline but has no finished run in NEW is a regression (``failed``); a job
@@ -55,7 +56,7 @@ class MetricCheck:
     metric: str
     base: float
     new: float
-    p_value: float = math.nan
+    p_value: float = math.nan  # one-sided: NEW worse than the baseline
     p_holm: float = math.nan
     n_queries: int = 0
     regression: bool = False
@@ -295,7 +296,7 @@ def compare_stores(
                 if bm is None or nm is None:
                     continue
                 test = paired_test(new_scores.get((*key, metric), {}), base_scores.get((*key, metric), {}))
-                check = MetricCheck(metric, bm, nm, test.p_value, n_queries=test.n)
+                check = MetricCheck(metric, bm, nm, test.p_less, n_queries=test.n)  # one-sided: new worse
                 job.metrics.append(check)
                 checks.append(check)
             job.base_throughput = _mean(b, "train_examples_per_s")

@@ -130,3 +130,24 @@ def test_device_change_is_reported(base, tmp_path) -> None:
     rows.write_parquet(other / "results.parquet")
     result = compare(base, other)
     assert result.exit_code == 0 and "devices differ" in result.output
+
+
+def test_many_small_gains_and_a_few_large_losses_are_not_a_regression(tmp_path) -> None:
+    """The mean drops (50 queries +0.01, 10 queries −0.20) but the rank test finds NEW *better*: the gate
+    used a two-sided p with the mean's direction and flagged it as an accuracy drop."""
+    import polars as pl
+
+    base = build(tmp_path / "base", {"in-batch": 0.0}, n_queries=60, noise=0.0)
+    new = tmp_path / "new"
+    shutil.copytree(base, new)
+    per_query = pl.read_parquet(new / "per_query.parquet")
+    qids = sorted(per_query["query_id"].unique().to_list())
+    shift = {q: (0.01 if i < 50 else -0.20) for i, q in enumerate(qids)}
+    per_query = per_query.with_columns(pl.col("score") + pl.col("query_id").replace_strict(shift, default=0.0))
+    per_query.write_parquet(new / "per_query.parquet")
+    rows = pl.read_parquet(new / "results.parquet")
+    rows.with_columns(pl.col("ndcg@10") - 0.025).write_parquet(new / "results.parquet")
+    cmp = compare_stores(base, new, metrics=["ndcg@10"])
+    (check,) = cmp.jobs[0].metrics
+    assert check.delta == pytest.approx(-0.025)
+    assert not cmp.regressions, check

@@ -14,8 +14,8 @@ from negbench.html_report import render_html
 from negbench.report import leaderboard_markdown, rich_table
 from negbench.results import ResultStore
 from negbench.stats import BETTER
-from negbench.testing.results import synthetic_rows, synthetic_store
-from tests.test_stats import frames, two_config_frames
+from negbench.testing.results import synthetic_frames, synthetic_rows, synthetic_store
+from tests.test_stats import two_config_frames
 
 XSS = "<img src=x onerror=alert(1)>|x"
 
@@ -50,7 +50,7 @@ def test_markdown_shows_each_configuration_as_its_own_row() -> None:
 
 
 def test_markdown_delta_vs_baseline_column() -> None:
-    rows, per_query = frames(synthetic_rows({"in-batch": 0.0, "bm25": 0.06}, n_queries=60, noise=0.03))
+    rows, per_query = synthetic_frames(synthetic_rows({"in-batch": 0.0, "bm25": 0.06}, n_queries=60, noise=0.03))
     md = leaderboard_markdown(rows, "t", per_query)
     header = cells(table_line(md, "| strategy "))
     delta = cells(table_line(md, "| bm25 "))[header.index("Δ vs baseline")]
@@ -76,7 +76,7 @@ def budget_rows() -> tuple[pl.DataFrame, pl.DataFrame]:
             refresh_s=0.0, total_s=14.5, train_peak_rss_mb=700.0, eval_peak_rss_mb=650.0,
             train_peak_gpu_mb=2048.0 if big else 1024.0, eval_peak_gpu_mb=512.0, peak_gpu_mb=2048.0,
         )
-    return frames(pairs)
+    return synthetic_frames(pairs)
 
 
 def test_leaderboards_show_budget_and_costs() -> None:
