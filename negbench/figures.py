@@ -166,9 +166,11 @@ class Summary:
     mean: float | None
     half: float | None
     costs: dict[str, float | None]
+    budget: str | None = None
 
 
-COSTS = ("steps", "examples_seen", "train_examples_per_s", "train_s", "peak_gpu_mb", "peak_rss_mb")
+COSTS = ("steps", "examples_seen", "train_examples_per_s", "mine_s", "train_s", "total_s", "peak_gpu_mb",
+         "peak_rss_mb", "train_peak_rss_mb", "eval_peak_rss_mb", "train_peak_gpu_mb", "eval_peak_gpu_mb")
 
 
 def summarise(rows: pl.DataFrame, metric: str) -> list[Summary]:
@@ -191,8 +193,9 @@ def summarise(rows: pl.DataFrame, metric: str) -> list[Summary]:
         for col in COSTS:
             vals = [float(v) for v in ok[col].to_list() if v is not None] if col in ok.columns else []
             costs[col] = sum(vals) / len(vals) if vals else None
+        budget = ok["budget"].drop_nulls().first() if "budget" in ok.columns and ok.height else None
         out.append(Summary(str(label), ok.height, bad.height, bad["status"][0] if bad.height else None,
-                           mean, half, costs))
+                           mean, half, costs, budget))
     return out
 
 
@@ -253,16 +256,25 @@ def _cost(value: float | None, digits: int) -> str:
 
 def render_table(summaries: list[Summary], spec: Spec, rows: pl.DataFrame) -> str:
     gpu = "peak_gpu_mb" in rows.columns and rows["peak_gpu_mb"].drop_nulls().len() > 0
-    mem_col, mem_head = ("peak_gpu_mb", "peak GPU MB") if gpu else ("peak_rss_mb", "peak RSS MB")
-    header = ["strategy", "seeds", metric_label(spec.metric), "steps", "examples seen", "train ex/s", "train s",
-              mem_head]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    unit = "gpu" if gpu else "rss"
+    split = f"train_peak_{unit}_mb" in rows.columns  # stores since the fair protocol: train / eval peaks
+    name = unit.upper()
+    memory = ([(f"train_peak_{unit}_mb", f"train {name} MB"), (f"eval_peak_{unit}_mb", f"eval {name} MB")]
+              if split else [(f"peak_{unit}_mb", f"peak {name} MB")])
+    timing = [(c, h) for c, h in (("mine_s", "mine s"), ("train_s", "train s"), ("total_s", "total s"))
+              if c in rows.columns]
+    budgets = any(s.budget not in (None, "equal") for s in summaries)
+    header = ["strategy", "seeds", metric_label(spec.metric), "steps", "examples seen", "train ex/s",
+              *[h for _, h in timing], *[h for _, h in memory], *(["budget"] if budgets else [])]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1 - budgets) + "---|" * budgets]
     for s in summaries:
         all_failed = s.mean is None and s.failed
         metric = escape_md(s.failed_status or "failed") if all_failed else _number(s, spec.digits)
         cells = [escape_md(s.strategy), str(s.seeds), metric, _cost(s.costs["steps"], 0),
                  _cost(s.costs["examples_seen"], 0), _cost(s.costs["train_examples_per_s"], 1),
-                 _cost(s.costs["train_s"], 1), _cost(s.costs[mem_col], 0)]
+                 *[_cost(s.costs[c], 1) for c, _ in timing], *[_cost(s.costs[c], 0) for c, _ in memory]]
+        if budgets:
+            cells.append(escape_md(s.budget or DASH))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

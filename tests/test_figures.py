@@ -86,10 +86,22 @@ def test_wall_prefers_total_s(tmp_path):
 
 def test_table(repo):
     lines = render_block("results/seeds format=table", repo).splitlines()
-    assert lines[0] == ("| strategy | seeds | nDCG@10 | steps | examples seen | train ex/s | train s | "
+    assert lines[0] == ("| strategy | seeds | nDCG@10 | steps | examples seen | train ex/s | mine s | train s | "
                         "peak RSS MB |")
-    assert lines[2] == "| dense | 3 | 0.7200 ± 0.0497 | 10 | 320 | 12.5 | 25.6 | 2048 |"
-    assert lines[3] == "| mochi | 0 | failed: non-finite loss | – | – | – | – | – |"
+    assert lines[2] == "| dense | 3 | 0.7200 ± 0.0497 | 10 | 320 | 12.5 | 0.4 | 25.6 | 2048 |"
+    assert lines[3] == "| mochi | 0 | failed: non-finite loss | – | – | – | – | – | – |"
+
+
+def test_table_of_a_fair_protocol_store_shows_costs_memory_split_and_budget(tmp_path):
+    store = ResultStore(tmp_path / "r")
+    store.append(row("in-batch", 0, 0.5, total_s=40.0, train_peak_rss_mb=3000.0, eval_peak_rss_mb=1500.0,
+                     budget="equal"))
+    store.append(row("rs2", 0, 0.4, total_s=20.0, train_peak_rss_mb=2900.0, eval_peak_rss_mb=1500.0,
+                     budget="rs2: fraction 0.5 of the examples per epoch (by design)"))
+    lines = render_block("r format=table", tmp_path).splitlines()
+    assert lines[0] == ("| strategy | seeds | nDCG@10 | steps | examples seen | train ex/s | mine s | train s | "
+                        "total s | train RSS MB | eval RSS MB | budget |")
+    assert lines[3].endswith("| 20.0 | 2900 | 1500 | rs2: fraction 0.5 of the examples per epoch (by design) |")
 
 
 def test_table_missing_columns_and_gpu_memory(tmp_path):
@@ -98,7 +110,7 @@ def test_table_missing_columns_and_gpu_memory(tmp_path):
     store.append(bare)
     lines = render_block("r format=table", tmp_path).splitlines()
     assert lines[0].endswith("| peak GPU MB |")
-    assert lines[2] == "| in-batch | 1 | 0.5000 | – | – | – | – | 900 |"
+    assert lines[2] == "| in-batch | 1 | 0.5000 | – | – | – | 900 |"  # no timing columns in this store
 
 
 def test_newest_config_only(tmp_path):
@@ -144,7 +156,7 @@ def test_update_then_check(repo):
             "in-batch 0.7758, bm25 0.7801, dense 0.7823<!-- /figures -->.") in text
     assert "format=table -->\n\n  | strategy | seeds |" in text  # indented like its marker, after a blank line
     assert "\n  | dense | 3 | 0.7200 ± 0.0497 |" in text
-    assert "  | mochi | 0 | failed: non-finite loss | – | – | – | – | – |\n\n  <!-- /figures -->\n" in text
+    assert "  | mochi | 0 | failed: non-finite loss | – | – | – | – | – | – |\n\n  <!-- /figures -->\n" in text
     assert update_file(doc, repo, check=True) == []  # idempotent
     assert update_file(doc, repo) == []
     assert doc.read_text(encoding="utf-8") == text
