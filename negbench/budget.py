@@ -13,7 +13,7 @@ many batches, returns a batch larger than ``batch_size`` or repeats an example i
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from negbench.errors import ConfigError
@@ -38,9 +38,6 @@ class Budget:
     examples_per_epoch: int  # trained examples: steps_per_epoch · batch_size
     available: int  # training examples the strategy composes from each epoch
     reason: str = EQUAL  # "equal", or why this run's budget differs by design
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def budget_for(strategy: Strategy, n_examples: int, training: TrainingConfig,

@@ -58,9 +58,13 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         self.mini_batch_size = mini_batch_size or 0
         self.uses_gradient_cache = bool(mini_batch_size)
         self.step = 0
-        self.rows_seen = 0  # training rows that reached the loss (the data loader may prefetch more)
-        self.batch_sizes: list[int] = []  # rows of every training batch that reached the loss
+        self.batch_sizes: list[int] = []  # rows of every training batch that reached the loss (not prefetched)
         self.last_view: LogitView | None = None
+
+    @property
+    def rows_seen(self) -> int:
+        """Training rows that reached the loss (the data loader may prefetch more)."""
+        return sum(self.batch_sizes)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         if self.uses_gradient_cache:
@@ -114,7 +118,6 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"non-finite loss {loss.item()} at step {self.step}")
         if torch.is_grad_enabled():
-            self.rows_seen += int(view.target.shape[0])
             self.batch_sizes.append(int(view.target.shape[0]))
         if with_backward:
             loss.backward()
