@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from negbench.errors import NegbenchError
 
@@ -21,17 +22,30 @@ out = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def user_errors(fn):
-    """Turn :class:`NegbenchError` into one line on stderr and exit code 2."""
+    """Turn :class:`NegbenchError`, and any file-system or decoding error on a user path that got this far,
+    into one line on stderr and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except NegbenchError as exc:
-            typer.echo(f"error: {exc.one_line()}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+            message = exc.one_line()
+        except UnicodeDecodeError as exc:
+            message = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        except OSError as exc:
+            where = ": ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+            message = f"{where}: {exc.strerror or exc}" if where else str(exc)
+        typer.echo(f"error: {' '.join(message.split())}", err=True)
+        raise typer.Exit(2) from None
 
     return wrapper
+
+
+def require(ok: bool, flag: str, message: str) -> None:
+    """A command-line value check: one line naming the option, exit 2."""
+    if not ok:
+        raise NegbenchError(message, field=flag)
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -65,7 +79,7 @@ def run(
         raise typer.Exit(130) from None
     rows = store.rows()
     out.print(rich_table(rows, title=f"negbench · {plan.suite.suite.name}"))
-    out.print(f"results: {store.results_path}\nleaderboard: {plan.output_dir / 'leaderboard.md'}")
+    out.print(f"results: {store.results_path}\nleaderboard: {plan.output_dir / 'leaderboard.md'}", markup=False)
     if not rows.is_empty() and (rows["status"] != "ok").any():
         console.print("[yellow]some jobs failed; see the status column[/yellow]")
 
@@ -83,31 +97,49 @@ def worker(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Work on SUITE together with any number of other workers sharing one storage (jobs, trials, seeds)."""
+    for flag, value in (("--heartbeat", heartbeat), ("--grace", grace)):
+        require(value is None or 0 < value < float("inf"), flag, f"must be a positive number of seconds, got {value}")
     if gpus:
         _spawn_gpu_workers(suite, storage, gpus, heartbeat, grace)
         return
     _quiet_libraries(verbose)
     from negbench.claims import ClaimBoard
-    from negbench.runner import SuiteRunner, claims_url, plan_suite
+    from negbench.runner import SuiteRunner, claims_url
     from negbench.tracking import Terminated
 
-    plan = plan_suite(suite)
-    if storage:
-        tuning = plan.suite.tuning.model_copy(update={"storage": storage})
-        plan.suite = plan.suite.model_copy(update={"tuning": tuning})
+    plan = _plan_with_storage(suite, storage)
+    validated = validate_plan(plan)
     tuning = plan.suite.tuning
     board = ClaimBoard(claims_url(plan), heartbeat_s=heartbeat or tuning.heartbeat_s,
                        grace_s=grace or tuning.grace_s).start()
-    console.print(f"worker {board.owner} on {plan.suite.suite.name}")
+    console.print(f"worker {board.owner} on {plan.suite.suite.name}", markup=False)
     try:
         SuiteRunner(plan, progress=progress and sys.stderr.isatty(), console=console, board=board,
-                    poll_s=min(2.0, board.heartbeat_s)).run()
+                    poll_s=min(2.0, board.heartbeat_s)).run(validated)
     except (KeyboardInterrupt, Terminated):
         typer.echo("worker interrupted: its claims were released", err=True)
         raise typer.Exit(130) from None
     finally:
         board.stop()
-    console.print(f"worker {board.owner}: no work left")
+    console.print(f"worker {board.owner}: no work left", markup=False)
+
+
+def _plan_with_storage(suite: Path, storage: str | None):
+    """The validated plan of SUITE, with ``--storage`` (checked like ``[tuning] storage``) in place."""
+    from negbench.runner import plan_suite
+    from negbench.validation import check_storage_url
+
+    plan = plan_suite(suite)
+    if storage is not None:
+        check_storage_url(storage, suite, "--storage")
+        plan.suite = plan.suite.model_copy(update={"tuning": plan.suite.tuning.model_copy(update={"storage": storage})})
+    return plan
+
+
+def validate_plan(plan):
+    from negbench.validation import validate_plan as validate
+
+    return validate(plan)
 
 
 def _spawn_gpu_workers(suite: Path, storage: str | None, gpus: str, heartbeat, grace) -> None:
@@ -138,36 +170,41 @@ def status(
     _quiet_libraries(False)
     from rich.table import Table
 
-    from negbench.runner import job_status, plan_suite
+    from negbench.runner import job_status
 
-    plan = plan_suite(suite)
-    if storage:
-        plan.suite = plan.suite.model_copy(update={"tuning": plan.suite.tuning.model_copy(update={"storage": storage})})
-    rows = job_status(plan)
+    plan = _plan_with_storage(suite, storage)
+    rows = job_status(plan, validate_plan(plan))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"negbench status · {plan.suite.suite.name}")
+    table = Table(title=Text(f"negbench status · {plan.suite.suite.name}"))
     for col in ("job", "trials done", "running", "failed", "seeds done", f"best dev {plan.suite.tuning.metric}"):
         table.add_column(col, justify="left" if col == "job" else "right")
     for r in rows:
         trials = f"{r['complete'] + r['pruned']}/{r['trials']}" if r["trials"] else "–"
         best = f"{r['best_dev']:.4f}" if r["best_dev"] is not None else "–"
-        table.add_row(r["job"], trials, str(r["running"]), str(r["failed"]), f"{r['seeds_done']}/{r['seeds']}", best)
+        table.add_row(Text(r["job"]), trials, str(r["running"]), str(r["failed"]), f"{r['seeds_done']}/{r['seeds']}",
+                      best)
     out.print(table)
 
 
 @app.command()
 @user_errors
 def validate(suite: Annotated[Path, typer.Argument(help="Suite TOML file.")]) -> None:
-    """Check SUITE (TOML, fields, strategies and their params, metrics, models) without running it."""
+    """Check SUITE without training or writing anything: the TOML and its fields, strategies and parameters,
+    metrics, every dataset (all splits), every model (config, tokenizer, device), storage and directories."""
     from negbench.runner import plan_suite
 
     plan = plan_suite(suite)
+    validated = validate_plan(plan)
     s = plan.suite
+    for note in validated.notes:
+        typer.echo(f"note: {note}", err=True)
+    sizes = ", ".join(f"{d.name}: {len(d.corpus)} docs, {len(d.train)} train / {len(d.dev)} dev queries"
+                      for d in validated.datasets)
     out.print(f"ok: {suite}: {len(s.datasets)} dataset(s) × {len(s.models)} model(s) × "
               f"{len(plan.strategies)} strateg{'y' if len(plan.strategies) == 1 else 'ies'} × "
-              f"{len(s.suite.seeds)} seed(s)")
+              f"{len(s.suite.seeds)} seed(s) ({sizes})", markup=False)
 
 
 @app.command("plan")
@@ -234,15 +271,15 @@ def strategies(as_json: Annotated[bool, typer.Option("--json", help="Machine-rea
         ]
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title="negbench strategies")
+    table = Table(title="negbench strategies")  # names and errors are plain text (Text), never markup
     for col in ("name", "status", "requires", "from", "citation / error"):
         table.add_column(col)
     for e in entries:
         if e.cls:
-            table.add_row(e.name, "ok", ", ".join(sorted(e.cls.requires)) or "–", e.distribution or "?",
-                          e.cls.citation)
+            table.add_row(Text(e.name), "ok", Text(", ".join(sorted(e.cls.requires)) or "–"),
+                          Text(e.distribution or "?"), Text(e.cls.citation))
         else:
-            table.add_row(e.name, "[red]broken[/red]", "–", e.distribution or "?", e.error or "")
+            table.add_row(Text(e.name), "[red]broken[/red]", "–", Text(e.distribution or "?"), Text(e.error or ""))
     out.print(table)
 
 
@@ -266,7 +303,10 @@ def eval_cmd(
     from negbench.metrics import parse_metric
     from negbench.models import load_model
 
+    require(batch_size > 0, "--batch-size", f"must be a positive integer, got {batch_size}")
+    require(max_seq_length > 0, "--max-seq-length", f"must be a positive integer, got {max_seq_length}")
     metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
+    require(bool(metric_list), "--metrics", f"names no metric: {metrics!r}")
     for m in metric_list:
         try:
             parse_metric(m)
@@ -282,7 +322,7 @@ def eval_cmd(
                                "queries": len(ds.test()), "seconds": round(result.seconds, 2)}))
     else:
         for k, v in result.metrics.items():
-            out.print(f"{k:>12}  {v:.4f}")
+            out.print(f"{k:>12}  {v:.4f}", markup=False)
         out.print(f"{len(ds.test())} queries, {result.seconds:.1f} s")
 
 
@@ -301,7 +341,7 @@ def report(
     if not 0 < alpha < 1:
         raise NegbenchError("must be between 0 and 1", field="--alpha")
     md_path, html_path = write_report(results_dir, out_dir, baseline=baseline, title=title, alpha=alpha)
-    out.print(f"leaderboard: {md_path}\nhtml: {html_path}")
+    out.print(f"leaderboard: {md_path}\nhtml: {html_path}", markup=False)
 
 
 @app.command()
@@ -325,13 +365,13 @@ def compare(
 
     result = compare_stores(baseline, new, metrics=metric, max_drop=max_drop,
                             max_throughput_drop_factor=max_throughput_drop_factor, alpha=alpha)
-    table = Table(title=f"negbench compare: {new} vs {baseline}")
+    table = Table(title=Text(f"negbench compare: {new} vs {baseline}"))
     for col in HEADER:
         table.add_column(col, justify="left" if col in {"dataset", "model", "strategy", "metric", "verdict"}
                          else "right")
     for row in result.rows():
         style = "bold red" if row[-1] not in {"ok", "missing", "added", "not comparable"} else None
-        table.add_row(*row, style=style)
+        table.add_row(*(Text(str(cell)) for cell in row), style=style)
     out.print(table)
     if result.device_warning:
         typer.echo(f"warning: {result.device_warning}", err=True)

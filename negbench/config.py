@@ -19,12 +19,24 @@ from negbench.metrics import parse_metric
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict types (no bool for an int, no float for an int, no string for a number), finite floats."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# Bounds that keep a suite finite: a typo (``epochs = 1e20``) is refused, not trained for ever.
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
+MAX_EPOCHS = 10_000
+MAX_STEPS = 100_000_000
+MAX_BATCH = 65_536
+MAX_NEGATIVES = 4_096
+MAX_TRIALS = 100_000
+MAX_SEQ_LENGTH = 65_536
 
 
 class SuiteSection(_Strict):
     name: str = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(default_factory=lambda: [0], min_length=1)
     output_dir: str = "runs/default"
     baseline: str = "in-batch"
     data_dirs: list[str] = Field(default_factory=list)
@@ -67,8 +79,8 @@ class DatasetConfig(_Strict):
 class ModelConfig(_Strict):
     spec: str = Field(min_length=1)
     name: str | None = None
-    max_seq_length: Annotated[int, Field(gt=0)] = 256
-    batch_size: Annotated[int, Field(gt=0)] = 64
+    max_seq_length: Annotated[int, Field(gt=0, le=MAX_SEQ_LENGTH)] = 256
+    batch_size: Annotated[int, Field(gt=0, le=MAX_BATCH)] = 64
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     trust_remote_code: bool = False
     device: str | None = None
@@ -79,14 +91,14 @@ class ModelConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    epochs: Annotated[int, Field(gt=0)] = 1
+    epochs: Annotated[int, Field(gt=0, le=MAX_EPOCHS)] = 1
     lr: Annotated[float, Field(gt=0.0)] = 2e-5
     warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.01
-    batch_size: Annotated[int, Field(gt=1)] = 32
-    max_steps: int = -1
-    num_negatives: Annotated[int, Field(ge=0)] = 1
-    scale: Annotated[float, Field(gt=0.0)] = 20.0
+    batch_size: Annotated[int, Field(gt=1, le=MAX_BATCH)] = 32
+    max_steps: Annotated[int, Field(le=MAX_STEPS)] = -1
+    num_negatives: Annotated[int, Field(ge=0, le=MAX_NEGATIVES)] = 1
+    scale: Annotated[float, Field(gt=0.0, le=10_000.0)] = 20.0
     max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
 
     @field_validator("max_steps")
@@ -99,7 +111,7 @@ class TrainingConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "map@100"])
-    batch_size: Annotated[int, Field(gt=0)] = 128
+    batch_size: Annotated[int, Field(gt=0, le=MAX_BATCH)] = 128
     corpus_chunk_size: Annotated[int, Field(gt=0)] = 50_000
     ignore_identical_ids: bool = True
     mteb_tasks: list[str] = Field(default_factory=list)
@@ -154,7 +166,7 @@ class StrategyConfig(_Strict):
 
 
 class TuningConfig(_Strict):
-    n_trials: Annotated[int, Field(ge=0)] = 0
+    n_trials: Annotated[int, Field(ge=0, le=MAX_TRIALS)] = 0
     metric: str = "ndcg@10"
     direction: Literal["maximize", "minimize"] = "maximize"
     sampler: Literal["tpe", "random"] = "tpe"
@@ -231,13 +243,16 @@ def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite TOML file; any problem raises one-line :class:`ConfigError`."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("suite file not found", file=path)
+        raise ConfigError("suite file not found" if not path.is_dir() else "is a directory, not a suite file",
+                          file=path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=path) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text: {exc}", file=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the suite file: {exc.strerror or exc}", file=path) from None
     return parse_suite(raw, path)
 
 

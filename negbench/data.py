@@ -11,7 +11,8 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -77,6 +78,12 @@ class RetrievalDataset:
             self._test_qrels = self._test_loader()  # type: ignore[operator]
         return self._test_qrels
 
+    def test_query_ids(self) -> set[str]:
+        """Parse and check the test qrels without keeping them (validation): their query ids only."""
+        if self._test_qrels is not None:
+            return set(self._test_qrels)
+        return set(self._test_loader())  # type: ignore[operator]
+
     @cached_property
     def positives(self) -> dict[str, set[int]]:
         """Corpus indices labelled relevant for each train/dev query (known false-negative guard)."""
@@ -108,22 +115,56 @@ class RetrievalDataset:
 # --------------------------------------------------------------------------------------------- reading
 
 
-def _read_jsonl(path: Path, kind: str) -> list[dict]:
+@contextmanager
+def _reading(path: Path, kind: str) -> Iterator[None]:
+    """Turn an unreadable file or one that is not UTF-8 into a one-line :class:`DataError` naming it."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{kind} file is not UTF-8 text (byte {exc.start}: {exc.reason})", file=path) from None
+    except OSError as exc:
+        raise DataError(f"cannot read {kind} file: {exc.strerror or exc}", file=path) from None
+
+
+def _lines(path: Path, kind: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file, with one-line errors for an unreadable or undecodable one."""
     if not path.is_file():
         raise DataError(f"missing {kind} file", file=path)
+    with _reading(path, kind), path.open(encoding="utf-8") as fh:
+        yield from enumerate(fh, 1)
+
+
+def _string_field(row: dict, key: str, where: str, *, required: bool = False) -> str:
+    """A JSONL field that must hold text: a string (an integer id is accepted as its decimal text)."""
+    value = row.get(key)
+    if value is None and not required:
+        return ""
+    if isinstance(value, str):
+        return value
+    if key == "_id" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise DataError(f"'{key}' must be a string, got {json.dumps(value)[:40]}", file=where, field=key)
+
+
+def _read_jsonl(path: Path, kind: str) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"bad JSON: {exc.msg} (column {exc.colno})", file=f"{path}:{lineno}") from None
-            if not isinstance(row, dict) or "_id" not in row:
-                raise DataError("each line must be a JSON object with an '_id'", file=f"{path}:{lineno}")
-            row["_lineno"] = lineno
-            rows.append(row)
+    for lineno, line in _lines(path, kind):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"bad JSON: {exc.msg} (column {exc.colno})", file=f"{path}:{lineno}") from None
+        if not isinstance(row, dict) or "_id" not in row:
+            raise DataError("each line must be a JSON object with an '_id'", file=f"{path}:{lineno}")
+        where = f"{path}:{lineno}"
+        row["_id"] = _string_field(row, "_id", where, required=True)
+        if not row["_id"].strip():
+            raise DataError("'_id' is empty", file=where, field="_id")
+        for key in ("title", "text"):
+            row[key] = _string_field(row, key, where)
+        row["_lineno"] = lineno
+        rows.append(row)
     if not rows:
         raise DataError(f"empty {kind} file", file=path)
     return rows
@@ -132,12 +173,12 @@ def _read_jsonl(path: Path, kind: str) -> list[dict]:
 def read_corpus(path: Path, warnings: Counter) -> Corpus:
     ids, texts, seen = [], [], set()
     for row in _read_jsonl(path, "corpus"):
-        doc_id = str(row["_id"])
+        doc_id = row["_id"]
         if doc_id in seen:
             warnings["duplicate corpus id"] += 1
             continue
         seen.add(doc_id)
-        title, text = str(row.get("title") or ""), str(row.get("text") or "")
+        title, text = row["title"], row["text"]
         ids.append(doc_id)
         texts.append(f"{title} {text}".strip())  # BEIR/MTEB join title and text with one space
     return Corpus(ids, texts)
@@ -146,42 +187,47 @@ def read_corpus(path: Path, warnings: Counter) -> Corpus:
 def read_queries(path: Path, warnings: Counter) -> dict[str, str]:
     queries: dict[str, str] = {}
     for row in _read_jsonl(path, "queries"):
-        qid = str(row["_id"])
+        qid = row["_id"]
         if qid in queries:
             warnings["duplicate query id"] += 1
             continue
-        queries[qid] = str(row.get("text") or "")
+        queries[qid] = row["text"]
     return queries
 
 
+def is_qrels_header(parts: list[str], corpus_ids: dict[str, int], queries: dict[str, str]) -> bool:
+    """Whether a first qrels row is a header (``query-id corpus-id score``): three columns, a score that is
+    not a number, and a first column that is not a known query id. A data row with a bad score is not one."""
+    if len(parts) != 3 or parts[2].strip().lstrip("-").isdigit():
+        return False
+    return parts[0].strip() not in queries and parts[1].strip() not in corpus_ids
+
+
 def read_qrels(path: Path, corpus_ids: dict[str, int], queries: dict[str, str], warnings: Counter) -> Qrels:
-    if not path.is_file():
-        raise DataError("missing qrels file", file=path)
     qrels: Qrels = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.rstrip("\n").split("\t")
-            if not line.strip():
-                continue
-            if lineno == 1 and not parts[-1].strip().lstrip("-").isdigit():
-                continue  # header row: query-id corpus-id score
-            if len(parts) != 3:
-                raise DataError(
-                    f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
-                    file=f"{path}:{lineno}",
-                )
-            qid, doc_id, score = (p.strip() for p in parts)
-            try:
-                rel = int(score)
-            except ValueError:
-                raise DataError(f"score {score!r} is not an integer", file=f"{path}:{lineno}") from None
-            if doc_id not in corpus_ids:
-                warnings["qrels row naming an unknown document"] += 1
-                continue
-            if qid not in queries:
-                warnings["qrels row naming an unknown query"] += 1
-                continue
-            qrels.setdefault(qid, {})[doc_id] = rel
+    for lineno, line in _lines(path, "qrels"):
+        parts = line.rstrip("\n").split("\t")
+        if not line.strip():
+            continue
+        if lineno == 1 and is_qrels_header(parts, corpus_ids, queries):
+            continue
+        if len(parts) != 3:
+            raise DataError(
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
+                file=f"{path}:{lineno}",
+            )
+        qid, doc_id, score = (p.strip() for p in parts)
+        try:
+            rel = int(score)
+        except ValueError:
+            raise DataError(f"score {score!r} is not an integer", file=f"{path}:{lineno}") from None
+        if doc_id not in corpus_ids:
+            warnings["qrels row naming an unknown document"] += 1
+            continue
+        if qid not in queries:
+            warnings["qrels row naming an unknown query"] += 1
+            continue
+        qrels.setdefault(qid, {})[doc_id] = rel
     if not any(rel > 0 for docs in qrels.values() for rel in docs.values()):
         raise DataError("empty split: no relevant (query, document) pair", file=path)
     return qrels
@@ -255,7 +301,7 @@ def file_digest(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.name.encode())
-        with path.open("rb") as fh:
+        with _reading(path, "dataset"), path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
@@ -363,10 +409,9 @@ def load_dataset(
 def _test_doc_ids(path: Path, max_queries: int | None, queries: dict[str, str], corpus_ids: dict[str, int]) -> set[str]:
     """Document ids of the test queries the final evaluation will keep (same rows and limit as it)."""
     rows: dict[str, set[str]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            parts = [p.strip() for p in line.rstrip("\n").split("\t")]
-            if len(parts) == 3 and parts[2].lstrip("-").isdigit() and parts[0] in queries and parts[1] in corpus_ids:
-                rows.setdefault(parts[0], set()).add(parts[1])
+    for _, line in _lines(path, "qrels"):
+        parts = [p.strip() for p in line.rstrip("\n").split("\t")]
+        if len(parts) == 3 and parts[2].lstrip("-").isdigit() and parts[0] in queries and parts[1] in corpus_ids:
+            rows.setdefault(parts[0], set()).add(parts[1])
     kept = _limit({q: {} for q in rows}, max_queries, "test", queries)  # type: ignore[arg-type]
     return {d for q in kept for d in rows[q]}

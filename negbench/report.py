@@ -286,7 +286,7 @@ def write_leaderboard(rows: pl.DataFrame, path: Path, title: str, per_query: pl.
 
 def rich_table(rows: pl.DataFrame, title: str = "negbench") -> Table:
     """A terminal leaderboard: one row per configuration with metrics, data budget and costs."""
-    table = Table(title=title)
+    table = Table(title=Text(title))
     metrics = metric_columns(rows)
     show_budget = has_budget_changes(rows)
     costs = cost_columns(rows)

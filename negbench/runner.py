@@ -34,7 +34,7 @@ from negbench.budget import Budget, BudgetError, budget_for
 from negbench.claims import ClaimBoard
 from negbench.config import DatasetConfig, ModelConfig, Suite, TrainingConfig, load_suite, stable_hash
 from negbench.context import Context
-from negbench.data import RetrievalDataset, load_dataset
+from negbench.data import RetrievalDataset
 from negbench.errors import ConfigError, InvalidTrialError, NegbenchError, NonFiniteLossError
 from negbench.evaluation import evaluate
 from negbench.job_process import run_isolated
@@ -56,6 +56,7 @@ from negbench.strategy import Negatives, Strategy, StrategySpec
 from negbench.tracking import Tracker
 from negbench.training import train
 from negbench.tuning import Tuner, TuningOutcome, build_space, split_params, storage_for, suggest
+from negbench.validation import Validated, load_suite_dataset, validate_plan
 
 log = logging.getLogger(__name__)
 
@@ -201,19 +202,21 @@ class SuiteRunner:
         if self.console is not None:
             self.console.print(text)
 
-    def load_dataset(self, index: int, cfg: DatasetConfig) -> RetrievalDataset:
-        try:
-            return load_dataset(cfg, self.suite.suite.data_dirs)
-        except NegbenchError as exc:
-            field = f"datasets[{index}]" + (f".{exc.field}" if exc.field else "")
-            raise type(exc)(exc.message, file=exc.file or self.plan.path, field=field) from None
+    def load_dataset(self, index: int, cfg: DatasetConfig | None = None) -> RetrievalDataset:
+        return load_suite_dataset(self.plan, index)
 
     # ------------------------------------------------------------------------------------ suite
-    def run(self) -> ResultStore:
-        """Every job of the suite in this process; with a claim board, share the work with other workers."""
+    def run(self, validated: Validated | None = None) -> ResultStore:
+        """Every job of the suite in this process; with a claim board, share the work with other workers.
+
+        The validation stage runs first (unless the caller ran it: ``validated``); nothing is created on disk
+        before it passes."""
+        validated = validated or validate_plan(self.plan)
+        for note in validated.notes:
+            self.say(f"[yellow]note: {escape(note)}[/yellow]")
         self.plan.output_dir.mkdir(parents=True, exist_ok=True)
         pin_code_revision()  # every job of this run, in any process, keys its rows with the same code
-        datasets = [self.load_dataset(i, cfg) for i, cfg in enumerate(self.suite.datasets)]
+        datasets = validated.datasets
         jobs = [Job(d, m, spec) for d in datasets for m in self.suite.models for spec in self.plan.strategies]
         self.tracker.start()
         name = f"suite {self.suite.suite.name}" + (f" worker {self.board.owner}" if self.board else "")
@@ -372,8 +375,8 @@ class SuiteRunner:
     def report_tuning(self, job: Job, outcome: TuningOutcome) -> None:
         if outcome.n_complete:
             self.say(f"  tuned {escape(job.spec.label)}: {outcome.n_complete} complete trial(s), best #{outcome.trial} "
-                     f"dev {self.suite.tuning.metric}={outcome.dev_value:.4f} params={outcome.params} "
-                     f"training={outcome.training}")
+                     f"dev {self.suite.tuning.metric}={outcome.dev_value:.4f} "
+                     + escape(f"params={outcome.params} training={outcome.training}"))
 
     def objective_for(self, job: Job):
         """The Optuna objective of a job: train on train, score on dev (pruning on per-epoch dev scores)."""
@@ -623,12 +626,12 @@ def claims_url(plan: Plan) -> str:
     return f"sqlite:///{(plan.output_dir / 'claims.db').resolve()}"
 
 
-def job_status(plan: Plan) -> list[dict[str, Any]]:
+def job_status(plan: Plan, validated: Validated | None = None) -> list[dict[str, Any]]:
     """Per job: trials complete / pruned / running / failed, seeds done, best dev metric (for `negbench status`)."""
     from optuna.trial import TrialState
 
     runner = SuiteRunner(plan)
-    datasets = [runner.load_dataset(i, cfg) for i, cfg in enumerate(plan.suite.datasets)]
+    datasets = (validated or validate_plan(plan)).datasets
     out = []
     for dataset in datasets:
         for model_cfg in plan.suite.models:

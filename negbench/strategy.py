@@ -13,6 +13,8 @@ Every hook is optional; a strategy overrides only what it changes:
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -118,6 +120,17 @@ class Strategy:
                     f"strategy {cls.name!r} has no parameter {key!r} (has: {', '.join(sorted(known)) or 'none'})",
                     field=f"{where}.{key}",
                 )
+        try:
+            hints = typing.get_type_hints(cls.Params)
+        except Exception:  # a plugin's annotation that does not resolve: its dataclass validation still runs
+            hints = {}
+        for key, value in raw.items():  # strict per field: no bool for an int, no float for an int, no string
+            if isinstance(value, float) and not math.isfinite(value):  # for a number; finite numbers only
+                raise ConfigError(f"must be a finite number, got {value}", field=f"{where}.{key}")
+            try:
+                TypeAdapter(hints.get(key, Any)).validate_python(value, strict=True)
+            except ValidationError as exc:
+                raise ConfigError(f"{exc.errors()[0]['msg']}, got {value!r}", field=f"{where}.{key}") from None
         try:
             return TypeAdapter(cls.Params).validate_python(dict(raw))
         except ValidationError as exc:
