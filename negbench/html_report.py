@@ -593,6 +593,11 @@ def render_html(
     )
 
 
+# columns a report computes with: a store where they hold text is not one negbench wrote
+NUMERIC_COLUMNS = ("seed", "steps", "examples_seen", "train_s", "eval_s", "total_s", "train_examples_per_s",
+                   "peak_rss_mb", "peak_gpu_mb", "dev_metric")
+
+
 def load_store(results_dir: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows, per-query scores) of a results directory; a missing or malformed store is a DataError."""
     directory = Path(results_dir)
@@ -607,7 +612,14 @@ def load_store(results_dir: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         raise DataError(
             f"not a negbench results store: missing column(s) {', '.join(missing)}", file=store.results_path
         )
+    numeric = [*metric_columns(rows), *(c for c in NUMERIC_COLUMNS if c in rows.columns)]
+    for col in numeric:
+        dtype = rows.schema[col]
+        if not (dtype.is_numeric() or dtype == pl.Null):
+            raise DataError(f"column {col!r} holds {dtype}, not numbers", file=store.results_path)
     per_query = store.per_query()
+    if not per_query.is_empty() and "score" in per_query.columns and not per_query.schema["score"].is_numeric():
+        raise DataError(f"column 'score' holds {per_query.schema['score']}, not numbers", file=store.per_query_path)
     if not per_query.is_empty():
         lacking = [c for c in ("run_id", "metric", "query_id", "score") if c not in per_query.columns]
         if lacking:
@@ -629,6 +641,9 @@ def write_report(
     """Write ``leaderboard.md`` and ``index.html`` for a results directory; return their paths."""
     rows, per_query = load_store(results_dir)
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError("is a file; --out names the folder for leaderboard.md and index.html", file=out,
+                        field="--out")
     if title is None:
         suites = _distinct(rows, "suite")
         title = "negbench · " + ", ".join(suites) if suites else "negbench leaderboard"

@@ -62,7 +62,7 @@ def _atomic_write(frame: pl.DataFrame, path: Path) -> None:
 
 def read_parquet(path: Path) -> pl.DataFrame:
     try:
-        return pl.read_parquet(path)
+        return pl.read_parquet(path, glob=False)  # a path with [ ] or * is a name, not a pattern
     except Exception as exc:
         raise DataError(f"not a readable Parquet results file: {exc}", file=path) from None
 

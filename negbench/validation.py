@@ -47,7 +47,7 @@ def validate_plan(plan: Plan) -> Validated:
     """Check ``plan`` as the module docstring says; raise the first problem as a one-line error."""
     suite, path = plan.suite, plan.path
     check_storage_url(suite.tuning.storage, path, "tuning.storage")
-    check_tracking_uri(suite.tracking.uri if suite.tracking.enabled else None, path)
+    check_tracking_uri(suite.tracking.uri, path)
     check_writable_dir(Path(suite.suite.output_dir), path, "suite.output_dir")
     if suite.suite.cache_dir is not None:
         check_writable_dir(Path(suite.suite.cache_dir), path, "suite.cache_dir")
@@ -135,13 +135,18 @@ def check_model(spec: str, path: Path, where: str) -> None:
     module_dir = transformer_dir(resolved.path, path, where)
     from transformers import AutoConfig, AutoTokenizer
 
+    loaded = {}
     for what, loader in (("config", AutoConfig), ("tokenizer", AutoTokenizer)):
         try:
-            loader.from_pretrained(str(module_dir), local_files_only=True)
+            loaded[what] = loader.from_pretrained(str(module_dir), local_files_only=True)
         except Exception as exc:
             reason = " ".join(str(exc).split())[:200]
             raise ModelError(f"cannot load the {what} of {spec!r} from {module_dir}: {reason}", file=path,
                              field=where) from None
+    tokenizer = loaded["tokenizer"]
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):  # transformers builds an empty one from nothing
+        raise ModelError(f"the tokenizer of {spec!r} in {module_dir} has no vocabulary (tokenizer files missing?)",
+                         file=path, field=where)
 
 
 def transformer_dir(root: Path, path: Path, where: str) -> Path:
