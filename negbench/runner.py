@@ -52,6 +52,7 @@ from negbench.provenance import (
 from negbench.registry import Registry, registry
 from negbench.report import write_leaderboard
 from negbench.results import ResultStore
+from negbench.run_lock import RunLock, remove_stale_temporaries
 from negbench.strategy import Negatives, Strategy, StrategySpec
 from negbench.tracking import Tracker
 from negbench.training import train
@@ -210,8 +211,22 @@ class SuiteRunner:
 
     # ------------------------------------------------------------------------------------ suite
     def run(self) -> ResultStore:
-        """Every job of the suite in this process; with a claim board, share the work with other workers."""
+        """Every job of the suite in this process; with a claim board, share the work with other workers.
+
+        The output directory is locked for the run's life (:mod:`negbench.run_lock`): exclusively by a run,
+        shared by workers; whoever holds it alone first removes the temporaries a killed run left."""
         self.plan.output_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.plan.output_dir, shared=self.board is not None).acquire()
+        try:
+            if lock.exclusive:
+                for path in remove_stale_temporaries(self.plan.output_dir, self.cache_dir):
+                    log.info("removed %s, left by an interrupted run", path)
+            lock.downgrade()
+            return self._run_locked()
+        finally:
+            lock.release()
+
+    def _run_locked(self) -> ResultStore:
         pin_code_revision()  # every job of this run, in any process, keys its rows with the same code
         datasets = [self.load_dataset(i, cfg) for i, cfg in enumerate(self.suite.datasets)]
         jobs = [Job(d, m, spec) for d in datasets for m in self.suite.models for spec in self.plan.strategies]
@@ -458,7 +473,7 @@ class SuiteRunner:
             candidates = None
         outcome = train(model, ctx, strategy, training, device=device, precision=model_cfg.precision,
                         candidates=candidates, mini_batch_size=getattr(strategy, "mini_batch_size", None),
-                        progress=self.progress, work_dir=self.cache_dir.parent, on_epoch_end=on_epoch_end,
+                        progress=self.progress, work_dir=self.plan.output_dir, on_epoch_end=on_epoch_end,
                         budget=budget)
         return FitResult(model, ctx, candidates, outcome, mine_s, budget)
 

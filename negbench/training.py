@@ -33,6 +33,7 @@ from negbench.budget import Budget, budget_for, enforce
 from negbench.config import TrainingConfig
 from negbench.context import Context
 from negbench.loss import InfoNCELoss
+from negbench.run_lock import TRAIN_TMP_PREFIX
 from negbench.strategy import Negatives, Strategy
 
 log = logging.getLogger(__name__)
@@ -285,7 +286,7 @@ def train(
                [("query", query_prompt), ("positive", document_prompt),
                 *[(f"negative_{j}", document_prompt) for j in range(state.num_negatives)]] if prompt}
     on_cuda = device.startswith("cuda")
-    with tempfile.TemporaryDirectory(dir=work_dir) as out_dir:
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=TRAIN_TMP_PREFIX) as out_dir:
         args = SentenceTransformerTrainingArguments(
             output_dir=out_dir,
             num_train_epochs=cfg.epochs,
