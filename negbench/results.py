@@ -106,6 +106,9 @@ class ResultStore:
             return set()
         return set(rows.filter(pl.col("status") == "ok")["run_id"].to_list())
 
+    def flush(self) -> None:
+        """Make the Parquet files current (they always are here; a database-backed store exports)."""
+
     def append(self, row: dict[str, Any], per_query: dict[str, dict[str, float]] | None = None) -> None:
         """Add (or replace, by ``run_id``) one row and its per-query scores, atomically."""
         with _locked(self.directory):

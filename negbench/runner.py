@@ -52,6 +52,7 @@ from negbench.provenance import (
 from negbench.registry import Registry, registry
 from negbench.report import write_leaderboard
 from negbench.results import ResultStore
+from negbench.results_sql import SqlResultStore
 from negbench.run_lock import RunLock, remove_stale_temporaries
 from negbench.strategy import Negatives, Strategy, StrategySpec
 from negbench.tracking import Tracker
@@ -192,7 +193,10 @@ class SuiteRunner:
         self.suite = plan.suite
         self.progress = progress
         self.console = console
-        self.store = ResultStore(plan.output_dir)
+        # workers keep rows in the database they share (the Parquet files, exported from it, may sit on a
+        # network file system where file locks are unreliable); a single run keeps the Parquet store
+        self.store = (ResultStore(plan.output_dir) if board is None
+                      else SqlResultStore(plan.output_dir, board.url, store=self.suite.suite.name))
         self.config_hash = self.suite.config_hash()
         self.git_rev = git_revision()
         self.cache_dir = Path(self.suite.suite.cache_dir or plan.output_dir / "cache")
@@ -243,6 +247,7 @@ class SuiteRunner:
                         self.run_job(job)
             else:
                 self.work(jobs)
+            self.store.flush()
             board = write_leaderboard(self.store.rows(), self.plan.output_dir / "leaderboard.md",
                                       f"negbench · {self.suite.suite.name}", per_query=self.store.per_query(),
                                       baseline=self.suite.suite.baseline)
