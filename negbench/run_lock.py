@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from pathlib import Path
 
 from negbench.errors import NegbenchError
@@ -49,9 +50,10 @@ class OutputDirInUse(NegbenchError):
 class RunLock:
     """The lock of one output directory; ``shared`` for workers, exclusive for a run."""
 
-    def __init__(self, directory: str | Path, *, shared: bool = False) -> None:
+    def __init__(self, directory: str | Path, *, shared: bool = False, wait_s: float = 30.0) -> None:
         self.directory = Path(directory)
         self.shared = shared
+        self.wait_s = wait_s  # how long a worker waits for another worker's clean-up (it holds the lock alone)
         self.path = self.directory / LOCK_FILE
         self.exclusive = False  # held exclusively (then stale temporaries may be removed)
         self._fd: int | None = None
@@ -63,7 +65,7 @@ class RunLock:
             if _try_flock(fd, fcntl.LOCK_EX):
                 self.exclusive = True
                 os.ftruncate(fd, 0)  # the lines of earlier holders, all gone
-            elif not self.shared or not _try_flock(fd, fcntl.LOCK_SH):
+            elif not self.shared or not self._share(fd):
                 raise OutputDirInUse(self._in_use_message(), file=self.directory)
             os.lseek(fd, 0, os.SEEK_END)
             os.write(fd, (json.dumps(_holder("worker" if self.shared else "run")) + "\n").encode())
@@ -72,6 +74,17 @@ class RunLock:
             raise
         self._fd = fd
         return self
+
+    def _share(self, fd: int) -> bool:
+        """Take the lock shared; while its exclusive holder is a worker cleaning up before it shares (or one
+        whose line is not written yet), wait for it rather than refuse (workers often start together)."""
+        deadline = time.monotonic() + self.wait_s
+        while not _try_flock(fd, fcntl.LOCK_SH):
+            holder = read_holder(self.path)
+            if (holder is not None and holder.get("role") != "worker") or time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def downgrade(self) -> None:
         """A worker that held the lock exclusively (to clean up) now shares it with other workers. flock's

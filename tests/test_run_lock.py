@@ -175,3 +175,20 @@ def test_a_cache_outside_the_output_directory_is_left_alone(tmp_path):
     (cache / ".dense-abc.pt.x1y2z3w4").write_text("another suite's write in progress")
     assert remove_stale_temporaries(out, cache) == []
     assert (cache / ".dense-abc.pt.x1y2z3w4").exists()
+
+
+def test_a_worker_waits_for_another_workers_clean_up_instead_of_being_refused(tmp_path):
+    import threading
+
+    first = RunLock(tmp_path, shared=True).acquire()
+    assert first.exclusive  # cleaning up, alone
+    got: list[RunLock] = []
+    joining = threading.Thread(target=lambda: got.append(RunLock(tmp_path, shared=True).acquire()))
+    joining.start()
+    time.sleep(0.5)
+    assert not got  # still waiting
+    first.downgrade()
+    joining.join(timeout=10)
+    assert got and not got[0].exclusive
+    got[0].release()
+    first.release()
