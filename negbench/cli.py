@@ -358,7 +358,8 @@ def compare(
     alpha: Annotated[float, typer.Option(help="Significance level after Holm correction.")] = 0.05,
     summary: Annotated[Path | None, typer.Option(help="Also append a markdown table to this file.")] = None,
 ) -> None:
-    """Compare NEW with BASELINE job by job; exit 3 on a regression, 0 when clean, 2 on bad input."""
+    """Compare NEW with BASELINE job by job; exit 3 on a regression, 0 when clean, 2 on bad input or when no
+    job finished in both stores (nothing compared)."""
     from rich.table import Table
 
     from negbench.compare import HEADER, compare_stores
@@ -376,15 +377,21 @@ def compare(
     if result.device_warning:
         typer.echo(f"warning: {result.device_warning}", err=True)
     if summary is not None:
-        with summary.open("a", encoding="utf-8") as fh:
-            fh.write(result.markdown())
+        try:
+            with summary.open("a", encoding="utf-8") as fh:
+                fh.write(result.markdown())
+        except OSError as exc:
+            raise NegbenchError(f"cannot write the summary: {exc.strerror or exc}", file=summary,
+                                field="--summary") from None
+    if result.nothing_compared:
+        raise NegbenchError(f"nothing compared: {result.nothing_compared}; {result.counts_line()}")
     flagged = result.regressions
     if flagged:
         names = ", ".join(f"{j.dataset}/{j.model}/{j.strategy}" for j in flagged)
         typer.echo(f"regression: {len(flagged)} job(s): {names}", err=True)
+        out.print(result.verdict_line())
         raise typer.Exit(3)
-    out.print(f"no regression (accuracy: drop > {max_drop:g} and Holm p < {alpha:g}; "
-              f"throughput: drop > ×{max_throughput_drop_factor:g})")
+    out.print(result.verdict_line())
 
 
 def main() -> None:  # pragma: no cover

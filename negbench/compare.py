@@ -10,7 +10,9 @@ Jobs are matched by (dataset, model, strategy). For each matched job and metric:
 * a **throughput regression** is flagged when the mean training throughput fell by more than a factor
   ``max_throughput_drop_factor`` (base / new); jobs without throughput (no training) are not checked;
 * a job that finished in the baseline but has no finished run in NEW is a regression (``failed``); a job
-  missing from NEW altogether, or new in NEW, is reported but not flagged.
+  missing from NEW altogether, or new in NEW, is reported (and counted in the summary line) but not flagged;
+* when no job finished in both stores nothing was compared: :attr:`Comparison.nothing_compared` says why
+  (no job in common, no finished row in NEW …) and ``negbench compare`` exits 2, never "no regression".
 
 Across the two stores jobs are matched by label, because the configuration key (``config_key``) differs
 between code revisions by design. Within one store configurations are never pooled: when a label has
@@ -103,6 +105,7 @@ class Comparison:
     base_devices: list[str] = field(default_factory=list)
     new_devices: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. a label with several configurations in one store
+    nothing_compared: str | None = None  # why no job could be compared (then neither store can be judged)
 
     @property
     def device_warning(self) -> str | None:
@@ -118,15 +121,43 @@ class Comparison:
     def regressions(self) -> list[JobComparison]:
         return [j for j in self.jobs if j.regression]
 
+    def count(self, status: str) -> int:
+        return sum(j.status == status for j in self.jobs)
+
+    def counts_line(self) -> str:
+        """How many jobs were compared, and how many were not (missing from NEW, added in NEW, failed …)."""
+        parts = [f"{self.count('ok')} job(s) compared"]
+        for status, words in (("failed", "failed in new"), ("missing", "missing from new"),
+                              ("added", "added in new"), ("not comparable", "finished in neither store")):
+            if self.count(status):
+                parts.append(f"{self.count(status)} {words}")
+        return ", ".join(parts)
+
+    def verdict_line(self) -> str:
+        """The summary: the verdict, the job counts and the thresholds."""
+        if self.nothing_compared:
+            verdict = f"nothing compared ({self.nothing_compared})"
+        elif self.regressions:
+            verdict = f"{len(self.regressions)} regression(s)"
+        else:
+            verdict = "no regression"
+        return (f"{verdict}; {self.counts_line()} (accuracy: drop > {self.max_drop:g} and Holm p < {self.alpha:g}; "
+                f"throughput: drop > ×{self.max_throughput_drop_factor:g})")
+
     def markdown(self) -> str:
         """A GFM table of every job and metric (for a CI step summary)."""
         lines = ["| " + " | ".join(HEADER) + " |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
         for row in self.rows():
             lines.append("| " + " | ".join(escape_md(c) for c in row) + " |")
-        verdict = f"**{len(self.regressions)} regression(s)**" if self.regressions else "no regression"
+        if self.nothing_compared:
+            verdict = f"**nothing compared** ({escape_md(self.nothing_compared)})"
+        elif self.regressions:
+            verdict = f"**{len(self.regressions)} regression(s)**"
+        else:
+            verdict = "no regression"
         lines += [
             "",
-            f"{verdict} — accuracy: drop > {self.max_drop:g} and Holm p < {self.alpha:g}; "
+            f"{verdict} — {self.counts_line()}; accuracy: drop > {self.max_drop:g} and Holm p < {self.alpha:g}; "
             f"throughput: drop > ×{self.max_throughput_drop_factor:g}.",
         ]
         if self.device_warning:
@@ -262,6 +293,10 @@ def compare_stores(
     new_rows, new_notes = latest_configs(new_rows, "new")
     for note in base_notes + new_notes:
         log.warning(note)
+    for role, rows, where in (("new", new_rows, new), ("baseline", base_rows, baseline)):
+        if not (rows["status"] == "ok").any():
+            raise DataError(f"nothing to compare: the {role} store has no finished row (status ok); its "
+                            f"{rows.height} row(s) all failed", file=where)
     common = [m for m in metric_columns(base_rows) if m in metric_columns(new_rows)]
     if metrics:
         for m in metrics:
@@ -317,5 +352,15 @@ def compare_stores(
 
     return Comparison(
         jobs, chosen, max_drop, max_throughput_drop_factor, alpha, devices(base_rows), devices(new_rows),
-        base_notes + new_notes,
+        base_notes + new_notes, _nothing_compared(jobs, all_base, all_new),
     )
+
+
+def _nothing_compared(jobs: list[JobComparison], all_base: set, all_new: set) -> str | None:
+    """Why no job was compared (no job finished in both stores), or None when one was."""
+    if any(j.status == "ok" for j in jobs):
+        return None
+    if not all_base & all_new:
+        return (f"the stores have no job (dataset, model, strategy) in common: {len(all_base)} in the baseline, "
+                f"{len(all_new)} in new")
+    return "no job finished (status ok) in both stores"

@@ -49,11 +49,20 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def default_file_mode() -> int:
+    """The mode ``open()`` gives a new file under this process's umask (``mkstemp`` alone gives 0600, which
+    others on a shared cluster could not read)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write(frame: pl.DataFrame, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         frame.write_parquet(tmp)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -96,6 +105,9 @@ class ResultStore:
         if rows.is_empty():
             return set()
         return set(rows.filter(pl.col("status") == "ok")["run_id"].to_list())
+
+    def flush(self) -> None:
+        """Make the Parquet files current (they always are here; a database-backed store exports)."""
 
     def append(self, row: dict[str, Any], per_query: dict[str, dict[str, float]] | None = None) -> None:
         """Add (or replace, by ``run_id``) one row and its per-query scores, atomically."""

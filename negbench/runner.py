@@ -52,6 +52,8 @@ from negbench.provenance import (
 from negbench.registry import Registry, registry
 from negbench.report import write_leaderboard
 from negbench.results import ResultStore
+from negbench.results_sql import SqlResultStore
+from negbench.run_lock import RunLock, remove_stale_temporaries
 from negbench.strategy import Negatives, Strategy, StrategySpec
 from negbench.tracking import Tracker
 from negbench.training import train
@@ -192,7 +194,10 @@ class SuiteRunner:
         self.suite = plan.suite
         self.progress = progress
         self.console = console
-        self.store = ResultStore(plan.output_dir)
+        # workers keep rows in the database they share (the Parquet files, exported from it, may sit on a
+        # network file system where file locks are unreliable); a single run keeps the Parquet store
+        self.store = (ResultStore(plan.output_dir) if board is None
+                      else SqlResultStore(plan.output_dir, board.url, store=self.suite.suite.name))
         self.config_hash = self.suite.config_hash()
         self.git_rev = git_revision()
         self.cache_dir = Path(self.suite.suite.cache_dir or plan.output_dir / "cache")
@@ -210,13 +215,25 @@ class SuiteRunner:
         """Every job of the suite in this process; with a claim board, share the work with other workers.
 
         The validation stage runs first (unless the caller ran it: ``validated``); nothing is created on disk
-        before it passes."""
+        before it passes. The output directory is then locked for the run's life (:mod:`negbench.run_lock`):
+        exclusively by a run, shared by workers; whoever holds it alone first removes the temporaries a killed
+        run left."""
         validated = validated or validate_plan(self.plan)
         for note in validated.notes:
             self.say(f"[yellow]note: {escape(note)}[/yellow]")
         self.plan.output_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.plan.output_dir, shared=self.board is not None).acquire()
+        try:
+            if lock.exclusive:
+                for path in remove_stale_temporaries(self.plan.output_dir, self.cache_dir):
+                    log.info("removed %s, left by an interrupted run", path)
+            lock.downgrade()
+            return self._run_locked(validated.datasets)
+        finally:
+            lock.release()
+
+    def _run_locked(self, datasets: list[RetrievalDataset]) -> ResultStore:
         pin_code_revision()  # every job of this run, in any process, keys its rows with the same code
-        datasets = validated.datasets
         jobs = [Job(d, m, spec) for d in datasets for m in self.suite.models for spec in self.plan.strategies]
         self.tracker.start()
         name = f"suite {self.suite.suite.name}" + (f" worker {self.board.owner}" if self.board else "")
@@ -231,6 +248,7 @@ class SuiteRunner:
                         self.run_job(job)
             else:
                 self.work(jobs)
+            self.store.flush()
             board = write_leaderboard(self.store.rows(), self.plan.output_dir / "leaderboard.md",
                                       f"negbench · {self.suite.suite.name}", per_query=self.store.per_query(),
                                       baseline=self.suite.suite.baseline)
@@ -461,7 +479,7 @@ class SuiteRunner:
             candidates = None
         outcome = train(model, ctx, strategy, training, device=device, precision=model_cfg.precision,
                         candidates=candidates, mini_batch_size=getattr(strategy, "mini_batch_size", None),
-                        progress=self.progress, work_dir=self.cache_dir.parent, on_epoch_end=on_epoch_end,
+                        progress=self.progress, work_dir=self.plan.output_dir, on_epoch_end=on_epoch_end,
                         budget=budget)
         return FitResult(model, ctx, candidates, outcome, mine_s, budget)
 

@@ -24,7 +24,6 @@ from sentence_transformers import (
     SentenceTransformerTrainer,
     SentenceTransformerTrainingArguments,
 )
-from sentence_transformers.base.model_card import BaseModelCardCallback
 from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
@@ -34,6 +33,7 @@ from negbench.budget import Budget, budget_for, enforce
 from negbench.config import TrainingConfig
 from negbench.context import Context
 from negbench.loss import InfoNCELoss
+from negbench.run_lock import TRAIN_TMP_PREFIX
 from negbench.strategy import Negatives, Strategy
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ def train(
                [("query", query_prompt), ("positive", document_prompt),
                 *[(f"negative_{j}", document_prompt) for j in range(state.num_negatives)]] if prompt}
     on_cuda = device.startswith("cuda")
-    with tempfile.TemporaryDirectory(dir=work_dir) as out_dir:
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=TRAIN_TMP_PREFIX) as out_dir:
         args = SentenceTransformerTrainingArguments(
             output_dir=out_dir,
             num_train_epochs=cfg.epochs,
@@ -311,10 +311,10 @@ def train(
             fp16=on_cuda and precision == "fp16",
             prompts=prompts or None,
         )
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-        # negbench records its own losses and writes no model card: drop the console printer and card.
+        trainer = _Trainer(model=model, args=args, train_dataset=dataset, loss=loss)
+        # negbench records its own losses: drop the console printer.
         for callback in list(trainer.callback_handler.callbacks):
-            if isinstance(callback, PrinterCallback | BaseModelCardCallback):
+            if isinstance(callback, PrinterCallback):
                 trainer.remove_callback(callback)
         collator = NegativeCollator(trainer.data_collator, state, _LazySampler(samplers, probe))
         trainer.data_collator = collator
@@ -334,6 +334,16 @@ def train(
     outcome.batch_sizes = list(loss.batch_sizes)
     model.eval()
     return outcome
+
+
+class _Trainer(SentenceTransformerTrainer):
+    """The trainer without model-card data collection: negbench writes no model card, and the card's
+    callback runs at trainer init (before it could be removed), sampling "widget examples" from the training
+    set behind a "Computing widget examples" progress line on every run. sentence-transformers documents
+    overriding ``add_model_card_callback`` to remove that callback."""
+
+    def add_model_card_callback(self, default_args_dict) -> None:
+        return None
 
 
 class _LazySampler:

@@ -151,3 +151,45 @@ def test_many_small_gains_and_a_few_large_losses_are_not_a_regression(tmp_path) 
     (check,) = cmp.jobs[0].metrics
     assert check.delta == pytest.approx(-0.025)
     assert not cmp.regressions, check
+
+
+def test_stores_with_no_job_in_common_exit_2_nothing_compared(base, tmp_path) -> None:
+    other = build(tmp_path / "other", datasets=("elsewhere",))
+    result = compare(base, other, "--summary", tmp_path / "summary.md")
+    assert result.exit_code == 2, result.output
+    assert "no regression" not in result.output
+    assert "error: nothing compared: the stores have no job (dataset, model, strategy) in common" in result.output
+    assert "0 job(s) compared, 3 missing from new, 3 added in new" in result.output
+    assert "**nothing compared**" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("metric_columns", [False, True])
+def test_new_store_without_a_finished_row_exit_2(base, tmp_path, metric_columns) -> None:
+    import polars as pl
+
+    failed = build(tmp_path / "failed", failed=tuple(EFFECTS))
+    if metric_columns:  # failed rows beside metric columns (null), as a store with other rows has
+        rows = pl.read_parquet(failed / "results.parquet")
+        rows.with_columns(pl.lit(None, pl.Float64).alias(m) for m in ("ndcg@10", "recall@100")).write_parquet(
+            failed / "results.parquet")
+    result = compare(base, failed)
+    assert result.exit_code == 2, result.output
+    assert "no regression" not in result.output
+    assert "nothing to compare: the new store has no finished row (status ok)" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_summary_line_counts_missing_and_added_jobs(base, tmp_path) -> None:
+    other = build(tmp_path / "other", {"in-batch": 0.0, "bm25": 0.05, "dense": 0.03})
+    result = compare(base, other)
+    assert result.exit_code == 0, result.output
+    assert "no regression; 2 job(s) compared, 1 missing from new, 1 added in new" in " ".join(result.output.split())
+    assert compare_stores(base, other).nothing_compared is None
+
+
+def test_summary_into_a_missing_directory_is_one_line_exit_2(base, tmp_path) -> None:
+    result = runner.invoke(app, ["compare", str(base), str(base), "--summary", str(tmp_path / "no" / "s.md")])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--summary" in errors[0] and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

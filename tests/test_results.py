@@ -56,3 +56,18 @@ def test_malformed_store_is_a_data_error(tmp_path):
     (tmp_path / results_mod.RESULTS_FILE).write_text("not parquet")
     with pytest.raises(results_mod.DataError, match="not a readable Parquet"):
         ResultStore(tmp_path).rows()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_store_files_are_readable_as_the_umask_allows(tmp_path, umask):
+    """results.parquet / per_query.parquet get the mode a plain open() would give (not mkstemp's 0600)."""
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        ResultStore(tmp_path).append(row("a", 0.5), {"ndcg@10": {"q1": 0.5}})
+    finally:
+        os.umask(old)
+    for name in ("results.parquet", "per_query.parquet"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask

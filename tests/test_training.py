@@ -140,3 +140,13 @@ def test_max_steps_sets_the_epochs_the_schedules_see(ctx, tiny_model):
     cfg = TrainingConfig(max_steps=2 * per_epoch + 1, batch_size=8, lr=1e-3, num_negatives=0)
     outcome = train(model, ctx, InBatch(), cfg, device="cpu")
     assert outcome.steps == 2 * per_epoch + 1 and ctx.epochs == 3
+
+
+def test_training_prints_no_model_card_widget_progress(ctx, tiny_model, capfd):
+    """negbench writes no model card, so sentence-transformers' card data (and its "Computing widget
+    examples" progress line on every run) is not collected."""
+    from negbench.strategies.random_negatives import RandomNegatives
+
+    _train(ctx, tiny_model, RandomNegatives(), RandomNegatives().mine(ctx), steps=1)
+    captured = capfd.readouterr()
+    assert "Computing widget examples" not in captured.err + captured.out

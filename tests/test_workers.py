@@ -170,3 +170,22 @@ def test_worker_killed_mid_run_is_replaced(tmp_path, toy_data, tiny_model, postg
                             capture_output=True, text=True, timeout=300)
     assert status.returncode == 0, status.stderr[-1500:]
     assert '"seeds_done": 2' in status.stdout and '"complete": 3' in status.stdout
+
+
+def test_workers_on_sqlite_storage_keep_results_in_the_database(tmp_path, toy_data, tiny_model):
+    """Rows go to the shared database in transactions; results.parquet / per_query.parquet are its export."""
+    suite = write_suite(tmp_path, "sqlite", toy_data, tiny_model, trials=0)
+    db = tmp_path / "shared.db"
+    procs = start_workers(suite, f"sqlite:///{db}", 2)
+    assert wait_all(procs) == [0, 0], [p.stderr.read()[-1500:] for p in procs]
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT run_id, status FROM negbench_results")).all()
+        scored = conn.execute(sa.text("SELECT count(*) FROM negbench_per_query")).scalar()
+    engine.dispose()
+    assert len(stored) == 6 and {status for _, status in stored} == {"ok"}
+    assert scored == 6
+    rows = by_job(tmp_path / "sqlite")
+    assert sorted(rows["run_id"].to_list()) == sorted(run_id for run_id, _ in stored)
+    per_query = pl.read_parquet(tmp_path / "sqlite" / "per_query.parquet")
+    assert set(per_query["run_id"]) == set(rows["run_id"]) and set(per_query["metric"]) == set(METRICS)
