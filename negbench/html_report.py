@@ -368,7 +368,7 @@ def _hardness(curves: dict, dataset: str, model: str) -> str:
     panels = {metric: series for (d, m, metric), series in curves.items() if (d, m) == (dataset, model) and series}
     if not panels:
         return ""
-    fig = small_multiples_figure(panels, x_label="step", title="Hardness of the negatives during training")
+    fig = small_multiples_figure(panels, x_label="step")  # the section heading is its title
     alt = "Hardness metrics (" + ", ".join(panels) + ") against training step, one line per strategy."
     return (
         '<div class="diag hardness"><h3>Hardness during training</h3><figure>'

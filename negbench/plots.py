@@ -318,9 +318,9 @@ def lines_figure(series: Series, *, x_label: str, y_label: str, title: str, targ
 
 
 @styled
-def small_multiples_figure(panels: Mapping[str, Series], *, x_label: str, title: str, columns: int = 3,
+def small_multiples_figure(panels: Mapping[str, Series], *, x_label: str, title: str | None = None, columns: int = 3,
                            panel_w: int = 230, panel_h: int = 170) -> Figure:
-    """One panel per metric (shared colours per label), one legend for all below the title."""
+    """One panel per metric (shared colours per label), one legend for all below the panels."""
     names = list(panels)
     cols = max(1, min(columns, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
@@ -336,9 +336,10 @@ def small_multiples_figure(panels: Mapping[str, Series], *, x_label: str, title:
         for label, (xs, ys) in panels[names[k]].items():
             ax.plot(xs, ys, "-", lw=1.3, color=colours[label], label=label)
         ax.set_title(names[k], loc="left", fontsize=9)
-        if k // cols == rows - 1:
+        if k + cols >= len(names):  # no panel below this one
             ax.set_xlabel(x_label)
-    fig.text(0.0, 1.0, title, ha="left", va="bottom", fontweight="bold", fontsize=9.5)
+    if title:
+        fig.suptitle(title, fontweight="bold", fontsize=9.5)
     handles = [matplotlib.lines.Line2D([], [], color=colours[label], lw=2) for label in labels]
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5))
     return fig
