@@ -1,10 +1,11 @@
 """A self-contained static HTML leaderboard (``index.html``) and ``negbench report``.
 
-The page needs nothing from the network: styles and the sorting script are inline, plots are inline SVG
-(:mod:`negbench.plots`), so it works from ``file://`` and any static host. It carries a strict
-Content-Security-Policy (``default-src 'none'``) whose ``script-src`` / ``style-src`` allow exactly the
-page's one script and one style block by their SHA-256 hashes; there are no inline event handlers or
-``style`` attributes. Every string that comes from a results store goes through :func:`html.escape`.
+The page needs nothing from the network: styles and the sorting script are inline, figures are matplotlib
+SVG embedded as ``data:`` images (:mod:`negbench.plots`: style-free SVG, so it needs no CSS allowance), so
+it works from ``file://`` and any static host. It carries a strict Content-Security-Policy
+(``default-src 'none'``) whose ``script-src`` / ``style-src`` allow exactly the page's one script and one
+style block by their SHA-256 hashes, and ``img-src data:`` for the figures; there are no inline event
+handlers or ``style`` attributes. Every string that comes from a results store goes through :func:`html.escape`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,27 @@ from typing import Any
 
 import polars as pl
 
+from negbench.diagnostics import (
+    MEANINGS,
+    TARGET_FRACTION,
+    load_overlap,
+    load_steps,
+    overlap_matrix,
+    planted_table,
+    strategy_curves,
+    time_to_target,
+)
 from negbench.errors import DataError
-from negbench.plots import Point, pareto_front, scatter_svg
+from negbench.plots import (
+    Point,
+    figure_svg,
+    heatmap_figure,
+    lines_figure,
+    pareto_front,
+    scatter_svg,
+    small_multiples_figure,
+    svg_img,
+)
 from negbench.report import (
     aggregate,
     cost_columns,
@@ -42,6 +62,8 @@ from negbench.stats import (
     Significance,
     baseline_config,
     config_notes,
+    rank_power_note,
+    rank_summary,
     significance,
     with_config_labels,
 )
@@ -70,15 +92,9 @@ th[aria-sort=descending] button::after{content:" \\25BC";color:var(--acc)}
 .sig{font-weight:700}.sig.better{color:var(--good)}.sig.worse{color:var(--bad)}
 .tag{font-size:.8em;color:var(--muted);border:1px solid var(--line);border-radius:3px;padding:0 .25rem}
 .failed{color:var(--bad)}
-.plots{display:flex;flex-wrap:wrap;gap:1rem}
+.plots{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 figure{margin:0}figcaption{color:var(--muted);font-size:.85em;max-width:480px}
-svg.plot{background:var(--bg);font-size:11px;max-width:100%;height:auto}
-svg .grid{stroke:#eaeef2}svg .frame{fill:none;stroke:#8c959f}
-svg .tick,svg .axis{fill:var(--muted)}svg .axis{font-size:12px}svg .ptitle{font-weight:600;font-size:12px}
-svg .pt{fill:#8c959f;stroke:#fff;stroke-width:1.5}svg .pt.front{fill:var(--acc)}
-svg .front-line{fill:none;stroke:var(--acc);stroke-width:1.5;stroke-dasharray:5 4}
-svg .err{stroke:#8c959f;stroke-width:1.2}svg .leader{stroke:#afb8c1;stroke-width:.8}
-svg .plabel{fill:var(--fg)}
+img.plot{max-width:100%;height:auto;display:block;background:var(--bg)}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:1rem}
 .card table{width:100%;font-size:.92em}.card thead th{white-space:normal}
 .card{border:1px solid var(--line);border-radius:6px;padding:.2rem .9rem .6rem}.card h3{margin-top:.6rem}
@@ -286,14 +302,14 @@ def _plots(group: pl.DataFrame, metric: str, legacy_memory: bool = False) -> str
             tp,
             "training throughput (examples/s)",
             True,
-            "Pareto front (dashed, blue): no other strategy is both faster and more accurate.",
+            "Pareto front (blue points, dashed line): no other strategy is both faster and more accurate.",
             skipped_tp,
         ),
         (
             mem,
             mem_label,
             False,
-            "Pareto front (dashed, blue): no other strategy uses less memory and is more accurate.",
+            "Pareto front (blue points, dashed line): no other strategy uses less memory and is more accurate.",
             skipped_mem,
         ),
     ):
@@ -309,8 +325,142 @@ def _plots(group: pl.DataFrame, metric: str, legacy_memory: bool = False) -> str
         text += " Bars: 95% CI over seeds."
         if legacy_memory and points is mem:
             text += " Runs recorded before training memory was measured apart show their whole-run peak."
-        figs.append(f"<figure>{svg}<figcaption>{e(text)}</figcaption></figure>")
+        alt = f"Scatter of {metric} vs {x_label}, one point per strategy. {text}"
+        figs.append(f"<figure>{svg_img(svg, alt)}<figcaption>{e(text)}</figcaption></figure>")
     return '<div class="plots">' + "".join(figs) + "</div>"
+
+
+def _fmt_s(value: float | None) -> str:
+    return "never" if value is None else f"{value:,.1f} s"
+
+
+def _learning_curves(curves: dict, dataset: str, model: str) -> str:
+    """Dev metric vs training wall seconds (a line per strategy, mean over seeds) and time-to-target."""
+    out = []
+    for (d, m, metric), series in curves.items():
+        if (d, m) != (dataset, model) or not series:
+            continue
+        target, reached = time_to_target(series)
+        fig = lines_figure(series, x_label="training wall time (s)", y_label=f"dev {metric}",
+                           title=f"Dev {metric} during training", target=target)
+        caption = (f"Mean over seeds at each evaluation point; dotted line: the target, "
+                   f"{TARGET_FRACTION:.0%} of the best dev {metric} of any strategy ({target:.4f}).")
+        rows = "".join(
+            f'<tr><td class="text">{e(s)}</td><td data-sort="{"" if t is None else repr(t)}">{e(_fmt_s(t))}</td>'
+            f"<td>{_fmt(series[s][1][-1] if series[s][1] else None, 4)}</td></tr>"
+            for s, t in reached.items()
+        )
+        out.append(
+            '<div class="diag learning-curves"><h3>Learning curves</h3><div class="plots"><figure>'
+            + svg_img(figure_svg(fig), f"Dev {metric} against training wall seconds, one line per strategy.")
+            + f"<figcaption>{e(caption)}</figcaption></figure>"
+            '<table class="sortable"><thead><tr><th scope="col" data-type="text" class="text"><button '
+            'type="button">strategy</button></th><th scope="col" data-type="num"><button type="button">'
+            f"time to {TARGET_FRACTION:.0%} of best</button></th><th scope=\"col\" data-type=\"num\"><button "
+            f'type="button">final dev {e(metric)}</button></th></tr></thead><tbody>{rows}</tbody></table>'
+            "</div></div>"
+        )
+    return "".join(out)
+
+
+def _hardness(curves: dict, dataset: str, model: str) -> str:
+    """Small multiples of the hardness metrics vs step (a line per strategy, mean over seeds)."""
+    panels = {metric: series for (d, m, metric), series in curves.items() if (d, m) == (dataset, model) and series}
+    if not panels:
+        return ""
+    fig = small_multiples_figure(panels, x_label="step")  # the section heading is its title
+    alt = "Hardness metrics (" + ", ".join(panels) + ") against training step, one line per strategy."
+    return (
+        '<div class="diag hardness"><h3>Hardness during training</h3><figure>'
+        + svg_img(figure_svg(fig), alt)
+        + f"<figcaption>{e(MEANINGS['hardness'])} Means over seeds.</figcaption></figure></div>"
+    )
+
+
+def _overlap(frame: pl.DataFrame | None, dataset: str, model: str) -> str:
+    """The heat map of mean Jaccard overlap between strategies' sampled negatives (or "")."""
+    if frame is None or frame.is_empty():
+        return ""
+    labels, matrix = overlap_matrix(frame, dataset, model)
+    if len(labels) < 2:
+        return ""
+    fig = heatmap_figure(labels, matrix, title="Overlap of sampled negatives (mean Jaccard)")
+    alt = "Heat map of the mean Jaccard overlap of sampled negative sets between " + ", ".join(labels) + "."
+    return (
+        '<div class="diag overlap"><h3>Overlap of sampled negatives</h3><figure>'
+        + svg_img(figure_svg(fig), alt)
+        + f"<figcaption>{e(MEANINGS['overlap'])}</figcaption></figure></div>"
+    )
+
+
+def _rank_section(rows: pl.DataFrame, metric: str, baseline: str, alpha: float) -> str:
+    """Mean rank per strategy across datasets, Friedman test and Holm-corrected Wilcoxon pairs."""
+    out = []
+    for summary in rank_summary(rows, metric, baseline):
+        out.append(f"<h3>{e(summary.model)}: {e(metric)} over {len(summary.datasets)} datasets</h3>")
+        out.append('<table class="sortable rank-summary"><thead><tr>'
+                   '<th scope="col" data-type="text" class="text"><button type="button">strategy</button></th>'
+                   '<th scope="col" data-type="num"><button type="button">mean rank</button></th>')
+        out += [f'<th scope="col" data-type="num"><button type="button">{e(d)}</button></th>'
+                for d in summary.datasets]
+        out.append("</tr></thead><tbody>")
+        for s, r in summary.mean_rank.items():
+            out.append(f'<tr><td class="text">{e(s)}</td><td data-sort="{r!r}">{r:.2f}</td>')
+            out += [f'<td data-sort="{summary.scores[s][d]!r}">{summary.scores[s][d]:.4f} '
+                    f'<span class="ci">({summary.ranks[s][d]:g})</span></td>' for d in summary.datasets]
+            out.append("</tr>")
+        out.append("</tbody></table>")
+        out.append(f'<p class="note">{e(summary.friedman_note)}</p>')
+        if summary.pairs:
+            out.append('<table class="rank-pairs"><thead><tr><th class="text">pair</th><th>wins/losses</th>'
+                       "<th>p</th><th>Holm p</th></tr></thead><tbody>")
+            for pair in summary.pairs:
+                flag = " ✓" if pair.p_holm < alpha else ""
+                out.append(f'<tr><td class="text">{e(pair.strategy)} vs {e(pair.reference)}</td>'
+                           f"<td>{pair.wins}/{pair.losses}</td><td>{pair.p_value:.3g}</td>"
+                           f"<td>{pair.p_holm:.3g}{flag}</td></tr>")
+            out.append("</tbody></table>")
+        if summary.excluded:
+            out.append(f'<p class="note">Not ranked (missing on some dataset): {e(", ".join(summary.excluded))}.</p>')
+        out.append(
+            f'<p class="note">Cells: mean {e(metric)} over seeds (rank on that dataset; 1 = best, ties averaged). '
+            "Pairs: two-sided Wilcoxon signed-rank test over datasets of the per-dataset means, Holm-corrected "
+            f"(✓: Holm p &lt; {alpha:g}). {e(rank_power_note(summary))}</p>"
+        )
+    return "".join(out)
+
+
+def _planted_section(rows: pl.DataFrame, metric: str) -> str:
+    table = planted_table(rows, metric)
+    if table is None:
+        return ""
+    out = ['<table class="sortable planted"><thead><tr>']
+    heads = [("dataset · model", "text"), ("strategy", "text"), ("planted", "text"),
+             (f"{metric} without", "num"), (f"{metric} with", "num"), ("drop", "num"),
+             ("planted FN share", "num"), ("planted FN in-batch share", "num")]
+    for label, kind in heads:
+        cls = ' class="text"' if kind == "text" else ""
+        out.append(f'<th scope="col" data-type="{kind}"{cls}><button type="button">{e(label)}</button></th>')
+    out.append("</tr></thead><tbody>")
+    for r in table.iter_rows(named=True):
+        planted = f"{_fmt(r['planted_fn_rate'], 2)}" + (f" {r['planted_fn_kind']}" if r["planted_fn_kind"] else "")
+        out.append(f'<tr><td class="text">{e(r["dataset_base"])} · {e(r["model"])}</td>'
+                   f'<td class="text">{e(r["strategy"])}</td><td class="text">{e(planted)}</td>')
+        out += [_cell_num(r[c], 4) for c in ("without", "with", "drop", "planted_fn_share",
+                                              "planted_fn_inbatch_share")]
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    out.append(f'<p class="note">Means over seeds; drop = without − with (positive: planting hurt). '
+               f"{e(MEANINGS['planted_fn_share'])} {e(MEANINGS['planted_fn_inbatch_share'])}</p>")
+    return "".join(out)
+
+
+def _meanings_section() -> str:
+    names = {"neg_score_gap": "score gap (neg_score_gap)", "false_negative_share": "labelled-positive share",
+             "planted_fn_share": "planted FN share", "planted_fn_inbatch_share": "planted FN in-batch share",
+             "hardness": "hardness series", "time_to_target": "time to target", "overlap": "overlap",
+             "mean_rank": "mean rank"}
+    return "<dl>" + "".join(f"<dt>{e(names[k])}</dt><dd>{e(v)}</dd>" for k, v in MEANINGS.items()) + "</dl>"
 
 
 def _params_html(values: list[str]) -> str:
@@ -507,8 +657,13 @@ def render_html(
     primary_metric: str | None = None,
     generated: str | None = None,
     reg: Any = None,
+    steps: pl.DataFrame | None = None,
+    overlap: pl.DataFrame | None = None,
 ) -> str:
-    """The whole ``index.html`` as a string (see the module docstring for what it guarantees)."""
+    """The whole ``index.html`` as a string (see the module docstring for what it guarantees).
+
+    ``steps`` (``steps.parquet``) adds learning curves, time-to-target and hardness series per dataset ×
+    model; ``overlap`` (:func:`negbench.diagnostics.load_overlap`) adds the overlap heat map."""
     generated = generated or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     if title is None:
         suites = _distinct(rows, "suite")
@@ -527,6 +682,11 @@ def render_html(
         legacy_memory = memory_fallback_used(rows)
         delta_metric = primary if sig else None
         groups = list(table.group_by(["dataset", "model"], maintain_order=True))
+        has_steps = steps is not None and not steps.is_empty() and "run_id" in rows.columns
+        dev_curves = strategy_curves(steps, rows, "dev") if has_steps else {}
+        hard_curves = strategy_curves(steps, rows, "hardness", x="step") if has_steps else {}
+        ranks = _rank_section(rows, primary, baseline, alpha) if primary else ""
+        planted = _planted_section(rows, primary) if primary else ""
         devices = _distinct(rows, "device")
         body.append(
             f'<p class="muted">{rows.height} runs · device: {e(", ".join(devices) or "unknown")} · '
@@ -534,9 +694,12 @@ def render_html(
         )
         nav = ["<nav><strong>Contents</strong><ul>"]
         nav += [f'<li><a href="#dm-{i}">{e(d)} · {e(m)}</a></li>' for i, ((d, m), _) in enumerate(groups)]
+        nav += ['<li><a href="#ranks">Across datasets</a></li>'] if ranks else []
+        nav += ['<li><a href="#planted">Planted false negatives</a></li>'] if planted else []
         nav.append(
-            '<li><a href="#strategies">Strategies</a></li><li><a href="#provenance">Provenance</a></li>'
-            '<li><a href="#method">Method</a></li></ul></nav>'
+            '<li><a href="#strategies">Strategies</a></li><li><a href="#diagnostics">What the diagnostics '
+            'mean</a></li><li><a href="#provenance">Provenance</a></li><li><a href="#method">Method</a></li>'
+            "</ul></nav>"
         )
         body.append("".join(nav))
         for i, ((dataset, model), group) in enumerate(groups):
@@ -560,9 +723,19 @@ def render_html(
             body += [f'<p class="note">{e(note)}</p>' for note in notes]
             if primary:
                 body.append(_plots(group, primary, legacy_memory))
+            body.append(_learning_curves(dev_curves, dataset, model))
+            body.append(_hardness(hard_curves, dataset, model))
+            body.append(_overlap(overlap, dataset, model))
             body.append("</section>")
+        if ranks:
+            body.append('<section id="ranks"><h2>Across datasets</h2>' + ranks + "</section>")
+        if planted:
+            body.append('<section id="planted"><h2>Planted false negatives</h2>' + planted + "</section>")
         body.append(
             '<section id="strategies"><h2>Strategies</h2>' + _strategy_sections(rows, reg) + "</section>"
+        )
+        body.append(
+            '<section id="diagnostics"><h2>What the diagnostics mean</h2>' + _meanings_section() + "</section>"
         )
         body.append(
             '<section id="provenance"><h2>Provenance</h2>' + _provenance(rows, generated) + "</section>"
@@ -630,6 +803,13 @@ def load_store(results_dir: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return rows, per_query
 
 
+def load_diagnostics(
+    results_dir: str | Path, rows: pl.DataFrame
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """(steps, overlap) of a results directory, each None when absent (see :mod:`negbench.diagnostics`)."""
+    return load_steps(results_dir), load_overlap(results_dir, rows)
+
+
 def write_report(
     results_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -648,7 +828,9 @@ def write_report(
         suites = _distinct(rows, "suite")
         title = "negbench · " + ", ".join(suites) if suites else "negbench leaderboard"
     pq = per_query if not per_query.is_empty() else None
+    steps, overlap = load_diagnostics(results_dir, rows)
     md_path, html_path = out / "leaderboard.md", out / "index.html"
-    write_text_atomic(md_path, leaderboard_markdown(rows, title, pq, baseline, alpha))
-    write_text_atomic(html_path, render_html(rows, pq, baseline=baseline, title=title, alpha=alpha))
+    write_text_atomic(md_path, leaderboard_markdown(rows, title, pq, baseline, alpha, steps=steps))
+    write_text_atomic(html_path, render_html(rows, pq, baseline=baseline, title=title, alpha=alpha, steps=steps,
+                                             overlap=overlap))
     return md_path, html_path

@@ -22,6 +22,8 @@ from negbench.stats import (
     Significance,
     baseline_config,
     config_notes,
+    rank_power_note,
+    rank_summary,
     significance,
     t_half_width,
     with_config_labels,
@@ -186,12 +188,16 @@ def leaderboard_markdown(
     per_query: pl.DataFrame | None = None,
     baseline: str = "in-batch",
     alpha: float = 0.05,
+    *,
+    steps: pl.DataFrame | None = None,
 ) -> str:
     """A GFM leaderboard: one table per dataset × model, one row per configuration, mean ± 95% CI over
     seeds, significance marks, the Δ of the primary (first) metric vs the baseline, data budget and costs.
 
     Marks (▲ better, ▼ worse than ``baseline``) and Δ need ``per_query`` (the store's per-query scores);
     without them the table has neither. Every user-supplied string goes through :func:`escape_md`.
+    ``steps`` (``steps.parquet``) adds time-to-target per dataset × model; a store with several datasets
+    gets the rank summary, one with planted false negatives their table; then what each diagnostic means.
     """
     if rows.is_empty():
         return f"# {escape_md(title)}\n\nNo results yet.\n"
@@ -257,7 +263,63 @@ def leaderboard_markdown(
             lines.append(f"Δ vs baseline: mean per-query difference in {escape_md(primary)} against the "
                          "baseline, with its 95% bootstrap confidence interval (percentile, "
                          "seeded, resampling queries).")
+    lines += diagnostics_markdown(rows, primary, baseline, alpha, steps)
     return "\n".join(lines) + "\n"
+
+
+def diagnostics_markdown(rows: pl.DataFrame, metric: str | None, baseline: str, alpha: float,
+                         steps: pl.DataFrame | None) -> list[str]:
+    """The markdown sections after the leaderboard tables: time to target, across datasets, planted false
+    negatives, and what the diagnostics mean."""
+    from negbench.diagnostics import MEANINGS, TARGET_FRACTION, planted_table, strategy_curves, time_to_target
+
+    lines: list[str] = []
+    if steps is not None and not steps.is_empty() and "run_id" in rows.columns:
+        curves = strategy_curves(steps, rows, "dev")
+        if curves:
+            lines += ["", f"## Time to {TARGET_FRACTION:.0%} of the best dev value", ""]
+            lines += ["| dataset · model | dev metric | target | strategy | training wall time |",
+                      "|---|---|---:|---|---:|"]
+            for (dataset, model, dev_metric), series in curves.items():
+                target, reached = time_to_target(series)
+                for strategy, t in reached.items():
+                    lines.append(f"| {escape_md(dataset)} · {escape_md(model)} | {escape_md(dev_metric)} | "
+                                 f"{target:.4f} | {escape_md(strategy)} | {'never' if t is None else f'{t:,.1f} s'} |")
+    if metric is not None:
+        for summary in rank_summary(rows, metric, baseline):
+            lines += ["", f"## Across datasets: {escape_md(summary.model)}, {escape_md(metric)}", ""]
+            lines.append("| strategy | mean rank | " + " | ".join(escape_md(d) for d in summary.datasets) + " |")
+            lines.append("|---|---:|" + "---:|" * len(summary.datasets))
+            for s, r in summary.mean_rank.items():
+                cells = [f"{summary.scores[s][d]:.4f} ({summary.ranks[s][d]:g})" for d in summary.datasets]
+                lines.append(f"| {escape_md(s)} | {r:.2f} | " + " | ".join(cells) + " |")
+            lines += ["", escape_md(summary.friedman_note)]
+            if summary.pairs:
+                lines += ["", "| pair | wins/losses | p | Holm p |", "|---|---:|---:|---:|"]
+                lines += [f"| {escape_md(p.strategy)} vs {escape_md(p.reference)} | {p.wins}/{p.losses} | "
+                          f"{p.p_value:.3g} | {p.p_holm:.3g}{' ✓' if p.p_holm < alpha else ''} |"
+                          for p in summary.pairs]
+            if summary.excluded:
+                lines += ["", "Not ranked (missing on some dataset): " + escape_md(", ".join(summary.excluded))]
+            lines += ["", f"Cells: mean {escape_md(metric)} over seeds (rank on that dataset; 1 = best, ties "
+                      "averaged). Pairs: two-sided Wilcoxon signed-rank over datasets of the per-dataset means, "
+                      f"Holm-corrected (✓: Holm p < {alpha:g}). " + escape_md(rank_power_note(summary))]
+        table = planted_table(rows, metric)
+        if table is not None:
+            lines += ["", "## Planted false negatives", "",
+                      f"| dataset · model | strategy | planted | {escape_md(metric)} without | with | drop | "
+                      "planted FN share | planted FN in-batch share |",
+                      "|---|---|---|---:|---:|---:|---:|---:|"]
+            for r in table.iter_rows(named=True):
+                planted = _fmt(r["planted_fn_rate"], 2) + (f" {escape_md(r['planted_fn_kind'])}"
+                                                           if r["planted_fn_kind"] else "")
+                lines.append(f"| {escape_md(r['dataset_base'])} · {escape_md(r['model'])} | "
+                             f"{escape_md(r['strategy'])} | {planted} | {_fmt(r['without'])} | {_fmt(r['with'])} | "
+                             f"{_fmt(r['drop'])} | {_fmt(r['planted_fn_share'])} | "
+                             f"{_fmt(r['planted_fn_inbatch_share'])} |")
+    lines += ["", "## What the diagnostics mean", ""]
+    lines += [f"- **{name}**: {text}" for name, text in MEANINGS.items()]
+    return lines
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from negbench.html_report import write_report
-from negbench.testing.results import synthetic_store
+from negbench.testing.results import synthetic_overlap, synthetic_steps, synthetic_store
 
 XSS = "<img src=x onerror=alert(1)>|x"
 FLAGS = [
@@ -256,7 +256,8 @@ def test_leaderboard_in_chromium(browser, tmp_path) -> None:
     assert names == sorted(names, key=str.lower) and len(names) == 5
 
     # the hostile label is text: no <img> element, no dialog, the literal string is visible
-    assert page.eval("document.querySelectorAll('img').length") == 0
+    srcs = page.eval("Array.from(document.images).map(i => i.getAttribute('src'))")
+    assert srcs and all(src.startswith("data:image/svg+xml;base64,") for src in srcs)  # only the figures
     assert page.eval(f"document.body.innerText.includes({json.dumps(XSS)})")
     assert not [e for e in page.events if e.get("method") == "Page.javascriptDialogOpening"]
     csp_errors = [
@@ -270,6 +271,54 @@ def test_leaderboard_in_chromium(browser, tmp_path) -> None:
     png = page.screenshot(tmp_path / "leaderboard.png")
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    keep = os.environ.get("NEGBENCH_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(png, Path(keep) / png.name)
+
+
+def test_diagnostics_render_in_chromium(browser, tmp_path, monkeypatch) -> None:
+    """Learning curves, hardness series, overlap heat map and rank summary: visible, zero CSP violations."""
+    import types
+
+    import polars as pl
+
+    effects = {"in-batch": 0.0, "bm25": 0.06, "dense": 0.03, "none": -0.1}
+    store = synthetic_store(tmp_path / "store", effects, datasets=("a", "b", "c"), n_queries=20, seeds=(0, 1))
+    synthetic_steps(store.rows(), effects).write_parquet(store.directory / "steps.parquet")
+    pl.DataFrame({"run_id": ["x"]}).write_parquet(store.directory / "negatives.parquet")
+    fake = types.ModuleType("negbench.overlap")
+    fake.negative_overlap = lambda rows, negatives: synthetic_overlap(rows)
+    monkeypatch.setitem(sys.modules, "negbench.overlap", fake)  # the overlap module lives on another branch
+    _, html_path = write_report(store.directory, tmp_path / "site")
+
+    page = browser.page
+    page.send("Page.enable")
+    page.send(  # runs before the page's own code and is not subject to its CSP: counts every violation
+        "Page.addScriptToEvaluateOnNewDocument",
+        source="window.__csp = []; document.addEventListener('securitypolicyviolation', "
+        "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));",
+    )
+    page = browser.open(html_path)
+    assert page.eval("window.__csp") == []
+    assert not [e for e in page.events if e.get("method") == "Log.entryAdded"
+                and "Content Security Policy" in e["params"]["entry"].get("text", "")]
+    for selector, count in ((".learning-curves img.plot", 3), (".hardness img.plot", 3), (".overlap img.plot", 3),
+                            ("table.rank-summary", 1)):
+        boxes = page.eval(
+            f"Array.from(document.querySelectorAll({json.dumps(selector)})).map(el => {{"
+            "const r = el.getBoundingClientRect(); return [r.width, r.height, el.naturalWidth || 1, "
+            "el.complete === undefined ? true : el.complete]; })"
+        )
+        assert len(boxes) == count, (selector, boxes)
+        assert all(w > 50 and h > 50 and nw > 0 and done for w, h, nw, done in boxes), (selector, boxes)
+    imgs = page.eval("Array.from(document.images).map(i => [i.naturalWidth, i.naturalHeight])")
+    assert len(imgs) == 15 and all(w > 100 and h > 100 for w, h in imgs)  # 5 figures per dataset, all decoded
+    ranks = page.eval("Array.from(document.querySelectorAll('table.rank-summary tbody tr'))"
+                      ".map(r => r.cells[0].innerText)")
+    assert ranks == ["bm25", "dense", "in-batch", "none"]
+    png = page.screenshot(tmp_path / "diagnostics.png")
+    assert len(png.read_bytes()) > 50_000
     keep = os.environ.get("NEGBENCH_SCREENSHOT_DIR")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)

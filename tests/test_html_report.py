@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from negbench.cli import app
 from negbench.html_report import SCRIPT, STYLE, content_security_policy, render_html, write_report
-from negbench.plots import Point, nice_ticks, pareto_front, place_labels, scatter_svg
+from negbench.plots import FRONT, Point, pareto_front, place_labels, scatter_svg, svg_of_img
 from negbench.report import escape_md, leaderboard_markdown, rich_table, write_leaderboard
 from negbench.testing.results import synthetic_store
 
@@ -77,7 +77,7 @@ def test_html_escapes_every_user_string(page: str) -> None:
     assert "alert(2)" in page and "</script><script>alert(2)" not in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page  # the failed run's error text
     tags = parse(page).tags
-    assert not [t for t, _ in tags if t == "img"]
+    assert all((a.get("src") or "").startswith("data:image/svg+xml;base64,") for t, a in tags if t == "img")
     assert sum(1 for t, _ in tags if t == "script") == 1
 
 
@@ -111,8 +111,10 @@ def test_html_has_no_external_urls_handlers_or_style_attributes(page: str) -> No
 
 def test_html_content(page: str) -> None:
     assert page.count('<table class="sortable">') == 2  # one per dataset × model
-    assert page.count('<svg class="plot"') == 4  # throughput and memory plot per table
-    assert 'class="pt front"' in page and 'class="front-line"' in page
+    images = re.findall(r'<img class="plot"[^>]*>', page)
+    assert len(images) == 4  # throughput and memory plot per table
+    svgs = [svg_of_img(img) for img in images]
+    assert all(FRONT in svg and "bm25" in svg for svg in svgs)  # Pareto front drawn in blue, labels as text
     assert 'class="sig better"' in page and 'class="sig worse"' in page
     assert "Karpukhin et al. 2020" in page  # in-batch citation from the registry
     assert "not registered in this environment" in page  # unknown strategies are tolerated
@@ -132,9 +134,11 @@ def test_markdown_escapes_and_marks(store) -> None:
     none = next(line for line in md.splitlines() if line.startswith("| none "))
     assert "▲" in bm25 and "▼" in none
     assert "in-batch (baseline)" in md and "Holm" in md
-    table_lines = [line for line in md.splitlines() if line.startswith("|")]
-    widths = {len(re.split(r"(?<!\\)\|", line)) for line in table_lines}
-    assert len(widths) == 1  # every pipe inside a cell is escaped, so all rows have the same columns
+    tables = [block.splitlines() for block in md.split("\n\n") if block.startswith("|")]
+    assert len(tables) >= 3  # two leaderboards, and the rank summary of the two datasets
+    for table_lines in tables:
+        widths = {len(re.split(r"(?<!\\)\|", line)) for line in table_lines}
+        assert len(widths) == 1  # every pipe inside a cell is escaped, so all rows have the same columns
 
 
 def test_markdown_without_per_query_keeps_old_callers_working(store, tmp_path) -> None:
@@ -155,10 +159,7 @@ def test_pareto_front_hand_example() -> None:
     assert pareto_front([], []) == []
 
 
-def test_nice_ticks_and_labels() -> None:
-    ticks = nice_ticks(0.37, 0.42)
-    assert ticks[0] <= 0.37 and ticks[-1] >= 0.42 and 3 <= len(ticks) <= 8
-    assert nice_ticks(5, 5)[0] < 5 < nice_ticks(5, 5)[-1]
+def test_place_labels() -> None:
     spots = place_labels([(100, 100, "aaaa"), (101, 101, "bbbb"), (102, 100, "cccc")], (0, 0, 400, 300))
     boxes = {(x, y) for x, y, _ in spots}
     assert len(boxes) == 3  # three distinct positions for three crowded points
@@ -167,7 +168,7 @@ def test_nice_ticks_and_labels() -> None:
 def test_scatter_svg_escapes_labels() -> None:
     svg = scatter_svg([Point("<a>", 1, 0.5, 0.1), Point("b", 2, 0.6)], x_label="x&", y_label="y", title="<t>")
     assert "<a>" not in svg and "&lt;a&gt;" in svg and "x&amp;" in svg and "&lt;t&gt;" in svg
-    assert 'class="pt front"' in svg and 'class="err"' in svg
+    assert FRONT in svg
     assert "no data" in scatter_svg([], x_label="x", y_label="y", title="t")
 
 
@@ -207,7 +208,7 @@ def test_all_failed_store_renders(tmp_path) -> None:
         tmp_path, {"in-batch": 0.0, "bm25": 0.1}, seeds=(0,), n_queries=3, failed=("in-batch", "bm25")
     )
     html = render_html(store.rows(), store.per_query())
-    assert html.count("failed: RuntimeError") >= 2 and "<svg" not in html
+    assert html.count("failed: RuntimeError") >= 2 and "<img" not in html
     assert "failed: RuntimeError" in leaderboard_markdown(store.rows(), "t", store.per_query())
 
 

@@ -114,3 +114,45 @@ def synthetic_store(
     for row, per_query in synthetic_rows(strategies, **kwargs):
         store.append(row, per_query)
     return store
+
+
+def synthetic_steps(
+    rows: Any,
+    effects: Mapping[str, float] | None = None,
+    *,
+    points: int = 5,
+    metric: str = "ndcg@10",
+    hardness: Sequence[str] = ("pos_score", "neg_score", "hardest_share", "active_negatives"),
+) -> Any:
+    """A ``steps.parquet`` frame for the finished runs of ``rows``: a rising dev curve per run (a strategy's
+    effect raises it and makes it faster) and linear hardness series."""
+    import polars as pl
+
+    effects = dict(effects if effects is not None else DEFAULT_STRATEGIES)
+    records = []
+    for row in rows.filter(pl.col("status") == "ok").iter_rows(named=True):
+        eff = effects.get(row["strategy"], 0.0)
+        for k in range(1, points + 1):
+            common = {"run_id": row["run_id"], "step": 10 * k, "examples": 320 * k}
+            records.append({**common, "kind": "dev", "metric": metric, "wall_s": 2.0 * k * (1 - eff),
+                            "value": 0.3 + eff + 0.05 * float(np.log(k)) + 0.001 * row["seed"]})
+            records += [{**common, "kind": "hardness", "metric": name, "wall_s": 2.0 * k,
+                         "value": 0.5 + (i + 1) * eff * k} for i, name in enumerate(hardness)]
+    return pl.DataFrame(records, schema={"run_id": pl.String, "step": pl.Int64, "examples": pl.Int64,
+                                         "kind": pl.String, "metric": pl.String, "wall_s": pl.Float64,
+                                         "value": pl.Float64}).select(
+        "run_id", "kind", "metric", "step", "examples", "wall_s", "value")
+
+
+def synthetic_overlap(rows: Any, jaccard: float = 0.3) -> Any:
+    """An overlap frame (dataset, model, strategy_a, strategy_b, jaccard) over the strategies of ``rows``: every
+    pair ``jaccard``, except pairs whose names share a first letter (0.8)."""
+    import polars as pl
+
+    out = []
+    for (dataset, model), group in rows.group_by("dataset", "model", maintain_order=True):
+        names = list(dict.fromkeys(group["strategy"].to_list()))
+        out += [{"dataset": dataset, "model": model, "strategy_a": a, "strategy_b": b,
+                 "jaccard": 0.8 if a[0] == b[0] else jaccard}
+                for i, a in enumerate(names) for b in names[i + 1:]]
+    return pl.DataFrame(out)

@@ -1,0 +1,171 @@
+"""The report's diagnostics beyond the leaderboard: learning curves and time-to-target, hardness series,
+negative-set overlap and planted false negatives; and one sentence on what each one means.
+
+Every input is optional: a store without ``steps.parquet``, ``negatives.parquet`` (or without
+:mod:`negbench.overlap`) or planted-false-negative columns simply has fewer sections.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from negbench.errors import DataError
+
+STEPS_FILE = "steps.parquet"
+NEGATIVES_FILE = "negatives.parquet"
+STEPS_COLUMNS = ("run_id", "kind", "metric", "step", "examples", "wall_s", "value")
+TARGET_FRACTION = 0.95
+
+# One sentence per diagnostic the report can show (the "What the diagnostics mean" section).
+MEANINGS: dict[str, str] = {
+    "neg_score_gap": "The base model's cosine of the positive minus that of each sampled negative, averaged: "
+    "small or negative means the sampled negatives are hard (the model already scores them near the positive).",
+    "false_negative_share": "The share of sampled negatives that are labelled relevant to the query in some "
+    "split: a lower bound on the false negatives a strategy feeds the loss.",
+    "planted_fn_share": "The share of sampled negatives that are planted false negatives (known duplicates of "
+    "the positive): how often a strategy's own sampling picks documents it should not push away.",
+    "planted_fn_inbatch_share": "The share of in-batch negatives (other rows' positives) that are planted "
+    "false negatives: the false negatives a strategy gets from batching alone, whatever it samples.",
+    "hardness": "Hardness series, per training step from the loss's own logits: pos_score and neg_score are the "
+    "mean cosines of positives and negatives, hardest_share the softmax share of the hardest negative, "
+    "active_negatives the negatives carrying at least 1% of the softmax mass (those with a real gradient).",
+    "time_to_target": "The training wall time at which a strategy's dev curve (mean over seeds) first reaches 95% "
+    "of the best dev value any strategy reached on that dataset × model; \"never\" if it does not.",
+    "overlap": "The mean Jaccard overlap of two strategies' sampled negative sets for the same queries: near 1 "
+    "they sample the same negatives (expect similar results), near 0 they train on different evidence.",
+    "mean_rank": "A strategy's rank (1 = best mean of the primary metric) averaged over datasets; the Friedman "
+    "test asks whether the ranks differ more than chance, the Holm-corrected Wilcoxon tests which pairs do.",
+}
+
+
+def load_steps(results_dir: str | Path) -> pl.DataFrame | None:
+    """``<results_dir>/steps.parquet`` (per-step records of final runs), or None when it does not exist."""
+    path = Path(results_dir) / STEPS_FILE
+    if not path.is_file():
+        return None
+    try:
+        steps = pl.read_parquet(path)
+    except Exception as exc:
+        raise DataError(f"unreadable steps.parquet: {exc}", file=path) from exc
+    missing = [c for c in STEPS_COLUMNS if c not in steps.columns]
+    if missing:
+        raise DataError(f"malformed steps.parquet: missing column(s) {', '.join(missing)}", file=path)
+    return steps
+
+
+Curves = dict[str, tuple[list[float], list[float]]]  # strategy -> (xs, ys)
+
+
+def strategy_curves(
+    steps: pl.DataFrame, rows: pl.DataFrame, kind: str, x: str = "wall_s"
+) -> dict[tuple[str, str, str], Curves]:
+    """Per (dataset, model, metric): each strategy's curve of ``kind`` records, the mean over its seeds at each
+    step (``x`` is also averaged: ``wall_s``, ``examples`` or ``step``). Only finished runs count."""
+    ok = rows.filter(pl.col("status") == "ok") if "status" in rows.columns else rows
+    keys = ok.select("run_id", "dataset", "model", "strategy")
+    part = steps.filter(pl.col("kind") == kind).join(keys, on="run_id", how="inner")
+    if part.is_empty():
+        return {}
+    mean = (
+        part.group_by("dataset", "model", "metric", "strategy", "step", maintain_order=True)
+        .agg(pl.col(x).cast(pl.Float64).mean().alias("x"), pl.col("value").cast(pl.Float64).mean().alias("y"))
+        .sort("dataset", "model", "metric", "strategy", "step")
+    )
+    order = {s: i for i, s in enumerate(dict.fromkeys(ok["strategy"].to_list()))}
+    out: dict[tuple[str, str, str], Curves] = {}
+    for (dataset, model, metric), group in mean.group_by("dataset", "model", "metric", maintain_order=True):
+        curves: Curves = {}
+        for strategy in sorted(set(group["strategy"].to_list()), key=lambda s: order.get(s, len(order))):
+            sub = group.filter(pl.col("strategy") == strategy)
+            curves[strategy] = (sub["x"].to_list(), sub["y"].to_list())
+        out[(dataset, model, metric)] = curves
+    return out
+
+
+def time_to_target(curves: Curves, fraction: float = TARGET_FRACTION) -> tuple[float, dict[str, float | None]]:
+    """(target, {strategy: first x at which its curve reaches the target, or None}). The target is
+    ``fraction`` × the best value of any curve (higher is better)."""
+    best = max((y for _, ys in curves.values() for y in ys if math.isfinite(y)), default=math.nan)
+    target = fraction * best
+    reached: dict[str, float | None] = {}
+    for strategy, (xs, ys) in curves.items():
+        reached[strategy] = next((x for x, y in zip(xs, ys, strict=True) if y >= target), None)
+    return target, reached
+
+
+def planted_table(rows: pl.DataFrame, metric: str) -> pl.DataFrame | None:
+    """Planted false negatives: per (dataset_base, model, strategy, rate, kind) with runs both with and without
+    planting, the mean ``metric`` without and with it, the drop, and the mean planted shares. None when the
+    store has no planting columns or no such pairs."""
+    needed = ("planted_fn_rate", "dataset_base")
+    if any(c not in rows.columns for c in needed) or metric not in rows.columns:
+        return None
+    ok = rows.filter(pl.col("status") == "ok") if "status" in rows.columns else rows
+    rate = pl.col("planted_fn_rate").cast(pl.Float64)
+    base_key = ["dataset_base", "model", "strategy"]
+    clean = (
+        ok.filter(rate.is_null() | (rate == 0))
+        .group_by(base_key, maintain_order=True)
+        .agg(pl.col(metric).cast(pl.Float64).mean().alias("without"))
+    )
+    shares = [c for c in ("planted_fn_share", "planted_fn_inbatch_share") if c in ok.columns]
+    kind = ["planted_fn_kind"] if "planted_fn_kind" in ok.columns else []
+    planted = (
+        ok.filter(rate > 0)
+        .group_by([*base_key, "planted_fn_rate", *kind], maintain_order=True)
+        .agg(pl.col(metric).cast(pl.Float64).mean().alias("with"),
+             *[pl.col(c).cast(pl.Float64).mean().alias(c) for c in shares])
+    )
+    table = planted.join(clean, on=base_key, how="inner")
+    if table.is_empty():
+        return None
+    for c in ("planted_fn_share", "planted_fn_inbatch_share"):
+        if c not in table.columns:
+            table = table.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
+    if not kind:
+        table = table.with_columns(pl.lit(None, dtype=pl.String).alias("planted_fn_kind"))
+    return table.with_columns((pl.col("without") - pl.col("with")).alias("drop")).select(
+        "dataset_base", "model", "strategy", "planted_fn_rate", "planted_fn_kind", "without", "with", "drop",
+        "planted_fn_share", "planted_fn_inbatch_share",
+    )
+
+
+def _overlap_function() -> Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame] | None:
+    """``negbench.overlap.negative_overlap`` when that module exists (it is written on another branch)."""
+    try:
+        from negbench.overlap import negative_overlap  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return negative_overlap
+
+
+def load_overlap(results_dir: str | Path, rows: pl.DataFrame) -> pl.DataFrame | None:
+    """The overlap frame (dataset, model, strategy_a, strategy_b, jaccard) of a store with
+    ``negatives.parquet``, when :mod:`negbench.overlap` is importable; else None (section omitted)."""
+    path = Path(results_dir) / NEGATIVES_FILE
+    func = _overlap_function()
+    if func is None or not path.is_file():
+        return None
+    try:
+        negatives = pl.read_parquet(path)
+    except Exception as exc:
+        raise DataError(f"unreadable negatives.parquet: {exc}", file=path) from exc
+    return func(rows, negatives)
+
+
+def overlap_matrix(frame: pl.DataFrame, dataset: str, model: str) -> tuple[list[str], list[list[float | None]]]:
+    """(strategies, symmetric matrix of Jaccard values) of one dataset × model; the diagonal is 1 and pairs
+    missing in both orders are None."""
+    here = frame.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
+    values: dict[tuple[str, str], float] = {}
+    for a, b, j in here.select("strategy_a", "strategy_b", "jaccard").iter_rows():
+        if j is not None:
+            values[(a, b)] = float(j)
+            values.setdefault((b, a), float(j))
+    labels = list(dict.fromkeys([*here["strategy_a"].to_list(), *here["strategy_b"].to_list()]))
+    matrix = [[1.0 if a == b else values.get((a, b)) for b in labels] for a in labels]
+    return labels, matrix
