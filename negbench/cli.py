@@ -315,7 +315,7 @@ def eval_cmd(
     cfg = DatasetConfig(source=dataset, test_split=split)
     ds = load_dataset(cfg, require_train=False)
     st = load_model(ModelConfig(spec=model, max_seq_length=max_seq_length, batch_size=batch_size), device)
-    result = evaluate(st, ds.corpus, ds.queries, ds.test(), metric_list, batch_size=batch_size,
+    result = evaluate(st, ds.eval_corpus, ds.queries, ds.test(), metric_list, batch_size=batch_size,
                       progress=not as_json and sys.stderr.isatty())
     if as_json:
         typer.echo(json.dumps({**{k: round(v, 6) for k, v in result.metrics.items()},
