@@ -200,8 +200,9 @@ def validate(suite: Annotated[Path, typer.Argument(help="Suite TOML file.")]) ->
     s = plan.suite
     for note in validated.notes:
         typer.echo(f"note: {note}", err=True)
-    sizes = ", ".join(f"{d.name}: {len(d.corpus)} docs, {len(d.train)} train / {len(d.dev)} dev queries"
-                      for d in validated.datasets)
+    sizes = ", ".join(f"{d.name}: {len(d.eval_corpus)} docs" + (f" (+{len(d.planted)} planted for training)"
+                                                                 if d.planted else "")
+                      + f", {len(d.train)} train / {len(d.dev)} dev queries" for d in validated.datasets)
     out.print(f"ok: {suite}: {len(s.datasets)} dataset(s) × {len(s.models)} model(s) × "
               f"{len(plan.strategies)} strateg{'y' if len(plan.strategies) == 1 else 'ies'} × "
               f"{len(s.suite.seeds)} seed(s) ({sizes})", markup=False)
@@ -315,7 +316,7 @@ def eval_cmd(
     cfg = DatasetConfig(source=dataset, test_split=split)
     ds = load_dataset(cfg, require_train=False)
     st = load_model(ModelConfig(spec=model, max_seq_length=max_seq_length, batch_size=batch_size), device)
-    result = evaluate(st, ds.corpus, ds.queries, ds.test(), metric_list, batch_size=batch_size,
+    result = evaluate(st, ds.eval_corpus, ds.queries, ds.test(), metric_list, batch_size=batch_size,
                       progress=not as_json and sys.stderr.isatty())
     if as_json:
         typer.echo(json.dumps({**{k: round(v, 6) for k, v in result.metrics.items()},

@@ -53,6 +53,27 @@ class SuiteSection(_Strict):
         return seeds
 
 
+class FalseNegatives(_Strict):
+    """Planted false negatives: unlabelled copies of training positives added to the *training* corpus.
+
+    A controlled version of the false-negative problem of hard-negative mining ("Hard Negatives or False
+    Negatives", Zhou et al., 2022; NV-Retriever, Moreira et al., 2024): for a seeded ``rate`` share of the
+    training queries, a copy of one of the query's positives (``duplicate``: exact; ``near-duplicate``:
+    sentences dropped or reordered, a few words removed) joins the corpus under a fresh id, labelled for no
+    query. Evaluation (dev and test) never sees the planted documents (:mod:`negbench.false_negatives`).
+    """
+
+    rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    kind: Literal["duplicate", "near-duplicate"] = "duplicate"
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+
+    @property
+    def tag(self) -> str:
+        """Short label for display names: ``fn0.3dup`` / ``fn0.3near`` (``s<seed>`` added when not 0)."""
+        kind = "dup" if self.kind == "duplicate" else "near"
+        return f"fn{self.rate:g}{kind}" + (f"s{self.seed}" if self.seed else "")
+
+
 class DatasetConfig(_Strict):
     source: str = Field(min_length=1)
     name: str | None = None
@@ -65,15 +86,16 @@ class DatasetConfig(_Strict):
     max_train_queries: Annotated[int, Field(gt=0)] | None = None
     max_dev_queries: Annotated[int, Field(gt=0)] | None = None
     max_test_queries: Annotated[int, Field(gt=0)] | None = None
+    false_negatives: FalseNegatives | None = None
 
     @property
     def display_name(self) -> str:
+        """``name``, else the source's last part, ``+<tag>`` when false negatives are planted."""
         if self.name:
             return self.name
         src = self.source.split(":", 1)[-1].rstrip("/")
-        if self.source.startswith("mteb:"):
-            return src.replace("/", "-")
-        return Path(src).name or src
+        base = src.replace("/", "-") if self.source.startswith("mteb:") else (Path(src).name or src)
+        return base + (f"+{self.false_negatives.tag}" if self.false_negatives else "")
 
 
 class ModelConfig(_Strict):

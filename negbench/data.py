@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from negbench.config import DatasetConfig
+from negbench.config import DatasetConfig, FalseNegatives
 from negbench.download import is_beir_dir, resolve_beir
 from negbench.errors import DataError
+from negbench.false_negatives import Plant, plant_false_negatives
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,13 @@ class TrainingExample:
 
 @dataclass
 class RetrievalDataset:
-    """A loaded dataset with train/dev/test splits; test qrels are sealed until :meth:`unseal_test`."""
+    """A loaded dataset with train/dev/test splits; test qrels are sealed until :meth:`unseal_test`.
+
+    ``corpus`` is the *training* corpus: what mining, sampling and training see. With planted false negatives
+    (:mod:`negbench.false_negatives`) it ends with the planted copies (``planted`` maps their indices to what
+    they copy); :attr:`eval_corpus` is the corpus without them, a prefix of ``corpus``, and the only one any
+    evaluation (dev for tuning, test) may search.
+    """
 
     name: str
     root: Path | None
@@ -63,6 +70,26 @@ class RetrievalDataset:
     warnings: Counter = field(default_factory=Counter)
     _test_loader: object = None
     _test_qrels: Qrels | None = None
+    planted: dict[int, Plant] = field(default_factory=dict)
+    planting: FalseNegatives | None = None
+    base_fingerprint: str = ""  # the fingerprint without planting (pairs runs with and without it)
+    _eval_corpus: Corpus | None = None
+
+    def __post_init__(self) -> None:
+        self.base_fingerprint = self.base_fingerprint or self.fingerprint
+
+    @cached_property
+    def planted_by_source(self) -> dict[int, list[int]]:
+        """Planted copies of each copied document: source corpus index → planted corpus indices."""
+        out: dict[int, list[int]] = {}
+        for index, plant in sorted(self.planted.items()):
+            out.setdefault(plant.source, []).append(index)
+        return out
+
+    @property
+    def eval_corpus(self) -> Corpus:
+        """The corpus evaluation searches (dev and test): the original documents, never a planted one."""
+        return self.corpus if self._eval_corpus is None else self._eval_corpus
 
     @property
     def train(self) -> Qrels:
@@ -382,7 +409,15 @@ def load_dataset(
     subset = f"{cfg.train_split}|{cfg.dev_split}|{cfg.dev_fraction}|{cfg.test_split}|{cfg.max_corpus}|" + (
         f"{cfg.max_train_queries}|{cfg.max_dev_queries}|{cfg.max_test_queries}|splits by query text"
     )
-    fingerprint = hashlib.sha256(f"{file_digest(files)}|{subset}".encode()).hexdigest()[:16]
+    digest = file_digest(files)
+    base_fingerprint = hashlib.sha256(f"{digest}|{subset}".encode()).hexdigest()[:16]
+    train_corpus, planted = corpus, {}
+    if cfg.false_negatives is not None and train:
+        # after every split and subset: plants copy training positives only, appended after the originals
+        subset += f"|planted {cfg.false_negatives.model_dump_json()}"
+        new_ids, new_texts, planted = plant_false_negatives(corpus.ids, corpus.texts, train, cfg.false_negatives)
+        train_corpus = Corpus(corpus.ids + new_ids, corpus.texts + new_texts)
+    fingerprint = hashlib.sha256(f"{digest}|{subset}".encode()).hexdigest()[:16]
 
     def load_test() -> Qrels:
         test_warnings: Counter = Counter()
@@ -394,12 +429,16 @@ def load_dataset(
     dataset = RetrievalDataset(
         name=cfg.display_name,
         root=root,
-        corpus=corpus,
+        corpus=train_corpus,
         queries=queries,
         split_qrels={"train": train, "dev": dev},
         fingerprint=fingerprint,
         warnings=warnings,
         _test_loader=load_test,
+        planted=planted,
+        planting=cfg.false_negatives if planted else None,
+        base_fingerprint=base_fingerprint,
+        _eval_corpus=corpus if planted else None,
     )
     for what, count in warnings.items():
         log.warning("%s: %d %s(s) skipped", root, count, what)

@@ -556,19 +556,21 @@ def _training_overrides(rows: pl.DataFrame, sub: pl.DataFrame) -> str:
 
 def _diagnostics(sub: pl.DataFrame) -> str:
     """A per dataset × model table of the negative diagnostics (or a line saying they do not apply)."""
-    cols = [c for c in ("neg_score_gap", "false_negative_share", "mine_s") if c in sub.columns]
+    cols = [c for c in ("neg_score_gap", "planted_fn_share", "planted_fn_inbatch_share", "mine_s")
+            if c in sub.columns]
     ok = sub.filter(pl.col("status") == "ok")
     if ok.is_empty() or not cols:
         return ""
     table = ok.group_by(["dataset", "model"], maintain_order=True).agg(
         [pl.len().alias("runs")] + [pl.col(c).cast(pl.Float64).mean().alias(c) for c in cols]
     )
-    mined = [c for c in ("neg_score_gap", "false_negative_share") if c in cols]
+    mined = [c for c in ("neg_score_gap", "planted_fn_share") if c in cols]
     if all(_num(v) is None for c in mined for v in table[c].to_list()):
         return '<p class="muted">No mined negatives: diagnostics do not apply.</p>'
     heads = {
         "neg_score_gap": "score gap",
-        "false_negative_share": "labelled-positive share",
+        "planted_fn_share": "planted-FN share",
+        "planted_fn_inbatch_share": "planted-FN share in batch",
         "mine_s": "mining s",
     }
     out = ['<table><thead><tr><th class="text">dataset · model</th><th>runs</th>']

@@ -40,6 +40,8 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         forbidden_of: maps an example index to the set of corpus indices labelled positive for its query.
         on_logits: the strategy's hook.
         mini_batch_size: if set, GradCache: embed in mini-batches of this size with cached gradients.
+        observer: if set, called with every training batch's final logit view (diagnostics only, e.g.
+            :class:`negbench.negative_diagnostics.PlantedInBatchCounter`); it must not change the view.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         forbidden_of: Callable[[int], set[int]],
         on_logits: Callable[[LogitView], LogitView] = lambda view: view,
         mini_batch_size: int | None = None,
+        observer: Callable[[LogitView], None] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -60,6 +63,7 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
         self.step = 0
         self.batch_sizes: list[int] = []  # rows of every training batch that reached the loss (not prefetched)
         self.last_view: LogitView | None = None
+        self.observer = observer
 
     @property
     def rows_seen(self) -> int:
@@ -119,6 +123,8 @@ class InfoNCELoss(CachedLossMixin, nn.Module):
             raise NonFiniteLossError(f"non-finite loss {loss.item()} at step {self.step}")
         if torch.is_grad_enabled():
             self.batch_sizes.append(int(view.target.shape[0]))
+            if self.observer is not None:
+                self.observer(view)
         if with_backward:
             loss.backward()
             loss = loss.detach()

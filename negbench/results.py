@@ -2,7 +2,10 @@
 
 ``<output>/results.parquet`` holds one row per (dataset, model, strategy, seed, params);
 ``<output>/per_query.parquet`` holds the per-query score of every metric of every row (long format,
-keyed by ``run_id``), which significance tests need. A write goes to a temporary file that replaces
+keyed by ``run_id``), which significance tests need; ``<output>/negatives/<run_id>.parquet`` holds each row's
+epoch-0 sampled negatives (``run_id``, ``query_id``, ``positive_id``, ``doc_id``; mining strategies only), which
+:func:`negbench.overlap.negative_overlap` compares across strategies (one file per run: a row's negatives can
+be large, and no append rewrites another run's). A write goes to a temporary file that replaces
 the store with ``os.replace`` under a lock, so a crash never leaves a half-written row or file.
 """
 
@@ -22,6 +25,8 @@ from negbench.errors import DataError
 
 RESULTS_FILE = "results.parquet"
 PER_QUERY_FILE = "per_query.parquet"
+NEGATIVES_DIR = "negatives"
+NEGATIVES_SCHEMA = {"run_id": pl.String, "query_id": pl.String, "positive_id": pl.String, "doc_id": pl.String}
 
 # Columns every row has (metrics are added as columns named like "ndcg@10").
 BASE_COLUMNS = [
@@ -33,7 +38,9 @@ BASE_COLUMNS = [
     # costs, split the same way for every strategy; throughput from train_s alone
     "mine_s", "sample_s", "refresh_s", "train_s", "eval_s", "total_s", "train_examples_per_s",
     "train_peak_rss_mb", "eval_peak_rss_mb", "train_peak_gpu_mb", "eval_peak_gpu_mb", "peak_rss_mb", "peak_gpu_mb",
-    "neg_score_gap", "false_negative_share", "device", "determinism", "versions", "config_hash", "code_revision",
+    # negative diagnostics; planted false negatives (a controlled experiment, see negbench.false_negatives)
+    "neg_score_gap", "planted_fn_share", "planted_fn_inbatch_share", "planted_fn_rate", "planted_fn_kind",
+    "planted_docs", "base_dataset_fingerprint", "device", "determinism", "versions", "config_hash", "code_revision",
     "git_rev", "created_at",
 ]
 
@@ -100,18 +107,47 @@ class ResultStore:
             return pl.DataFrame()
         return read_parquet(self.per_query_path)
 
+    @property
+    def negatives_dir(self) -> Path:
+        return self.directory / NEGATIVES_DIR
+
+    def negatives(self, run_ids: list[str] | None = None) -> pl.DataFrame:
+        """Sampled negatives of the stored runs (or of ``run_ids``), long format; empty if none were stored."""
+        if not self.negatives_dir.is_dir():
+            return pl.DataFrame(schema=NEGATIVES_SCHEMA)
+        paths = sorted(self.negatives_dir.glob("*.parquet"))
+        if run_ids is not None:
+            wanted = set(run_ids)
+            paths = [p for p in paths if p.stem in wanted]
+        frames = [read_parquet(p) for p in paths]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=NEGATIVES_SCHEMA)
+
     def finished_ids(self) -> set[str]:
         rows = self.rows()
         if rows.is_empty():
             return set()
         return set(rows.filter(pl.col("status") == "ok")["run_id"].to_list())
 
+    def write_negatives(self, run_id: str, negatives: dict[str, list[str]] | None) -> None:
+        """``<output>/negatives/<run_id>.parquet`` (one file per run: a store-wide file would be rewritten in
+        full on every append); removed when a rerun of ``run_id`` sampled none."""
+        path = self.negatives_dir / f"{run_id}.parquet"
+        if negatives:
+            self.negatives_dir.mkdir(exist_ok=True)
+            frame = pl.DataFrame({"run_id": [run_id] * len(negatives["doc_id"]), **negatives}, schema=NEGATIVES_SCHEMA)
+            _atomic_write(frame, path)
+        else:
+            path.unlink(missing_ok=True)
+
     def flush(self) -> None:
         """Make the Parquet files current (they always are here; a database-backed store exports)."""
 
-    def append(self, row: dict[str, Any], per_query: dict[str, dict[str, float]] | None = None) -> None:
-        """Add (or replace, by ``run_id``) one row and its per-query scores, atomically."""
+    def append(self, row: dict[str, Any], per_query: dict[str, dict[str, float]] | None = None,
+               negatives: dict[str, list[str]] | None = None) -> None:
+        """Add (or replace, by ``run_id``) one row, its per-query scores and its sampled negatives (columns
+        ``query_id``, ``positive_id``, ``doc_id``), atomically; the row is written last."""
         with _locked(self.directory):
+            self.write_negatives(str(row["run_id"]), negatives)
             new = pl.DataFrame([row])
             old = self.rows()
             if not old.is_empty():

@@ -68,9 +68,12 @@ class SqlResultStore(ResultStore):
         retry_schema_race(lambda: metadata.create_all(self.engine, checkfirst=True))
 
     # ------------------------------------------------------------------------------ database
-    def append(self, row: dict[str, Any], per_query: dict[str, dict[str, float]] | None = None) -> None:
-        """Add (or replace, by ``run_id``) one row and its per-query scores in one transaction; export."""
+    def append(self, row: dict[str, Any], per_query: dict[str, dict[str, float]] | None = None,
+               negatives: dict[str, list[str]] | None = None) -> None:
+        """Add (or replace, by ``run_id``) one row and its per-query scores in one transaction; export. A run's
+        sampled negatives go to their own Parquet file first (one writer per run_id: no shared file)."""
         run_id = str(row["run_id"])
+        self.write_negatives(run_id, negatives)
         key = (rows_table.c.store == self.store) & (rows_table.c.run_id == run_id)
         with self.engine.begin() as conn:
             conn.execute(sa.delete(rows_table).where(key))

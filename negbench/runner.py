@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import torch
 from rich.markup import escape
@@ -41,6 +40,7 @@ from negbench.job_process import run_isolated
 from negbench.measure import PeakMemory, Timer
 from negbench.mining import MiningServices
 from negbench.models import load_model, model_fingerprint, pick_device, resolve_model
+from negbench.negative_diagnostics import planted_fn_share, planting_columns, sampled_negative_ids, score_gap
 from negbench.provenance import (
     code_revision,
     device_name,
@@ -156,30 +156,6 @@ def run_id_for(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, 
     return stable_hash({"config": job_key(suite, dataset, model_cfg, spec), "seed": seed})
 
 
-def negative_diagnostics(ctx: Context, negatives: Negatives | None) -> tuple[float | None, float | None]:
-    """(mean base-model score gap s(q,d⁺) − s(q,d⁻), share of negatives labelled positive in any split)."""
-    if negatives is None or ctx.num_negatives == 0:
-        return None, None
-    q = ctx.services.query_embeddings(ctx.query_ids)
-    d = ctx.services.corpus_embeddings()
-    neg = torch.as_tensor(np.stack(negatives.ids))  # (n, K)
-    qrows = q[torch.as_tensor(ctx.example_query)]
-    pos_scores = (qrows * d[torch.as_tensor(ctx.positive_docs)]).sum(-1)
-    neg_scores = torch.einsum("nd,nkd->nk", qrows, d[neg])
-    gap = float((pos_scores[:, None] - neg_scores).mean())
-    labelled: dict[str, set[str]] = {}
-    for qrels in (ctx.dataset.train, ctx.dataset.dev, ctx.dataset.test()):
-        for qid, docs in qrels.items():
-            labelled.setdefault(qid, set()).update(d for d, rel in docs.items() if rel > 0)
-    ids = ctx.dataset.corpus.ids
-    hits = sum(
-        ids[int(doc)] in labelled.get(ex.query_id, ())
-        for ex, row in zip(ctx.examples, negatives.ids, strict=True)
-        for doc in row
-    )
-    return gap, hits / neg.numel()
-
-
 class SuiteRunner:
     """Runs a validated :class:`Plan`: per job, tune on dev (if asked), then train and test every seed."""
 
@@ -272,6 +248,7 @@ class SuiteRunner:
                    "strategy": job.spec.label, "strategy_name": job.spec.cls.name,
                    "params": json.dumps(job.spec.raw_params, sort_keys=True, default=str), "seed": seed,
                    "status": "failed: crashed", "error": reason, "device": device_name(device),
+                   **planting_columns(job.dataset),
                    "versions": versions_json(), "config_hash": self.config_hash, "code_revision": code_revision(),
                    "git_rev": self.git_rev, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
             self.store.append(row)
@@ -449,12 +426,13 @@ class SuiteRunner:
         with self.tracker.run(f"{job.spec.label} seed {seed}", tags=tags) as rid:
             row, per_query = self.run_final(job.dataset, job.model_cfg, self.device_for(job), self.services_for(job),
                                             job.spec, tuned, seed, run_id)
+            negatives = row.pop("_negatives", None)
             self.tracker.log_params(rid, {"params": row["params"], "seed": seed, "trial": row["trial"]})
             self.tracker.log_metrics(rid, {k: v for k, v in row.items() if k not in ("seed", "trial")})
             self.tracker.set_tags(rid, {"status": row["status"]})
             for step, value in enumerate(row.pop("_losses", [])):
                 self.tracker.log_metrics(rid, {"train_loss": value}, step=step)
-        self.store.append(row, per_query)
+        self.store.append(row, per_query, negatives)
         self.say(f"  → {escape(row['status'])}" + "".join(
             f"  {m}={row[m]:.4f}" for m in self.suite.evaluation.metrics if row.get(m) is not None))
 
@@ -484,8 +462,10 @@ class SuiteRunner:
         return FitResult(model, ctx, candidates, outcome, mine_s, budget)
 
     def score(self, model, dataset, qrels, metrics, model_cfg, corpus_embeddings=None):
+        """Metrics of ``model`` on ``qrels`` (dev or test) over the evaluation corpus: planted false negatives
+        exist for training only, so neither tuning nor the final test ever searches them."""
         ev = self.suite.evaluation
-        return evaluate(model, dataset.corpus, dataset.queries, qrels, metrics, batch_size=model_cfg.batch_size,
+        return evaluate(model, dataset.eval_corpus, dataset.queries, qrels, metrics, batch_size=model_cfg.batch_size,
                         chunk_size=ev.corpus_chunk_size, ignore_identical_ids=ev.ignore_identical_ids,
                         corpus_embeddings=corpus_embeddings, progress=self.progress)
 
@@ -520,7 +500,8 @@ class SuiteRunner:
             "mine_s": 0.0, "sample_s": 0.0, "train_s": 0.0, "eval_s": 0.0, "refresh_s": 0.0, "total_s": None,
             "steps": 0, "examples_seen": 0, "steps_per_epoch": None, "examples_per_epoch": None,
             "mean_batch_size": None, "min_batch_size": None, "max_batch_size": None, "budget": None,
-            "train_examples_per_s": None, "neg_score_gap": None, "false_negative_share": None,
+            "train_examples_per_s": None, "neg_score_gap": None, "planted_fn_share": None,
+            "planted_fn_inbatch_share": None, **planting_columns(dataset),
         }
         per_query = None
         train_mem, eval_mem = PeakMemory(device=device), PeakMemory(device=device)
@@ -536,11 +517,13 @@ class SuiteRunner:
                            steps=o.steps, examples_seen=o.examples_seen, _losses=o.losses, **o.batch_stats,
                            train_examples_per_s=o.examples_seen / max(o.train_s, 1e-9),
                            steps_per_epoch=fit.budget.steps_per_epoch,
-                           examples_per_epoch=fit.budget.examples_per_epoch, budget=fit.budget.reason)
+                           examples_per_epoch=fit.budget.examples_per_epoch, budget=fit.budget.reason,
+                           planted_fn_inbatch_share=o.planted_fn_inbatch_share)
             else:
                 fit = None
                 model = services.base_model
-                corpus_emb = services.corpus_embeddings().to(device)
+                # the base model's cached embeddings cover the training corpus; its prefix is the evaluated one
+                corpus_emb = services.corpus_embeddings()[: len(dataset.eval_corpus)].to(device)
             release_memory(device)
             with eval_mem:
                 result = self.score(model, dataset, dataset.test(), self.suite.evaluation.metrics, model_cfg,
@@ -551,8 +534,10 @@ class SuiteRunner:
             if self.suite.evaluation.mteb_tasks:
                 row.update(self.mteb_scores(model, model_cfg, spec, seed, run_id))
             if fit is not None and fit.candidates is not None:
-                gap, share = negative_diagnostics(fit.ctx, strategy.sample(fit.ctx, fit.candidates, 0))
-                row.update(neg_score_gap=gap, false_negative_share=share)
+                sampled = strategy.sample(fit.ctx, fit.candidates, 0)
+                row.update(neg_score_gap=score_gap(fit.ctx, sampled),
+                           planted_fn_share=planted_fn_share(fit.ctx, sampled))
+                row["_negatives"] = sampled_negative_ids(fit.ctx, sampled)
         except NonFiniteLossError as exc:
             row.update(status="failed: non-finite loss", error=str(exc))
         except (NegbenchError, KeyboardInterrupt):

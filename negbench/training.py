@@ -33,6 +33,7 @@ from negbench.budget import Budget, budget_for, enforce
 from negbench.config import TrainingConfig
 from negbench.context import Context
 from negbench.loss import InfoNCELoss
+from negbench.negative_diagnostics import PlantedInBatchCounter, planted_copies
 from negbench.run_lock import TRAIN_TMP_PREFIX
 from negbench.strategy import Negatives, Strategy
 
@@ -53,6 +54,8 @@ class TrainOutcome:
     sample_s: float = 0.0
     callback_s: float = 0.0
     batch_sizes: list[int] = field(default_factory=list)
+    # planted false negatives among the negative columns the loss saw (None when nothing is planted)
+    planted_fn_inbatch_share: float | None = None
 
     @property
     def batch_stats(self) -> dict[str, float | int | None]:
@@ -256,12 +259,14 @@ def train(
             "label": list(range(len(ctx.examples))),
         }
     )
+    counter = (PlantedInBatchCounter(lambda i: planted_copies(ctx, i)) if ctx.dataset.planted else None)
     loss = InfoNCELoss(
         model,
         scale=cfg.scale,
         forbidden_of=ctx.forbidden,
         on_logits=strategy.on_logits,
         mini_batch_size=mini_batch_size,
+        observer=counter,
     )
     outcome = TrainOutcome(0.0, 0, 0)
     samplers: list[StrategyBatchSampler] = []
@@ -332,6 +337,7 @@ def train(
     outcome.steps = int(result.global_step)
     outcome.examples_seen = loss.rows_seen
     outcome.batch_sizes = list(loss.batch_sizes)
+    outcome.planted_fn_inbatch_share = counter.share if counter is not None else None
     model.eval()
     return outcome
 

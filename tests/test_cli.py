@@ -60,7 +60,8 @@ def test_run_writes_results_and_leaderboard(suite, tmp_path):
     trained = rows.filter(pl.col("strategy") != "none")
     assert (trained["train_examples_per_s"] > 0).all() and (trained["peak_rss_mb"] > 0).all()
     assert rows.filter(pl.col("strategy") == "dense")["neg_score_gap"].item() is not None
-    assert rows.filter(pl.col("strategy") == "dense")["false_negative_share"].item() == 0.0
+    dense = rows.filter(pl.col("strategy") == "dense")
+    assert dense["planted_fn_share"].item() is None and dense["planted_fn_rate"].item() == 0.0  # nothing planted
     assert set(json.loads(rows["versions"][0])) >= {"torch", "sentence-transformers", "negbench"}
     board = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "| dense |" in board and "ndcg@10" in board

@@ -71,7 +71,7 @@ def synthetic_rows(
                     "peak_rss_mb": 600.0 + 25.0 * s_index,
                     "peak_gpu_mb": None,
                     "neg_score_gap": None if name in {"none", "in-batch"} else 0.05 * s_index,
-                    "false_negative_share": None if name in {"none", "in-batch"} else 0.01,
+                    "planted_fn_share": None,
                     "device": "cpu: synthetic",
                     "versions": json.dumps({"negbench": "0.1.0", "torch": "2.x"}),
                     "config_hash": "c0ffee",
