@@ -2,7 +2,9 @@
 
 ``<output>/results.parquet`` holds one row per (dataset, model, strategy, seed, params);
 ``<output>/per_query.parquet`` holds the per-query score of every metric of every row (long format,
-keyed by ``run_id``), which significance tests need. A write goes to a temporary file that replaces
+keyed by ``run_id``), which significance tests need; ``<output>/steps.parquet`` holds the per-step records
+of final runs (hardness probe and dev learning curve, :mod:`negbench.curves`; long format, keyed by
+``run_id``). A write goes to a temporary file that replaces
 the store with ``os.replace`` under a lock, so a crash never leaves a half-written row or file.
 """
 
@@ -11,17 +13,19 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from negbench.curves import STEPS_SCHEMA, StepRecord
 from negbench.errors import DataError
 
 RESULTS_FILE = "results.parquet"
 PER_QUERY_FILE = "per_query.parquet"
+STEPS_FILE = "steps.parquet"
 
 # Columns every row has (metrics are added as columns named like "ndcg@10").
 BASE_COLUMNS = [
@@ -33,7 +37,10 @@ BASE_COLUMNS = [
     # costs, split the same way for every strategy; throughput from train_s alone
     "mine_s", "sample_s", "refresh_s", "train_s", "eval_s", "total_s", "train_examples_per_s",
     "train_peak_rss_mb", "eval_peak_rss_mb", "train_peak_gpu_mb", "eval_peak_gpu_mb", "peak_rss_mb", "peak_gpu_mb",
-    "neg_score_gap", "false_negative_share", "device", "determinism", "versions", "config_hash", "code_revision",
+    "neg_score_gap", "false_negative_share",
+    # training wall seconds (measurements excluded) to the first dev-curve point at 95 % of the run's best
+    "time_to_95_s",
+    "device", "determinism", "versions", "config_hash", "code_revision",
     "git_rev", "created_at",
 ]
 
@@ -90,6 +97,27 @@ class ResultStore:
         if not self.per_query_path.is_file():
             return pl.DataFrame()
         return read_parquet(self.per_query_path)
+
+    @property
+    def steps_path(self) -> Path:
+        return self.directory / STEPS_FILE
+
+    def steps(self) -> pl.DataFrame:
+        """Per-step records of every final run: run_id, kind, metric, step, examples, wall_s, value."""
+        if not self.steps_path.is_file():
+            return pl.DataFrame(schema=STEPS_SCHEMA)
+        return read_parquet(self.steps_path)
+
+    def append_steps(self, run_id: str, records: Iterable[StepRecord]) -> None:
+        """Replace the per-step records of ``run_id`` with ``records``, atomically."""
+        new = pl.DataFrame([{"run_id": run_id, "kind": r.kind, "metric": r.metric, "step": int(r.step),
+                             "examples": int(r.examples), "wall_s": float(r.wall_s), "value": float(r.value)}
+                            for r in records], schema=STEPS_SCHEMA)
+        with _locked(self.directory):
+            old = self.steps()
+            if new.is_empty() and run_id not in set(old["run_id"].to_list()):
+                return
+            _atomic_write(pl.concat([old.filter(pl.col("run_id") != run_id), new]), self.steps_path)
 
     def finished_ids(self) -> set[str]:
         rows = self.rows()
