@@ -32,6 +32,7 @@ MAX_BATCH = 65_536
 MAX_NEGATIVES = 4_096
 MAX_TRIALS = 100_000
 MAX_SEQ_LENGTH = 65_536
+MAX_CURVE_POINTS = 1_000
 
 
 class SuiteSection(_Strict):
@@ -137,6 +138,12 @@ class EvaluationConfig(_Strict):
     corpus_chunk_size: Annotated[int, Field(gt=0)] = 50_000
     ignore_identical_ids: bool = True
     mteb_tasks: list[str] = Field(default_factory=list)
+    # final runs only (tuning trials are unchanged): the hardness probe of negbench.hardness every this many
+    # optimiser steps and at every refresh (0: off), read off the loss's own logits (no extra forward pass)
+    diagnostics_every: Annotated[int, Field(ge=0, le=MAX_STEPS)] = 50
+    # final runs only: dev evaluations (never test) at this many evenly spaced fractions of the run's steps
+    # (4: after each quarter), for learning curves and time-to-target; 0: off
+    curve_points: Annotated[int, Field(ge=0, le=MAX_CURVE_POINTS)] = 4
 
     @field_validator("metrics")
     @classmethod

@@ -5,7 +5,9 @@
 keyed by ``run_id``), which significance tests need; ``<output>/negatives/<run_id>.parquet`` holds each row's
 epoch-0 sampled negatives (``run_id``, ``query_id``, ``positive_id``, ``doc_id``; mining strategies only), which
 :func:`negbench.overlap.negative_overlap` compares across strategies (one file per run: a row's negatives can
-be large, and no append rewrites another run's). A write goes to a temporary file that replaces
+be large, and no append rewrites another run's); ``<output>/steps.parquet`` holds the per-step
+records of final runs (hardness probe and dev learning curve, :mod:`negbench.curves`; long format, keyed by
+``run_id``). A write goes to a temporary file that replaces
 the store with ``os.replace`` under a lock, so a crash never leaves a half-written row or file.
 """
 
@@ -14,19 +16,21 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from negbench.curves import STEPS_SCHEMA, StepRecord
 from negbench.errors import DataError
 
 RESULTS_FILE = "results.parquet"
 PER_QUERY_FILE = "per_query.parquet"
 NEGATIVES_DIR = "negatives"
 NEGATIVES_SCHEMA = {"run_id": pl.String, "query_id": pl.String, "positive_id": pl.String, "doc_id": pl.String}
+STEPS_FILE = "steps.parquet"
 
 # Columns every row has (metrics are added as columns named like "ndcg@10").
 BASE_COLUMNS = [
@@ -40,7 +44,10 @@ BASE_COLUMNS = [
     "train_peak_rss_mb", "eval_peak_rss_mb", "train_peak_gpu_mb", "eval_peak_gpu_mb", "peak_rss_mb", "peak_gpu_mb",
     # negative diagnostics; planted false negatives (a controlled experiment, see negbench.false_negatives)
     "neg_score_gap", "planted_fn_share", "planted_fn_inbatch_share", "planted_fn_rate", "planted_fn_kind",
-    "planted_docs", "base_dataset_fingerprint", "device", "determinism", "versions", "config_hash", "code_revision",
+    "planted_docs", "base_dataset_fingerprint",
+    # training wall seconds (measurements excluded) to the first dev-curve point at 95 % of the run's best
+    "time_to_95_s",
+    "device", "determinism", "versions", "config_hash", "code_revision",
     "git_rev", "created_at",
 ]
 
@@ -121,6 +128,27 @@ class ResultStore:
             paths = [p for p in paths if p.stem in wanted]
         frames = [read_parquet(p) for p in paths]
         return pl.concat(frames) if frames else pl.DataFrame(schema=NEGATIVES_SCHEMA)
+
+    @property
+    def steps_path(self) -> Path:
+        return self.directory / STEPS_FILE
+
+    def steps(self) -> pl.DataFrame:
+        """Per-step records of every final run: run_id, kind, metric, step, examples, wall_s, value."""
+        if not self.steps_path.is_file():
+            return pl.DataFrame(schema=STEPS_SCHEMA)
+        return read_parquet(self.steps_path)
+
+    def append_steps(self, run_id: str, records: Iterable[StepRecord]) -> None:
+        """Replace the per-step records of ``run_id`` with ``records``, atomically."""
+        new = pl.DataFrame([{"run_id": run_id, "kind": r.kind, "metric": r.metric, "step": int(r.step),
+                             "examples": int(r.examples), "wall_s": float(r.wall_s), "value": float(r.value)}
+                            for r in records], schema=STEPS_SCHEMA)
+        with _locked(self.directory):
+            old = self.steps()
+            if new.is_empty() and run_id not in set(old["run_id"].to_list()):
+                return
+            _atomic_write(pl.concat([old.filter(pl.col("run_id") != run_id), new]), self.steps_path)
 
     def finished_ids(self) -> set[str]:
         rows = self.rows()

@@ -33,6 +33,7 @@ from negbench.budget import Budget, BudgetError, budget_for
 from negbench.claims import ClaimBoard
 from negbench.config import DatasetConfig, ModelConfig, Suite, TrainingConfig, load_suite, stable_hash
 from negbench.context import Context
+from negbench.curves import dev_curve, time_to_target
 from negbench.data import RetrievalDataset
 from negbench.errors import ConfigError, InvalidTrialError, NegbenchError, NonFiniteLossError
 from negbench.evaluation import evaluate
@@ -56,7 +57,7 @@ from negbench.results_sql import SqlResultStore
 from negbench.run_lock import RunLock, remove_stale_temporaries
 from negbench.strategy import Negatives, Strategy, StrategySpec
 from negbench.tracking import Tracker
-from negbench.training import train
+from negbench.training import Diagnostics, train
 from negbench.tuning import Tuner, TuningOutcome, build_space, split_params, storage_for, suggest
 from negbench.validation import Validated, load_suite_dataset, validate_plan
 
@@ -432,12 +433,15 @@ class SuiteRunner:
             self.tracker.set_tags(rid, {"status": row["status"]})
             for step, value in enumerate(row.pop("_losses", [])):
                 self.tracker.log_metrics(rid, {"train_loss": value}, step=step)
+            records = row.pop("_steps", [])
+            self.tracker.log_steps(rid, records)
+        self.store.append_steps(run_id, records)  # before the row: a stored row's records are stored
         self.store.append(row, per_query, negatives)
         self.say(f"  → {escape(row['status'])}" + "".join(
             f"  {m}={row[m]:.4f}" for m in self.suite.evaluation.metrics if row.get(m) is not None))
 
     def fit(self, dataset, model_cfg, device, services, strategy: Strategy, training: TrainingConfig, seed: int,
-            on_epoch_end=None) -> FitResult:
+            on_epoch_end=None, diagnostics: Diagnostics | None = None) -> FitResult:
         """Mine and train one model (on the train split only), within the run's data budget."""
         examples = dataset.training_examples("train")
         try:
@@ -458,7 +462,7 @@ class SuiteRunner:
         outcome = train(model, ctx, strategy, training, device=device, precision=model_cfg.precision,
                         candidates=candidates, mini_batch_size=getattr(strategy, "mini_batch_size", None),
                         progress=self.progress, work_dir=self.plan.output_dir, on_epoch_end=on_epoch_end,
-                        budget=budget)
+                        budget=budget, diagnostics=diagnostics)
         return FitResult(model, ctx, candidates, outcome, mine_s, budget)
 
     def score(self, model, dataset, qrels, metrics, model_cfg, corpus_embeddings=None):
@@ -468,6 +472,18 @@ class SuiteRunner:
         return evaluate(model, dataset.eval_corpus, dataset.queries, qrels, metrics, batch_size=model_cfg.batch_size,
                         chunk_size=ev.corpus_chunk_size, ignore_identical_ids=ev.ignore_identical_ids,
                         corpus_embeddings=corpus_embeddings, progress=self.progress)
+
+    def diagnostics_for(self, dataset: RetrievalDataset, model_cfg: ModelConfig) -> Diagnostics:
+        """A final run's per-step measurements: the hardness probe and a dev learning curve (dev only, never
+        test) of the tuning metric, or of the first metric when tuning's is not evaluated."""
+        ev = self.suite.evaluation
+        metric = self.suite.tuning.metric if self.suite.tuning.metric in ev.metrics else ev.metrics[0]
+
+        def evaluate_dev(model) -> dict[str, float]:
+            return self.score(model, dataset, dataset.dev, [metric], model_cfg).metrics
+
+        return Diagnostics(every=ev.diagnostics_every, curve_points=ev.curve_points if dataset.dev else 0,
+                           evaluate=evaluate_dev)
 
     def mteb_scores(self, model, model_cfg: ModelConfig, spec: StrategySpec, seed: int, run_id: str):
         """Main score of each ``[evaluation] mteb_tasks`` task; MTEB's result JSON kept under the run's
@@ -502,6 +518,7 @@ class SuiteRunner:
             "mean_batch_size": None, "min_batch_size": None, "max_batch_size": None, "budget": None,
             "train_examples_per_s": None, "neg_score_gap": None, "planted_fn_share": None,
             "planted_fn_inbatch_share": None, **planting_columns(dataset),
+            "time_to_95_s": None,
         }
         per_query = None
         train_mem, eval_mem = PeakMemory(device=device), PeakMemory(device=device)
@@ -511,8 +528,11 @@ class SuiteRunner:
             release_memory(device)
             if strategy.trains:
                 with train_mem:
-                    fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed)
+                    fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
+                                   diagnostics=self.diagnostics_for(dataset, model_cfg))
                 model, corpus_emb, o = fit.model, None, fit.outcome
+                reached = time_to_target(dev_curve(o.step_records), 0.95)
+                row.update(_steps=o.step_records, time_to_95_s=reached and reached.wall_s)
                 row.update(mine_s=fit.mine_s, train_s=o.train_s, refresh_s=o.refresh_s, sample_s=o.sample_s,
                            steps=o.steps, examples_seen=o.examples_seen, _losses=o.losses, **o.batch_stats,
                            train_examples_per_s=o.examples_seen / max(o.train_s, 1e-9),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,6 +131,19 @@ class Tracker:
         for key, value in metrics.items():
             if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
                 self.client.log_metric(run_id, key.replace("@", "_at_"), float(value), step=step or 0)
+
+    def log_steps(self, run_id: str | None, records) -> None:
+        """Per-step records (:class:`negbench.curves.StepRecord`) as step metrics, in one batch: hardness
+        metrics as ``hardness_<metric>``, dev points under their own name (``dev_ndcg_at_10``)."""
+        if self.client is None or run_id is None or not records:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric((r.metric if r.kind == "dev" else f"{r.kind}_{r.metric}").replace("@", "_at_"),
+                          float(r.value), now, int(r.step)) for r in records if math.isfinite(r.value)]
+        for start in range(0, len(metrics), 1000):  # MLflow's batch limit
+            self.client.log_batch(run_id, metrics=metrics[start:start + 1000])
 
     def set_tags(self, run_id: str | None, tags: dict[str, Any]) -> None:
         if self.client is None or run_id is None:

@@ -7,7 +7,9 @@
   :class:`~negbench.budget.Budget` (the same examples per epoch in full batches for every strategy);
 * query / document prompts of the model → the trainer's ``prompts``, as when mining and evaluating;
 * ``on_logits`` → inside :class:`negbench.loss.InfoNCELoss`;
-* ``refresh`` → :class:`RefreshCallback`, a ``TrainerCallback`` run after optimiser steps.
+* ``refresh`` → :class:`RefreshCallback`, a ``TrainerCallback`` run after optimiser steps;
+* final runs' per-step records (hardness probe, dev learning curve) → :class:`StepDiagnostics`, whose time is
+  kept out of ``train_s``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +35,8 @@ from negbench.batching import random_batches
 from negbench.budget import Budget, budget_for, enforce
 from negbench.config import TrainingConfig
 from negbench.context import Context
+from negbench.curves import StepRecord, curve_steps
+from negbench.hardness import hardness_stats
 from negbench.loss import InfoNCELoss
 from negbench.negative_diagnostics import PlantedInBatchCounter, planted_copies
 from negbench.run_lock import TRAIN_TMP_PREFIX
@@ -43,7 +48,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainOutcome:
     """What one training run did and cost. ``train_s`` is pure training steps: the trainer's wall time less
-    negative sampling (``sample_s``), refreshes (``refresh_s``) and epoch-end callbacks (``callback_s``)."""
+    negative sampling (``sample_s``), refreshes (``refresh_s``), epoch-end callbacks (``callback_s``) and the
+    per-step measurements of :class:`StepDiagnostics` (``diagnostics_s``; their records in ``step_records``)."""
 
     train_s: float
     steps: int
@@ -56,6 +62,8 @@ class TrainOutcome:
     batch_sizes: list[int] = field(default_factory=list)
     # planted false negatives among the negative columns the loss saw (None when nothing is planted)
     planted_fn_inbatch_share: float | None = None
+    diagnostics_s: float = 0.0
+    step_records: list[StepRecord] = field(default_factory=list)
 
     @property
     def batch_stats(self) -> dict[str, float | int | None]:
@@ -215,6 +223,67 @@ class EpochEndCallback(TrainerCallback):
         return control
 
 
+@dataclass
+class Diagnostics:
+    """Per-step measurements of a final run (tuning trials take none).
+
+    ``every``: the hardness probe (:func:`negbench.hardness.hardness_stats` of the batch the loss just saw) every
+    this many optimiser steps and at every refresh step (0: neither). ``curve_points``: ``evaluate(model)`` —
+    a dev evaluation returning ``{metric: value}`` — after each of that many evenly spaced fractions of the
+    run's steps (:func:`negbench.curves.curve_steps`; the same fractions for every strategy).
+    """
+
+    every: int = 0
+    curve_points: int = 0
+    evaluate: Callable[[object], dict[str, float]] | None = None
+
+
+class StepDiagnostics(TrainerCallback):
+    """Takes the measurements of :class:`Diagnostics` after optimiser steps; their time (including a CUDA
+    synchronisation) goes to ``outcome.diagnostics_s``, out of ``train_s`` and out of the records' ``wall_s``.
+
+    Runs after :class:`RefreshCallback`, so it sees a refresh of the same step (the batch it probes then is the
+    last one trained on the negatives the refresh replaces).
+    """
+
+    def __init__(self, diagnostics: Diagnostics, loss: InfoNCELoss, model, outcome: TrainOutcome,
+                 total_steps: int, on_cuda: bool) -> None:
+        self.diagnostics, self.loss, self.model, self.outcome = diagnostics, loss, model, outcome
+        self.curve = set(curve_steps(total_steps, diagnostics.curve_points)) if diagnostics.evaluate else set()
+        self.on_cuda = on_cuda
+        self.start = time.perf_counter()  # reset by train() just before the trainer starts
+        self.refreshes = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        step, every = state.global_step, self.diagnostics.every
+        refreshed, self.refreshes = self.outcome.refreshes != self.refreshes, self.outcome.refreshes
+        probe = every > 0 and (step % every == 0 or refreshed) and self.loss.last_view is not None
+        if not probe and step not in self.curve:
+            return control
+        if self.on_cuda:
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        wall = began - self.start - self.outcome.diagnostics_s - self.outcome.callback_s
+        examples = self.loss.rows_seen
+        records = []
+        if probe:
+            records += [StepRecord("hardness", name, step, examples, wall, value)
+                        for name, value in hardness_stats(self.loss.last_view).items()]
+        if step in self.curve:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                records += [StepRecord("dev", f"dev_{name}", step, examples, wall, float(value))
+                            for name, value in self.diagnostics.evaluate(self.model).items()]
+            finally:
+                self.model.train(was_training)
+        self.outcome.step_records += records
+        if self.on_cuda:
+            torch.cuda.synchronize()
+        self.outcome.diagnostics_s += time.perf_counter() - began
+        return control
+
+
 class _LossRecorder(TrainerCallback):
     def __init__(self, outcome: TrainOutcome) -> None:
         self.outcome = outcome
@@ -238,11 +307,13 @@ def train(
     work_dir: Path | None = None,
     on_epoch_end=None,
     budget: Budget | None = None,
+    diagnostics: Diagnostics | None = None,
 ) -> TrainOutcome:
     """Fine-tune ``model`` in place with ``strategy``; deterministic given ``ctx.seed``.
 
     ``budget`` (default: :func:`~negbench.budget.budget_for` of ``cfg``) fixes the steps per epoch; it is
-    set on ``ctx`` before the first batch is composed.
+    set on ``ctx`` before the first batch is composed. ``diagnostics`` (final runs): per-step records in
+    ``outcome.step_records``.
     """
     import datasets
     from datasets import Dataset
@@ -327,13 +398,20 @@ def train(
         trainer.add_callback(_LossRecorder(outcome))
         if on_epoch_end is not None:
             trainer.add_callback(EpochEndCallback(on_epoch_end, model, outcome))
+        probe = None
+        if diagnostics is not None and (diagnostics.every > 0 or diagnostics.curve_points > 0):
+            probe = StepDiagnostics(diagnostics, loss, model, outcome, total_steps, on_cuda)
+            trainer.add_callback(probe)
         start = time.perf_counter()
+        if probe is not None:
+            probe.start = start
         result = trainer.train()
         if on_cuda:
             torch.cuda.synchronize()
         wall = time.perf_counter() - start
     outcome.sample_s = state.sample_s
-    outcome.train_s = max(0.0, wall - outcome.refresh_s - outcome.sample_s - outcome.callback_s)
+    outcome.train_s = max(0.0, wall - outcome.refresh_s - outcome.sample_s - outcome.callback_s
+                          - outcome.diagnostics_s)
     outcome.steps = int(result.global_step)
     outcome.examples_seen = loss.rows_seen
     outcome.batch_sizes = list(loss.batch_sizes)

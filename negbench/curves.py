@@ -1,0 +1,112 @@
+"""Per-step records of final runs (hardness probe, dev learning curve) and time-to-target.
+
+A final run records, at fixed points, ``(step, examples seen, training wall seconds, metric, value)``:
+``kind = "hardness"`` for the probe of :mod:`negbench.hardness` (every ``[evaluation] diagnostics_every``
+steps and at every refresh) and ``kind = "dev"`` for a dev-split evaluation (never test) at
+``[evaluation] curve_points`` evenly spaced fractions of the run's steps — the same fractions for every
+strategy. ``wall_s`` counts seconds since training started, less the time spent taking these measurements
+(and epoch-end callbacks); it includes negative sampling and refreshes, which a strategy pays to train.
+
+:func:`time_to_target` is RS2's headline: the first point of a curve reaching ``fraction`` of a best value
+(the run's own best, or the best of every strategy of a dataset × model: :func:`times_to_target`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import polars as pl
+
+STEPS_SCHEMA = {"run_id": pl.String, "kind": pl.String, "metric": pl.String, "step": pl.Int64,
+                "examples": pl.Int64, "wall_s": pl.Float64, "value": pl.Float64}
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One measurement at one point of a training run."""
+
+    kind: str  # "hardness" | "dev"
+    metric: str
+    step: int
+    examples: int
+    wall_s: float
+    value: float
+
+
+@dataclass(frozen=True)
+class Reached:
+    """Where a curve first reached its target."""
+
+    step: int
+    examples: int
+    wall_s: float
+    value: float
+
+
+def curve_steps(total_steps: int, points: int) -> list[int]:
+    """The optimiser steps after which to evaluate: ``ceil(total · k / points)`` for k = 1 … points (the last is
+    the run's end), duplicates dropped when the run has fewer steps than points."""
+    if points <= 0 or total_steps <= 0:
+        return []
+    return sorted({max(1, math.ceil(total_steps * k / points)) for k in range(1, points + 1)})
+
+
+def time_to_target(curve: Iterable[StepRecord], fraction: float = 0.95, best: float | None = None) -> Reached | None:
+    """The first point (by step) whose value reaches ``fraction × best``, higher being better.
+
+    ``best`` defaults to the best value of ``curve`` itself; pass the best across strategies to compare runs
+    against one target. None when the curve is empty or never reaches the target.
+    """
+    points = sorted(curve, key=lambda r: r.step)
+    if not points:
+        return None
+    if best is None:
+        best = max(r.value for r in points)
+    target = fraction * best
+    for r in points:
+        if r.value >= target:
+            return Reached(r.step, r.examples, r.wall_s, r.value)
+    return None
+
+
+def dev_curve(records: Iterable[StepRecord]) -> list[StepRecord]:
+    return [r for r in records if r.kind == "dev"]
+
+
+def records_of(steps: pl.DataFrame, run_id: str, kind: str = "dev") -> list[StepRecord]:
+    """The records of one run (and kind) from a steps frame, by step."""
+    sub = steps.filter((pl.col("run_id") == run_id) & (pl.col("kind") == kind)).sort("step")
+    return [StepRecord(r["kind"], r["metric"], r["step"], r["examples"], r["wall_s"], r["value"])
+            for r in sub.iter_rows(named=True)]
+
+
+def times_to_target(steps: pl.DataFrame, rows: pl.DataFrame, fraction: float = 0.95) -> pl.DataFrame:
+    """Per run: time to ``fraction`` of its own best dev value and of the best dev value of every run (every
+    strategy and seed) of its dataset × model with the same dev metric.
+
+    Columns: run_id, dataset, model, strategy, seed, metric, best_dev, own_step, own_examples, own_wall_s,
+    shared_best_dev, shared_step, shared_examples, shared_wall_s (null where the target was never reached).
+    """
+    columns = ["run_id", "dataset", "model", "strategy", "seed", "metric", "best_dev", "own_step", "own_examples",
+               "own_wall_s", "shared_best_dev", "shared_step", "shared_examples", "shared_wall_s"]
+    if steps.is_empty() or rows.is_empty():
+        return pl.DataFrame(schema=dict.fromkeys(columns, pl.Null))
+    dev = steps.filter(pl.col("kind") == "dev").join(
+        rows.select("run_id", "dataset", "model", "strategy", "seed"), on="run_id", how="inner")
+    out = []
+    for (dataset, model, metric), group in dev.group_by("dataset", "model", "metric", maintain_order=True):
+        shared_best = group["value"].max()
+        for (run_id,), run in group.group_by("run_id", maintain_order=True):
+            curve = [StepRecord("dev", metric, r["step"], r["examples"], r["wall_s"], r["value"])
+                     for r in run.iter_rows(named=True)]
+            own, shared = time_to_target(curve, fraction), time_to_target(curve, fraction, shared_best)
+            first = run.row(0, named=True)
+            out.append({"run_id": run_id, "dataset": dataset, "model": model, "strategy": first["strategy"],
+                        "seed": first["seed"], "metric": metric, "best_dev": run["value"].max(),
+                        "own_step": own and own.step, "own_examples": own and own.examples,
+                        "own_wall_s": own and own.wall_s, "shared_best_dev": shared_best,
+                        "shared_step": shared and shared.step, "shared_examples": shared and shared.examples,
+                        "shared_wall_s": shared and shared.wall_s})
+    return pl.DataFrame(out)
