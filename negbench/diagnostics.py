@@ -1,14 +1,13 @@
 """The report's diagnostics beyond the leaderboard: learning curves and time-to-target, hardness series,
 negative-set overlap and planted false negatives; and one sentence on what each one means.
 
-Every input is optional: a store without ``steps.parquet``, ``negatives.parquet`` (or without
-:mod:`negbench.overlap`) or planted-false-negative columns simply has fewer sections.
+Every input is optional: a store without ``steps.parquet``, stored sampled negatives (``negatives/``) or
+planted-false-negative columns simply has fewer sections.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +15,6 @@ import polars as pl
 from negbench.errors import DataError
 
 STEPS_FILE = "steps.parquet"
-NEGATIVES_FILE = "negatives.parquet"
 STEPS_COLUMNS = ("run_id", "kind", "metric", "step", "examples", "wall_s", "value")
 TARGET_FRACTION = 0.95
 
@@ -101,6 +99,7 @@ def planted_table(rows: pl.DataFrame, metric: str) -> pl.DataFrame | None:
     """Planted false negatives: per (dataset_base, model, strategy, rate, kind) with runs both with and without
     planting, the mean ``metric`` without and with it, the drop, and the mean planted shares. None when the
     store has no planting columns or no such pairs."""
+    rows = with_dataset_base(rows)
     needed = ("planted_fn_rate", "dataset_base")
     if any(c not in rows.columns for c in needed) or metric not in rows.columns:
         return None
@@ -134,27 +133,29 @@ def planted_table(rows: pl.DataFrame, metric: str) -> pl.DataFrame | None:
     )
 
 
-def _overlap_function() -> Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame] | None:
-    """``negbench.overlap.negative_overlap`` when that module exists (it is written on another branch)."""
-    try:
-        from negbench.overlap import negative_overlap  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return negative_overlap
+def with_dataset_base(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with ``dataset_base``: the name of the dataset without planting. A planted row's
+    ``base_dataset_fingerprint`` is the ``dataset_fingerprint`` of the plain dataset it was planted in."""
+    if "dataset_base" in rows.columns or "base_dataset_fingerprint" not in rows.columns:
+        return rows
+    plain = rows.filter(pl.col("planted_fn_rate").fill_null(0) == 0) if "planted_fn_rate" in rows.columns else rows
+    names = dict(zip(plain["dataset_fingerprint"].to_list(), plain["dataset"].to_list(), strict=True))
+    base = rows["base_dataset_fingerprint"].fill_null(rows["dataset_fingerprint"]).to_list()
+    return rows.with_columns(pl.Series("dataset_base", [names.get(fp, name) for fp, name in
+                                                         zip(base, rows["dataset"].to_list(), strict=True)]))
 
 
 def load_overlap(results_dir: str | Path, rows: pl.DataFrame) -> pl.DataFrame | None:
-    """The overlap frame (dataset, model, strategy_a, strategy_b, jaccard) of a store with
-    ``negatives.parquet``, when :mod:`negbench.overlap` is importable; else None (section omitted)."""
-    path = Path(results_dir) / NEGATIVES_FILE
-    func = _overlap_function()
-    if func is None or not path.is_file():
+    """The overlap frame (dataset, model, strategy_a, strategy_b, jaccard) of a store whose runs stored their
+    sampled negatives (``negatives/``); None when none did (section omitted)."""
+    from negbench.overlap import negative_overlap
+    from negbench.results import ResultStore
+
+    negatives = ResultStore(results_dir).negatives()
+    if negatives.is_empty():
         return None
-    try:
-        negatives = pl.read_parquet(path)
-    except Exception as exc:
-        raise DataError(f"unreadable negatives.parquet: {exc}", file=path) from exc
-    return func(rows, negatives)
+    overlap = negative_overlap(rows, negatives)
+    return overlap if not overlap.is_empty() else None
 
 
 def overlap_matrix(frame: pl.DataFrame, dataset: str, model: str) -> tuple[list[str], list[list[float | None]]]:

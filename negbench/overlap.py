@@ -40,13 +40,3 @@ def negative_overlap(rows: pl.DataFrame, negatives: pl.DataFrame, seed: int = 0)
             .agg(pl.col("jaccard").mean(), pl.len().cast(pl.UInt32).alias("examples"))
             .sort(["dataset", "model", "strategy_a", "strategy_b"])
             .select(list(OVERLAP_COLUMNS)))
-
-
-def overlap_matrix(overlap: pl.DataFrame, dataset: str, model: str) -> pl.DataFrame:
-    """The strategy × strategy Jaccard matrix of one dataset × model (a ``strategy`` column, one per strategy)."""
-    sub = overlap.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
-    if sub.is_empty():
-        return pl.DataFrame()
-    names = sorted(set(sub["strategy_a"].to_list()))
-    wide = sub.pivot(on="strategy_b", index="strategy_a", values="jaccard").rename({"strategy_a": "strategy"})
-    return wide.select("strategy", *[n for n in names if n in wide.columns]).sort("strategy")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from negbench.overlap import negative_overlap, overlap_matrix
+from negbench.diagnostics import overlap_matrix
+from negbench.overlap import negative_overlap
 from negbench.results import ResultStore
 
 
@@ -38,7 +39,8 @@ def test_identical_sets_overlap_one_disjoint_zero_partial_in_between(tmp_path):
     assert all(score[(s, s)] == 1.0 for s in sets) and "in-batch" not in {a for a, _ in score}
     assert (overlap["examples"] == 2).all()
     matrix = overlap_matrix(overlap, "d", "m")
-    assert matrix.columns == ["strategy", "a", "b", "c", "e"] and matrix["a"].to_list() == [1.0, 1.0, 0.0, 2 / 3]
+    labels, values = matrix
+    assert labels == ["a", "b", "c", "e"] and [row[0] for row in values] == [1.0, 1.0, 0.0, 2 / 3]
 
 
 def test_only_ok_rows_of_the_seed_and_examples_both_have(tmp_path):

@@ -4,8 +4,6 @@ hardness series, overlap heat map, planted false negatives, the rank summary acr
 from __future__ import annotations
 
 import re
-import sys
-import types
 from itertools import combinations
 
 import polars as pl
@@ -160,24 +158,14 @@ def test_overlap_matrix_and_section(three_datasets) -> None:
     assert "Overlap of sampled negatives" not in render_html(rows, per_query, generated="g")
 
 
-def test_overlap_is_loaded_only_with_the_module_and_negatives(tmp_path, monkeypatch) -> None:
+def test_overlap_is_loaded_from_the_stored_negatives(tmp_path) -> None:
     store = synthetic_store(tmp_path, {"in-batch": 0.0, "bm25": 0.05}, seeds=(0,), n_queries=5)
     rows = store.rows()
-    monkeypatch.setitem(sys.modules, "negbench.overlap", None)  # not merged yet: import fails
-    assert load_overlap(tmp_path, rows) is None
-    calls = []
-    fake = types.ModuleType("negbench.overlap")
-
-    def negative_overlap(r, negatives):
-        calls.append(negatives.height)
-        return synthetic_overlap(r)
-
-    fake.negative_overlap = negative_overlap
-    monkeypatch.setitem(sys.modules, "negbench.overlap", fake)
-    assert load_overlap(tmp_path, rows) is None and not calls  # no negatives.parquet
-    pl.DataFrame({"run_id": ["a", "b"], "query_id": ["q", "q"]}).write_parquet(tmp_path / "negatives.parquet")
+    assert load_overlap(tmp_path, rows) is None  # no run stored sampled negatives: section omitted
+    for run_id in rows["run_id"].to_list():
+        store.write_negatives(run_id, {"query_id": ["q1", "q2"], "positive_id": ["p1", "p2"], "doc_id": ["x", "y"]})
     frame = load_overlap(tmp_path, rows)
-    assert calls == [2] and frame["jaccard"].to_list() == [0.3]
+    assert frame is not None and set(frame["jaccard"].to_list()) == {1.0}
     _, html_path = write_report(tmp_path, tmp_path / "site")
     assert "Overlap of sampled negatives" in html_path.read_text(encoding="utf-8")
 
@@ -266,3 +254,18 @@ def test_what_the_diagnostics_mean(three_datasets) -> None:
     for key in ("neg_score_gap", "planted_fn_share", "planted_fn_inbatch_share", "hardness", "time_to_target",
                 "overlap"):
         assert f"**{key}**" in md and MEANINGS[key].count(". ") <= 1  # one sentence each
+
+
+def test_planted_rows_pair_with_plain_rows_by_base_fingerprint() -> None:
+    """Rows as the runner writes them: no dataset_base column; a planted row names the plain dataset's
+    fingerprint in base_dataset_fingerprint."""
+    rows = _planted_rows().drop("dataset_base")
+    rows = rows.with_columns(
+        pl.when(pl.col("dataset") == "toy").then(pl.lit("fp-plain")).otherwise(pl.lit("fp-planted"))
+        .alias("dataset_fingerprint"),
+        pl.when(pl.col("dataset") == "toy").then(pl.lit(None, dtype=pl.String)).otherwise(pl.lit("fp-plain"))
+        .alias("base_dataset_fingerprint"),
+    )
+    table = planted_table(rows, "ndcg@10")
+    assert table is not None and set(table["dataset_base"].to_list()) == {"toy"}
+    assert table.filter(pl.col("strategy") == "bm25")["drop"].item() == pytest.approx(0.1)
