@@ -56,11 +56,6 @@ def _on_unraisable(previous: Any) -> Any:
     return hook
 
 
-def pending() -> BaseException | None:
-    """The interrupt received in the current :func:`trapped` block, if any."""
-    return _pending
-
-
 def check() -> None:
     """Raise the interrupt received in this block (again) if there was one: a safe point to stop."""
     if _pending is not None:
