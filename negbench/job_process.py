@@ -3,9 +3,10 @@
 The suite process spawns a child per job (dataset × model × strategy); the child re-loads the dataset,
 tunes and trains every pending seed, and appends its rows to the store itself (atomic, locked writes).
 A user error in the child (a bad config found late) comes back through a pipe and is raised in the parent
-as the same one-line error; an interrupt ends the child with 130 and is raised as ``KeyboardInterrupt``.
-Any other death (segfault, out-of-memory kill, an uncaught exception) becomes a failed row for every seed
-the job left unfinished, with the reason, and the suite goes on.
+as the same one-line error; an interrupt ends the child with 130 (its running trial re-queued) and is raised
+as ``KeyboardInterrupt``. Strategy code that raises or calls ``sys.exit`` fails its trial or row in the child
+(:mod:`negbench.guard`), as in one process. Any other death (segfault, out-of-memory kill, an uncaught
+exception) becomes a failed row for every seed the job left unfinished, with the reason, and the suite goes on.
 """
 
 from __future__ import annotations
@@ -42,16 +43,18 @@ def _child(plan: Plan, indices: tuple[int, int, int], parent_run: str | None, pr
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from rich.console import Console
 
+    from negbench.interrupts import trapped
     from negbench.runner import Job, SuiteRunner
     from negbench.tracking import Terminated
 
     d, m, s = indices
     runner = SuiteRunner(plan, progress=progress, console=Console(stderr=True), parent_run=parent_run)
     try:
-        check_code_unchanged()
-        runner.tracker.attach(parent_run)
-        dataset = runner.load_dataset(d, plan.suite.datasets[d])
-        runner.run_job(Job(dataset, plan.suite.models[m], plan.strategies[s]))
+        with trapped():  # as in the suite process: interrupts never swallowed; a trial interrupted is re-queued
+            check_code_unchanged()
+            runner.tracker.attach(parent_run)
+            dataset = runner.load_dataset(d, plan.suite.datasets[d])
+            runner.run_job(Job(dataset, plan.suite.models[m], plan.strategies[s]))
     except errors.NegbenchError as exc:
         conn.send((type(exc).__name__, exc.message, exc.file, exc.field))
         sys.exit(2)
@@ -70,12 +73,25 @@ def describe_exit(code: int | None) -> str:
     return f"job process exited with code {code}"
 
 
+def _stop(proc, wait_s: float) -> None:
+    """Give ``proc`` ``wait_s`` seconds to end by itself, then SIGTERM (60 s to close up), then SIGKILL.
+    A second Ctrl-C meanwhile ends the suite at once (:mod:`negbench.interrupts`; the child dies with it)."""
+    proc.join(timeout=wait_s)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=60)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
 def run_isolated(runner: SuiteRunner, job: Job, indices: tuple[int, int, int], parent_run: str | None) -> None:
     """Run ``job`` in a spawned child of ``runner``'s process; record a crash as failed rows."""
     pending = runner.pending_seeds(job)
     if not pending:
         runner.say(f"[dim]skip {escape(job.name)}: every seed already finished[/dim]")
         return
+    before = _rows(runner, pending)
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(runner.plan, indices, parent_run, runner.progress, send),
@@ -84,13 +100,11 @@ def run_isolated(runner: SuiteRunner, job: Job, indices: tuple[int, int, int], p
     send.close()
     try:
         proc.join()
-    except BaseException:  # Ctrl-C (the child got it too) or SIGTERM (it did not): stop the child, then go
-        if proc.is_alive():
-            proc.terminate()
-        proc.join(timeout=60)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+    except KeyboardInterrupt:  # the child got the Ctrl-C too: let it re-queue its trial and close its runs
+        _stop(proc, wait_s=20)
+        raise
+    except BaseException:  # SIGTERM (the child did not get it) or anything else: stop the child, then go
+        _stop(proc, wait_s=0)
         raise
     try:  # a message only if the child raised a user error; EOF (the child closed its end) otherwise
         message = receive.recv() if receive.poll() else None
@@ -101,7 +115,19 @@ def run_isolated(runner: SuiteRunner, job: Job, indices: tuple[int, int, int], p
         raise getattr(errors, kind, errors.NegbenchError)(text, file=file, field=field)
     if proc.exitcode == INTERRUPTED:
         raise KeyboardInterrupt
+    after = _rows(runner, pending)
+    unwritten = [(seed, rid) for seed, rid in pending if rid not in after or after[rid] == before.get(rid)]
     if proc.exitcode != 0:
-        runner.record_crash(job, describe_exit(proc.exitcode))
-    elif runner.pending_seeds(job):  # e.g. a plugin called sys.exit(0): no row, yet "success"
-        runner.record_crash(job, "job process exited (code 0) without finishing its seeds")
+        runner.record_crash(job, describe_exit(proc.exitcode), unwritten)
+    elif unwritten:  # no row, yet "success" (strategy code is guarded: something else ended the process)
+        runner.record_crash(job, "job process exited (code 0) without finishing its seeds", unwritten)
+
+
+def _rows(runner: SuiteRunner, seeds: list[tuple[int, str]]) -> dict[str, dict]:
+    """The stored rows of ``seeds`` by run id: the child wrote a seed's row when it is new or changed (a row
+    failed earlier is retried and replaced, never overwritten by a "crashed" one)."""
+    rows = runner.store.rows()
+    if rows.is_empty():
+        return {}
+    ids = {run_id for _, run_id in seeds}
+    return {r["run_id"]: r for r in rows.iter_rows(named=True) if r["run_id"] in ids}

@@ -14,13 +14,11 @@ train, eval).
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import inspect
 import json
 import logging
 import os
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import optuna
 import torch
 from rich.markup import escape
 
+from negbench import interrupts
 from negbench.budget import Budget, BudgetError, budget_for
 from negbench.claims import ClaimBoard
 from negbench.config import DatasetConfig, ModelConfig, Suite, TrainingConfig, load_suite, stable_hash
@@ -37,6 +36,7 @@ from negbench.curves import dev_curve, time_to_target
 from negbench.data import RetrievalDataset
 from negbench.errors import ConfigError, InvalidTrialError, NegbenchError, NonFiniteLossError
 from negbench.evaluation import evaluate
+from negbench.guard import StrategyFailure, describe, guarded
 from negbench.job_process import run_isolated
 from negbench.measure import PeakMemory, Timer
 from negbench.mining import MiningServices
@@ -194,7 +194,12 @@ class SuiteRunner:
         The validation stage runs first (unless the caller ran it: ``validated``); nothing is created on disk
         before it passes. The output directory is then locked for the run's life (:mod:`negbench.run_lock`):
         exclusively by a run, shared by workers; whoever holds it alone first removes the temporaries a killed
-        run left."""
+        run left. Interrupts are handled by :func:`negbench.interrupts.trapped`: never swallowed, and a second
+        Ctrl-C while the first is handled exits at once."""
+        with interrupts.trapped():
+            return self._run(validated)
+
+    def _run(self, validated: Validated | None) -> ResultStore:
         validated = validated or validate_plan(self.plan)
         for note in validated.notes:
             self.say(f"[yellow]note: {escape(note)}[/yellow]")
@@ -223,6 +228,7 @@ class SuiteRunner:
                         run_isolated(self, job, indices, suite_run)
                     else:
                         self.run_job(job)
+                    interrupts.check()
             else:
                 self.work(jobs)
             self.store.flush()
@@ -238,11 +244,12 @@ class SuiteRunner:
         return [(d, m, s) for d in range(len(self.suite.datasets)) for m in range(len(self.suite.models))
                 for s in range(len(self.plan.strategies))]
 
-    def record_crash(self, job: Job, reason: str) -> None:
-        """A failed row, with ``reason``, for every seed of ``job`` that its crashed process left unfinished."""
+    def record_crash(self, job: Job, reason: str, seeds: list[tuple[int, str]] | None = None) -> None:
+        """A failed row, with ``reason``, for every seed of ``job`` that its crashed process left unfinished
+        (``seeds``: those it wrote no row for; default: every pending seed)."""
         self.tracker.fail_open_runs(keep=set(self.tracker._stack))  # the crashed process's job/seed runs
         device = self.device_for(job)
-        for seed, run_id in self.pending_seeds(job):
+        for seed, run_id in self.pending_seeds(job) if seeds is None else seeds:
             row = {"run_id": run_id, "config_key": job_key(self.suite, job.dataset, job.model_cfg, job.spec),
                    "suite": self.suite.suite.name, "dataset": job.dataset.name,
                    "dataset_fingerprint": job.dataset.fingerprint, "model": job.model_cfg.display_name,
@@ -306,6 +313,7 @@ class SuiteRunner:
         stopped heart-beating is taken over; a trial left RUNNING by that holder is failed and re-queued.
         """
         while True:
+            interrupts.check()
             states = [self.work_on(job) for job in jobs]
             if all(state == "done" for state in states):
                 return
@@ -385,7 +393,8 @@ class SuiteRunner:
             strategy_values, training_values = split_params(values)
             try:  # a draw the strategy rejects fails this trial only (it still counts against the budget)
                 training = self.training_for(spec, training_values)
-                strategy = spec.build(strategy_values)
+                with guarded():
+                    strategy = spec.build(strategy_values)
             except (NegbenchError, ValueError) as exc:
                 raise InvalidTrialError(f"trial {trial.number}: invalid parameters {values}: {exc}") from None
 
@@ -401,8 +410,11 @@ class SuiteRunner:
             with self.tracker.run(f"{spec.label} trial {trial.number}", params=values,
                                   tags={"kind": "trial", "trial": trial.number}) as trial_run:
                 try:
-                    fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
-                                   on_epoch_end=epoch_end if training.epochs > 1 else None)
+                    with guarded():  # strategy code (any hook) fails this trial only; see negbench.guard
+                        fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
+                                       on_epoch_end=epoch_end if training.epochs > 1 else None)
+                        value = self.score(fit.model, dataset, dataset.dev, [cfg.metric],
+                                           model_cfg).metrics[cfg.metric]
                 except (BudgetError, NegbenchError) as exc:
                     raise InvalidTrialError(f"trial {trial.number}: {exc}") from None
                 except optuna.TrialPruned:
@@ -410,7 +422,6 @@ class SuiteRunner:
                     pruned = True
                 else:
                     pruned = False
-                    value = self.score(fit.model, dataset, dataset.dev, [cfg.metric], model_cfg).metrics[cfg.metric]
                     self.tracker.log_metrics(trial_run, {f"dev_{cfg.metric}": value, "train_s": fit.outcome.train_s})
                     self.tracker.set_tags(trial_run, {"state": "COMPLETE"})
             if pruned:
@@ -524,48 +535,15 @@ class SuiteRunner:
         train_mem, eval_mem = PeakMemory(device=device), PeakMemory(device=device)
         started = time.perf_counter()
         try:
-            strategy = spec.build(tuned.params)
-            release_memory(device)
-            if strategy.trains:
-                with train_mem:
-                    fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
-                                   diagnostics=self.diagnostics_for(dataset, model_cfg))
-                model, corpus_emb, o = fit.model, None, fit.outcome
-                reached = time_to_target(dev_curve(o.step_records), 0.95)
-                row.update(_steps=o.step_records, time_to_95_s=reached and reached.wall_s)
-                row.update(mine_s=fit.mine_s, train_s=o.train_s, refresh_s=o.refresh_s, sample_s=o.sample_s,
-                           steps=o.steps, examples_seen=o.examples_seen, _losses=o.losses, **o.batch_stats,
-                           train_examples_per_s=o.examples_seen / max(o.train_s, 1e-9),
-                           steps_per_epoch=fit.budget.steps_per_epoch,
-                           examples_per_epoch=fit.budget.examples_per_epoch, budget=fit.budget.reason,
-                           planted_fn_inbatch_share=o.planted_fn_inbatch_share)
-            else:
-                fit = None
-                model = services.base_model
-                # the base model's cached embeddings cover the training corpus; its prefix is the evaluated one
-                corpus_emb = services.corpus_embeddings()[: len(dataset.eval_corpus)].to(device)
-            release_memory(device)
-            with eval_mem:
-                result = self.score(model, dataset, dataset.test(), self.suite.evaluation.metrics, model_cfg,
-                                    corpus_embeddings=corpus_emb)
-            row.update(result.metrics)
-            row["eval_s"] = result.seconds
-            per_query = result.per_query
-            if self.suite.evaluation.mteb_tasks:
-                row.update(self.mteb_scores(model, model_cfg, spec, seed, run_id))
-            if fit is not None and fit.candidates is not None:
-                sampled = strategy.sample(fit.ctx, fit.candidates, 0)
-                row.update(neg_score_gap=score_gap(fit.ctx, sampled),
-                           planted_fn_share=planted_fn_share(fit.ctx, sampled))
-                row["_negatives"] = sampled_negative_ids(fit.ctx, sampled)
+            with guarded():  # strategy code (any hook) that raises or exits fails this row only
+                row, per_query = self._final(row, dataset, model_cfg, device, services, spec, tuned, training, seed,
+                                             run_id, train_mem, eval_mem)
         except NonFiniteLossError as exc:
             row.update(status="failed: non-finite loss", error=str(exc))
-        except (NegbenchError, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            log.debug("job failed", exc_info=True)
-            row.update(status=f"failed: {type(exc).__name__}", error="".join(
-                traceback.format_exception_only(type(exc), exc)).strip()[:2000])
+        except BudgetError as exc:
+            row.update(status="failed: BudgetError", error=describe(exc))
+        except StrategyFailure as exc:
+            row.update(status=f"failed: {exc.kind}", error=exc.reason)
         row["total_s"] = time.perf_counter() - started
         row["train_peak_rss_mb"], row["eval_peak_rss_mb"] = train_mem.peak_rss_mb or None, eval_mem.peak_rss_mb or None
         row["train_peak_gpu_mb"], row["eval_peak_gpu_mb"] = train_mem.peak_gpu_mb, eval_mem.peak_gpu_mb
@@ -573,6 +551,46 @@ class SuiteRunner:
         gpu = [v for v in (train_mem.peak_gpu_mb, eval_mem.peak_gpu_mb) if v is not None]
         row["peak_gpu_mb"] = max(gpu) if gpu else None
         release_memory(device)
+        return row, per_query
+
+    def _final(self, row: dict[str, Any], dataset: RetrievalDataset, model_cfg: ModelConfig, device: str,
+               services: MiningServices, spec: StrategySpec, tuned: TuningOutcome, training: TrainingConfig,
+               seed: int, run_id: str, train_mem: PeakMemory, eval_mem: PeakMemory):
+        """The body of :meth:`run_final` (run under its guard): fills ``row``; returns (row, per-query)."""
+        strategy = spec.build(tuned.params)
+        release_memory(device)
+        if strategy.trains:
+            with train_mem:
+                fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
+                               diagnostics=self.diagnostics_for(dataset, model_cfg))
+            model, corpus_emb, o = fit.model, None, fit.outcome
+            reached = time_to_target(dev_curve(o.step_records), 0.95)
+            row.update(_steps=o.step_records, time_to_95_s=reached and reached.wall_s)
+            row.update(mine_s=fit.mine_s, train_s=o.train_s, refresh_s=o.refresh_s, sample_s=o.sample_s,
+                       steps=o.steps, examples_seen=o.examples_seen, _losses=o.losses, **o.batch_stats,
+                       train_examples_per_s=o.examples_seen / max(o.train_s, 1e-9),
+                       steps_per_epoch=fit.budget.steps_per_epoch,
+                       examples_per_epoch=fit.budget.examples_per_epoch, budget=fit.budget.reason,
+                       planted_fn_inbatch_share=o.planted_fn_inbatch_share)
+        else:
+            fit = None
+            model = services.base_model
+            # the base model's cached embeddings cover the training corpus; its prefix is the evaluated one
+            corpus_emb = services.corpus_embeddings()[: len(dataset.eval_corpus)].to(device)
+        release_memory(device)
+        with eval_mem:
+            result = self.score(model, dataset, dataset.test(), self.suite.evaluation.metrics, model_cfg,
+                                corpus_embeddings=corpus_emb)
+        row.update(result.metrics)
+        row["eval_s"] = result.seconds
+        per_query = result.per_query
+        if self.suite.evaluation.mteb_tasks:
+            row.update(self.mteb_scores(model, model_cfg, spec, seed, run_id))
+        if fit is not None and fit.candidates is not None:
+            sampled = strategy.sample(fit.ctx, fit.candidates, 0)
+            row.update(neg_score_gap=score_gap(fit.ctx, sampled),
+                       planted_fn_share=planted_fn_share(fit.ctx, sampled))
+            row["_negatives"] = sampled_negative_ids(fit.ctx, sampled)
         return row, per_query
 
 
@@ -603,8 +621,9 @@ def epochs_run(training: TrainingConfig, budget: Budget) -> int:
 
 def release_memory(device: str) -> None:
     """Return freed memory to the system before a measured phase, so its peak is its own: Python garbage,
-    glibc's free lists (``malloc_trim``; glibc keeps freed heap otherwise) and PyTorch's CUDA cache."""
-    gc.collect()
+    glibc's free lists (``malloc_trim``; glibc keeps freed heap otherwise) and PyTorch's CUDA cache.
+    Raises an interrupt received (and swallowed somewhere) since the run started."""
+    interrupts.collect()  # an interrupt that landed in a gc callback stops the run here
     try:
         import ctypes
 

@@ -62,7 +62,8 @@ class Tracker:
             self.experiment_id = experiment.experiment_id
         if close_stale:
             self.close_stale()
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):  # negbench.interrupts may handle it
+            signal.signal(signal.SIGTERM, _on_sigterm)
 
     def attach(self, parent_run: str | None) -> None:
         """In a job process: connect without closing the suite's open runs, nesting under ``parent_run``."""

@@ -8,7 +8,8 @@ against the strategy's ``Params`` before anything trains. The objective is a met
 
 Studies live in a storage under the output directory by default (an Optuna journal file); any storage URL
 (``sqlite:///…``, ``postgresql://…``) can be configured. A rerun resumes: finished trials are kept,
-trials left RUNNING by a killed process are marked FAIL and their parameters re-queued.
+trials left RUNNING by a killed process, and trials interrupted by Ctrl-C or SIGTERM, are marked FAIL (not
+counted against the budget) and their parameters re-queued.
 """
 
 from __future__ import annotations
@@ -29,15 +30,28 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from negbench import interrupts
 from negbench.budget import BudgetError
 from negbench.config import SearchDim, StrategyConfig, TrainingConfig, TuningConfig
 from negbench.errors import ConfigError, InvalidTrialError, NonFiniteLossError
+from negbench.guard import StrategyFailure, describe
+from negbench.interrupts import INTERRUPTS
 from negbench.strategy import Strategy
 
 log = logging.getLogger(__name__)
 TRAINING_PREFIX = "training."
 TUNABLE_TRAINING = {"lr", "warmup_ratio", "weight_decay", "num_negatives", "batch_size", "epochs", "max_steps"}
 REQUEUED = "negbench_requeued"
+FAILURE = "negbench_failure"
+TRIAL_FAILURES = (StrategyFailure, InvalidTrialError, BudgetError, NonFiniteLossError)
+
+
+class _TrialEnded(BaseException):
+    """Leaves ``study.optimize`` once negbench has set the trial's state itself (Optuna logs nothing)."""
+
+    def __init__(self, interrupt: BaseException | None) -> None:
+        super().__init__()
+        self.interrupt = interrupt
 
 
 def to_distribution(dim: SearchDim) -> BaseDistribution:
@@ -135,6 +149,11 @@ class Tuner:
         self.study_name = study_name
         self.seed = seed
 
+    @property
+    def label(self) -> str:
+        """The study's name without its configuration key (suite/dataset/model/strategy)."""
+        return self.study_name.rsplit("/", 1)[0]
+
     def study(self, slot: int = 0) -> optuna.Study:
         """The stored study, with a sampler seeded by (seed, slot): trial slot ``k`` draws the same random
         start-up parameters in one process or across many workers."""
@@ -149,7 +168,8 @@ class Tuner:
 
     @staticmethod
     def requeue(study: optuna.Study, trials) -> int:
-        """Mark trials left RUNNING by a dead process as FAIL and enqueue their parameters again."""
+        """Mark trials left RUNNING (by a dead process, or interrupted) as FAIL, not counted against the
+        budget, and enqueue their parameters again."""
         for trial in trials:
             study._storage.set_trial_user_attr(trial._trial_id, REQUEUED, True)
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -167,7 +187,14 @@ class Tuner:
 
     def run_slot(self, objective: Callable[[optuna.Trial], float], slot: int) -> None:
         """Run trial slot ``slot`` (one trial). A trial of this slot left RUNNING by a dead holder is
-        failed and its parameters re-queued, so the replacement trial evaluates them."""
+        failed and its parameters re-queued, so the replacement trial evaluates them.
+
+        A trial that fails (:data:`TRIAL_FAILURES`) is FAIL with its reason in the ``negbench_failure`` user
+        attr, logged in one line, and counts against the budget. A trial interrupted (Ctrl-C, SIGTERM) is
+        re-queued like a killed one — not counted, its parameters evaluated again by the next run of this
+        slot — and the interrupt propagates; Optuna logs neither. Garbage is collected after the trial under
+        :func:`negbench.interrupts.collect`, so an interrupt raised in a gc callback is not lost.
+        """
         study = self.study(slot)
         stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                  if t.user_attrs.get("slot") == slot]
@@ -176,10 +203,24 @@ class Tuner:
 
         def with_slot(trial: optuna.Trial) -> float:
             trial.set_user_attr("slot", slot)
-            return objective(trial)
+            try:
+                return objective(trial)
+            except INTERRUPTS as exc:
+                self.requeue(study, [trial])
+                raise _TrialEnded(exc) from None
+            except TRIAL_FAILURES as exc:
+                reason = describe(exc)
+                trial.set_user_attr(FAILURE, reason)
+                study.tell(trial, state=TrialState.FAIL)
+                log.warning("%s: trial %d failed: %s", self.label, trial.number, reason)
+                raise _TrialEnded(None) from None
 
-        study.optimize(with_slot, n_trials=1, catch=(NonFiniteLossError, InvalidTrialError, BudgetError),
-                       gc_after_trial=True)
+        try:
+            study.optimize(with_slot, n_trials=1, gc_after_trial=False)
+        except _TrialEnded as ended:
+            if ended.interrupt is not None:
+                raise ended.interrupt from None
+        interrupts.collect()
 
     def run(self, objective: Callable[[optuna.Trial], float]) -> TuningOutcome:
         """Single process: re-queue trials a killed run left RUNNING, then fill the remaining slots."""

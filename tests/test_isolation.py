@@ -89,7 +89,8 @@ name = "in-batch"
 
 
 class Exiter(Strategy):
-    """Ends its process with exit code 0 while mining: no row, and the job used to count as a success."""
+    """Calls sys.exit(0) while mining: the job used to end with no row and count as a success; then as a
+    "crashed" row with no reason. The guard around strategy code fails its row, naming the exit."""
 
     name = "exiter"
 
@@ -97,9 +98,9 @@ class Exiter(Strategy):
         raise SystemExit(0)
 
 
-def test_a_job_that_exits_0_without_rows_is_a_failed_row(tmp_path, toy_data, tiny_model, monkeypatch):
+def test_a_strategy_that_exits_0_is_a_failed_row(tmp_path, toy_data, tiny_model, monkeypatch):
     monkeypatch.setattr("tests.test_isolation._registry", lambda: _with(Exiter))
     rows = _run(tmp_path, toy_data, tiny_model, '[[strategies]]\nname = "exiter"\n[[strategies]]\nname = "in-batch"\n')
     by = {r["strategy"]: r for r in rows.iter_rows(named=True)}
-    assert by["exiter"]["status"] == "failed: crashed" and "without finishing" in by["exiter"]["error"]
+    assert by["exiter"]["status"] == "failed: SystemExit" and "sys.exit(0)" in by["exiter"]["error"]
     assert by["in-batch"]["status"] == "ok"
