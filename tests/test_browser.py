@@ -19,10 +19,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from negbench.html_report import write_report
-from negbench.testing.results import synthetic_overlap, synthetic_steps, synthetic_store
+from negbench.testing.results import synthetic_steps, synthetic_store
 
 XSS = "<img src=x onerror=alert(1)>|x"
 FLAGS = [
@@ -277,19 +278,14 @@ def test_leaderboard_in_chromium(browser, tmp_path) -> None:
         shutil.copy(png, Path(keep) / png.name)
 
 
-def test_diagnostics_render_in_chromium(browser, tmp_path, monkeypatch) -> None:
+def test_diagnostics_render_in_chromium(browser, tmp_path) -> None:
     """Learning curves, hardness series, overlap heat map and rank summary: visible, zero CSP violations."""
-    import types
-
-    import polars as pl
-
     effects = {"in-batch": 0.0, "bm25": 0.06, "dense": 0.03, "none": -0.1}
     store = synthetic_store(tmp_path / "store", effects, datasets=("a", "b", "c"), n_queries=20, seeds=(0, 1))
     synthetic_steps(store.rows(), effects).write_parquet(store.directory / "steps.parquet")
-    pl.DataFrame({"run_id": ["x"]}).write_parquet(store.directory / "negatives.parquet")
-    fake = types.ModuleType("negbench.overlap")
-    fake.negative_overlap = lambda rows, negatives: synthetic_overlap(rows)
-    monkeypatch.setitem(sys.modules, "negbench.overlap", fake)  # the overlap module lives on another branch
+    for k, row in enumerate(store.rows().filter(pl.col("strategy").is_in(["bm25", "dense"])).iter_rows(named=True)):
+        store.write_negatives(row["run_id"], {"query_id": ["q1", "q2"], "positive_id": ["p1", "p2"],
+                                              "doc_id": ["x", "y" if k % 2 else "z"]})
     _, html_path = write_report(store.directory, tmp_path / "site")
 
     page = browser.page
