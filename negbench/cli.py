@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from negbench.errors import NegbenchError
+from negbench.quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark negative-sampling strategies.")
 console = Console(stderr=True)
@@ -48,16 +48,6 @@ def require(ok: bool, flag: str, message: str) -> None:
         raise NegbenchError(message, field=flag)
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not verbose:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-
-
 @app.command()
 @user_errors
 def run(
@@ -66,7 +56,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Fine-tune and evaluate every dataset × model × strategy × seed of SUITE."""
-    _quiet_libraries(verbose)
+    quiet_libraries(verbose)
     from negbench.report import rich_table
     from negbench.runner import SuiteRunner, plan_suite
     from negbench.tracking import Terminated
@@ -102,7 +92,7 @@ def worker(
     if gpus:
         _spawn_gpu_workers(suite, storage, gpus, heartbeat, grace)
         return
-    _quiet_libraries(verbose)
+    quiet_libraries(verbose)
     from negbench.claims import ClaimBoard
     from negbench.runner import SuiteRunner, claims_url
     from negbench.tracking import Terminated
@@ -167,7 +157,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Per job of SUITE: trials done / running / failed, seeds done, best dev metric."""
-    _quiet_libraries(False)
+    quiet_libraries(False)
     from rich.table import Table
 
     from negbench.runner import job_status
@@ -216,7 +206,7 @@ def plan_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Dry run: per job the steps and examples per epoch, batch sizes, budget and training runs SUITE makes."""
-    _quiet_libraries(verbose)
+    quiet_libraries(verbose)
     from rich.markup import escape
     from rich.table import Table
 
@@ -297,7 +287,7 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object of metrics.")] = False,
 ) -> None:
     """Evaluate a model zero-shot on a BEIR-layout dataset (exact search, pytrec_eval)."""
-    _quiet_libraries(False)
+    quiet_libraries(False)
     from negbench.config import DatasetConfig, ModelConfig
     from negbench.data import load_dataset
     from negbench.evaluation import evaluate

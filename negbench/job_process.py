@@ -40,8 +40,11 @@ def _die_with_parent() -> None:
 def _child(plan: Plan, indices: tuple[int, int, int], parent_run: str | None, progress: bool, conn) -> None:
     _die_with_parent()
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts (determinism)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from rich.console import Console
+
+    from negbench.quiet import quiet_libraries
+
+    quiet_libraries()  # as the suite process chose (NEGBENCH_VERBOSE)
 
     from negbench.interrupts import trapped
     from negbench.runner import Job, SuiteRunner

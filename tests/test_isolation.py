@@ -104,3 +104,19 @@ def test_a_strategy_that_exits_0_is_a_failed_row(tmp_path, toy_data, tiny_model,
     by = {r["strategy"]: r for r in rows.iter_rows(named=True)}
     assert by["exiter"]["status"] == "failed: SystemExit" and "sys.exit(0)" in by["exiter"]["error"]
     assert by["in-batch"]["status"] == "ok"
+
+
+def test_job_processes_are_as_quiet_as_the_suite_process(tmp_path, toy_data, tiny_model):
+    """A spawned job used to print transformers' "Loading weights" bars the suite process had turned off."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    suite = tmp_path / "s.toml"
+    suite.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("in-batch",),
+                                isolation="process"))
+    done = subprocess.run([sys.executable, "-m", "negbench", "run", str(suite), "--no-progress"], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "NEGBENCH_VERBOSE": ""},
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "Loading weights" not in done.stderr and "Computing widget examples" not in done.stderr, done.stderr
