@@ -23,6 +23,14 @@ class _Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No NUL character in any text (paths and names reach the file system and the terminal)."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL character")
+        return value
+
 
 # Bounds that keep a suite finite: a typo (``epochs = 1e20``) is refused, not trained for ever.
 MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
@@ -36,9 +44,9 @@ MAX_CURVE_POINTS = 1_000
 
 
 class SuiteSection(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"\S")
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(default_factory=lambda: [0], min_length=1)
-    output_dir: str = "runs/default"
+    output_dir: str = Field(default="runs/default", pattern=r"\S")
     baseline: str = "in-batch"
     data_dirs: list[str] = Field(default_factory=list)
     cache_dir: str | None = None
@@ -87,6 +95,19 @@ class DatasetConfig(_Strict):
     max_train_queries: Annotated[int, Field(gt=0)] | None = None
     max_dev_queries: Annotated[int, Field(gt=0)] | None = None
     max_test_queries: Annotated[int, Field(gt=0)] | None = None
+
+    @field_validator("train_split", "test_split", "dev_split")
+    @classmethod
+    def _split_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or "/" in value or "\\" in value or value.startswith(".")):
+            raise ValueError(f"a split is a file name under qrels/ (e.g. 'test'), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _test_kept_apart(self) -> DatasetConfig:
+        if self.test_split in (self.train_split, self.dev_split):
+            raise ValueError(f"the test split {self.test_split!r} cannot also be the train or dev split")
+        return self
     false_negatives: FalseNegatives | None = None
 
     @property
@@ -173,6 +194,13 @@ class SearchDim(_Strict):
             return self
         if self.low is None or self.high is None:
             raise ValueError(f"{self.type} needs 'low' and 'high'")
+        if self.step is not None:
+            if not self.step > 0:
+                raise ValueError(f"step must be > 0, got {self.step}")
+            if self.log:
+                raise ValueError("step cannot be combined with log = true (Optuna samples one or the other)")
+            if self.type == "int" and self.step != int(self.step):
+                raise ValueError(f"int step must be a whole number, got {self.step}")
         if self.low > self.high:
             raise ValueError(f"inverted range: low {self.low} > high {self.high}")
         if self.log and self.low <= 0:

@@ -27,6 +27,7 @@ from negbench.false_negatives import Plant, plant_false_negatives
 log = logging.getLogger(__name__)
 
 Qrels = dict[str, dict[str, int]]
+MAX_QRELS_SCORE = 2**31 - 1
 
 
 @dataclass
@@ -248,6 +249,8 @@ def read_qrels(path: Path, corpus_ids: dict[str, int], queries: dict[str, str], 
             rel = int(score)
         except ValueError:
             raise DataError(f"score {score!r} is not an integer", file=f"{path}:{lineno}") from None
+        if abs(rel) > MAX_QRELS_SCORE:  # pytrec_eval keeps scores in a C int
+            raise DataError(f"score {score} is out of range (|score| <= {MAX_QRELS_SCORE})", file=f"{path}:{lineno}")
         if doc_id not in corpus_ids:
             warnings["qrels row naming an unknown document"] += 1
             continue
@@ -405,7 +408,7 @@ def load_dataset(
         keep_docs = sorted(needed_idx + rng.choice(rest, size=min(fill, len(rest)), replace=False).tolist())
         corpus = Corpus([corpus.ids[i] for i in keep_docs], [corpus.texts[i] for i in keep_docs])
 
-    files = [root / "corpus.jsonl", root / "queries.jsonl", *sorted(qrels_dir.glob("*.tsv"))]
+    files = [root / "corpus.jsonl", root / "queries.jsonl", *sorted(p for p in qrels_dir.glob("*.tsv") if p.is_file())]
     subset = f"{cfg.train_split}|{cfg.dev_split}|{cfg.dev_fraction}|{cfg.test_split}|{cfg.max_corpus}|" + (
         f"{cfg.max_train_queries}|{cfg.max_dev_queries}|{cfg.max_test_queries}|splits by query text"
     )

@@ -25,6 +25,7 @@ from typing import Any
 
 import optuna
 import torch
+from pydantic import ValidationError
 from rich.markup import escape
 
 from negbench import interrupts
@@ -58,7 +59,7 @@ from negbench.run_lock import RunLock, remove_stale_temporaries
 from negbench.strategy import Negatives, Strategy, StrategySpec
 from negbench.tracking import Tracker
 from negbench.training import Diagnostics, train
-from negbench.tuning import Tuner, TuningOutcome, build_space, split_params, storage_for, suggest
+from negbench.tuning import Tuner, TuningOutcome, build_space, first_error, split_params, storage_for, suggest
 from negbench.validation import Validated, load_suite_dataset, validate_plan
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,9 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
                 raise ConfigError(f"unknown training field(s) {sorted(bad_training)}", field=f"{where}.training")
             try:
                 suite.training.model_validate({**suite.training.model_dump(), **cfg.training})
-            except ValueError as exc:
-                raise ConfigError(f"invalid training override: {exc}", field=f"{where}.training") from None
+            except ValidationError as exc:
+                raise ConfigError(f"invalid training override: {first_error(exc)}", field=f"{where}.training") \
+                    from None
             space = (build_space(cls, cfg, where, suite.tuning.search_space)
                      if suite.tuning.n_trials > 0 and cls.trains else {})
         except NegbenchError as exc:
@@ -672,6 +674,8 @@ def job_status(plan: Plan, validated: Validated | None = None) -> list[dict[str,
     """Per job: trials complete / pruned / running / failed, seeds done, best dev metric (for `negbench status`)."""
     from optuna.trial import TrialState
 
+    from negbench.tuning import REQUEUED
+
     runner = SuiteRunner(plan)
     datasets = (validated or validate_plan(plan)).datasets
     out = []
@@ -694,7 +698,7 @@ def job_status(plan: Plan, validated: Validated | None = None) -> list[dict[str,
                         trials = study.get_trials(deepcopy=False)
                         for key, state in (("complete", TrialState.COMPLETE), ("pruned", TrialState.PRUNED),
                                            ("running", TrialState.RUNNING), ("failed", TrialState.FAIL)):
-                            row[key] = sum(t.state == state for t in trials)
+                            row[key] = sum(t.state == state and not t.user_attrs.get(REQUEUED) for t in trials)
                         if row["complete"]:
                             row["best_dev"] = study.best_value
                 out.append(row)

@@ -29,6 +29,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState
+from pydantic import ValidationError
 
 from negbench import interrupts
 from negbench.budget import BudgetError
@@ -81,20 +82,36 @@ def build_space(cls: type[Strategy], cfg: StrategyConfig, where: str,
                                   field=field)
         elif name in cfg.params:
             raise ConfigError("parameter is pinned in 'params'; remove it there to search it", field=field)
-        space[name] = to_distribution(dim)
+        try:
+            space[name] = to_distribution(dim)
+        except ValueError as exc:  # what Optuna refuses that the SearchDim checks did not foresee
+            raise ConfigError(str(exc), field=field) from None
     for name, dist in space.items():
         field = f"{where}.search_space.{name}"
+        if name == f"{TRAINING_PREFIX}max_steps" and not isinstance(dist, CategoricalDistribution) \
+                and dist.low <= 0 <= dist.high and dist.high > -1:
+            raise ConfigError("a max_steps range must stay >= 1 (0 and values below -1 are not valid)", field=field)
         for value in _edges(dist):
             if name.startswith(TRAINING_PREFIX):
                 key = name.removeprefix(TRAINING_PREFIX)
                 try:
                     TrainingConfig.model_validate({key: value})
-                except Exception as exc:
-                    raise ConfigError(f"value {value!r} is invalid for training.{key}: {exc}", field=field) \
-                        from None
+                except ValidationError as exc:
+                    raise ConfigError(f"value {_short(value)} is invalid for training.{key}: {first_error(exc)}",
+                                      field=field) from None
             else:
                 cls.parse_params({**cfg.params, name: value}, where=field)
     return space
+
+
+def first_error(exc: ValidationError) -> str:
+    """pydantic's first message, without its documentation link."""
+    return exc.errors()[0]["msg"].removeprefix("Value error, ")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else f"{value:.3g}" if isinstance(value, int | float) else text[:21] + "..."
 
 
 def split_params(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -201,7 +201,8 @@ def check_storage_url(url: str | None, path: Path | str, where: str) -> None:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 - a port that is not a number raises here
+    except (ArgumentError, ValueError):
         raise ConfigError(f"not a database URL: {url!r} (sqlite:///path, postgresql://…, mysql://…)",
                           file=path, field=where) from None
     backend = parsed.get_backend_name()

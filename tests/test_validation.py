@@ -167,6 +167,27 @@ CASES = [
              (root / "qrels" / "train.tsv").read_text().replace("\t1\n", "\t1.5\n", 2).replace("\t1.5\n", "\t1\n", 1))),
     Case("no dev split with tuning", "dev_split", suite=_append(TUNED), data=_train_only_one_query),
     Case("num_negatives over corpus", "corpus has", _set("num_negatives", "4000")),
+    # ------------------------------------------------------------------ found by a hostile review
+    Case("storage port not a number", "tuning.storage", _append('[tuning]\nstorage = "postgresql://u@h:notaport/x"')),
+    Case("int step not whole", "search_space", _append(
+        '[tuning]\nn_trials = 2\n[tuning.search_space."training.batch_size"]\ntype = "int"\nlow = 4\nhigh = 16\n'
+        'step = 0.5')),
+    Case("float step negative", "step must be > 0", _append(
+        '[tuning]\nn_trials = 2\n[tuning.search_space."training.lr"]\ntype = "float"\nlow = 1e-4\nhigh = 1e-3\n'
+        'step = -1.0')),
+    Case("log with step", "log", _append(
+        '[tuning]\nn_trials = 2\n[tuning.search_space."training.lr"]\ntype = "float"\nlow = 1e-4\nhigh = 1e-3\n'
+        'log = true\nstep = 1e-4')),
+    Case("max_steps range through 0", "max_steps", _append(
+        '[tuning]\nn_trials = 2\n[tuning.search_space."training.max_steps"]\ntype = "int"\nlow = -1\nhigh = 5')),
+    Case("NUL in output_dir", "suite.output_dir", _line("output_dir", '"/tmp/a\\u0000b"')),
+    Case("empty output_dir", "suite.output_dir", _line("output_dir", '""')),
+    Case("blank suite name", "suite.name", _line("name", '"   "')),
+    Case("dev split is the test split", "datasets[0]", _set("dev_split", '"test"', "[[datasets]]")),
+    Case("train split is the test split", "datasets[0]", _set("train_split", '"test"', "[[datasets]]")),
+    Case("split path traversal", "datasets[0].test_split", _set("test_split", '"../../x"', "[[datasets]]")),
+    Case("test score out of C int", "test.tsv:2",
+         data=_write("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq0\td0\t99999999999999999999999\n")),
     Case("batch over train examples", "training.batch_size", _set("batch_size", "4000")),
 ]
 
@@ -382,3 +403,37 @@ def test_report_out_an_existing_file(tmp_path):
     assert result.exit_code == 2
     assert str(tmp_path / "f") in one_error_line(result)
     assert (tmp_path / "f").read_text() == "x"
+
+
+def test_a_fifo_among_the_qrels_files_does_not_hang_validation(toy_copy, tiny_model, tmp_path):
+    """The dataset fingerprint used to open every qrels/*.tsv, so a FIFO there blocked for ever."""
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(toy_copy / "qrels" / "dev.tsv")
+    (tmp_path / "s.toml").write_text(suite_text(toy_copy, tiny_model, tmp_path / "out"))
+    done = subprocess.run([sys.executable, "-m", "negbench", "validate", str(tmp_path / "s.toml")],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+
+
+def test_interrupted_trials_are_not_counted_as_failed_in_status(toy_data, tiny_model, tmp_path):
+    from optuna.trial import TrialState
+
+    from negbench.runner import SuiteRunner, job_status
+    from negbench.tuning import Tuner
+
+    (tmp_path / "s.toml").write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("in-batch",),
+                                                extra=TUNED))
+    plan = plan_suite(tmp_path / "s.toml")
+    runner_ = SuiteRunner(plan)
+    job = __import__("negbench.runner", fromlist=["Job"]).Job(validate_plan(plan).datasets[0], plan.suite.models[0],
+                                                             plan.strategies[0])
+    tuner = runner_.tuner_for(job)
+    study = tuner.study()
+    trial = study.ask()
+    trial.suggest_float("training.lr", 1e-4, 1e-3)
+    Tuner.requeue(study, [study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]])
+    (row,) = job_status(plan)
+    assert row["failed"] == 0
