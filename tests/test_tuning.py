@@ -87,7 +87,8 @@ log = true
 """
 
 
-def test_tuned_run_records_trial_and_never_reads_test_before_final(tmp_path, toy_data, tiny_model):
+def test_garbage_test_qrels_are_refused_before_tuning(tmp_path, toy_data, tiny_model):
+    """The validation stage parses the test qrels (and discards them): garbage there is found before any trial."""
     import shutil
 
     data = tmp_path / "data"
@@ -96,8 +97,36 @@ def test_tuned_run_records_trial_and_never_reads_test_before_final(tmp_path, toy
     suite = tmp_path / "suite.toml"
     suite.write_text(tuned_suite(data, tiny_model, tmp_path / "out"))
     result = runner.invoke(app, ["run", str(suite), "--no-progress"])
-    # the final stage reads test qrels and fails; tuning before it completed without touching them
     assert result.exit_code == 2 and "test.tsv" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_tuned_run_records_trial_and_never_reads_test_before_final(tmp_path, toy_data, tiny_model, monkeypatch):
+    from negbench.data import RetrievalDataset
+    from negbench.tuning import Tuner
+
+    state = {"tuning": False, "read_while_tuning": 0, "reads": 0}
+    real_run, real_test = Tuner.run, RetrievalDataset.test
+
+    def run(self, objective):
+        state["tuning"] = True
+        try:
+            return real_run(self, objective)
+        finally:
+            state["tuning"] = False
+
+    def test(self):
+        state["read_while_tuning"] += state["tuning"]
+        state["reads"] += 1
+        return real_test(self)
+
+    monkeypatch.setattr(Tuner, "run", run)
+    monkeypatch.setattr(RetrievalDataset, "test", test)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(tuned_suite(toy_data, tiny_model, tmp_path / "out"))
+    result = runner.invoke(app, ["run", str(suite), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert state["read_while_tuning"] == 0 and state["reads"] > 0  # read, but only by the final stage
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "optuna.journal")))
     (summary,) = optuna.get_all_study_summaries(storage)
