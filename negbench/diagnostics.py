@@ -26,8 +26,9 @@ MEANINGS: dict[str, str] = {
     "split: a lower bound on the false negatives a strategy feeds the loss.",
     "planted_fn_share": "The share of sampled negatives that are planted false negatives (known duplicates of "
     "the positive): how often a strategy's own sampling picks documents it should not push away.",
-    "planted_fn_inbatch_share": "The share of in-batch negatives (other rows' positives) that are planted "
-    "false negatives: the false negatives a strategy gets from batching alone, whatever it samples.",
+    "planted_fn_inbatch_share": "The share of every negative column the loss saw during training (other rows' "
+    "positives and all mined negatives in the batch) that is a planted copy of the row's own positive: the "
+    "false negatives the model was actually pushed away from.",
     "hardness": "Hardness series, per training step from the loss's own logits: pos_score and neg_score are the "
     "mean cosines of positives and negatives, hardest_share the softmax share of the hardest negative, "
     "active_negatives the negatives carrying at least 1% of the softmax mass (those with a real gradient).",
