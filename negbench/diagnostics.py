@@ -67,6 +67,8 @@ def strategy_curves(
     ok = rows.filter(pl.col("status") == "ok") if "status" in rows.columns else rows
     keys = ok.select("run_id", "dataset", "model", "strategy")
     part = steps.filter(pl.col("kind") == kind).join(keys, on="run_id", how="inner")
+    part = part.with_columns(pl.col("value").cast(pl.Float64), pl.col(x).cast(pl.Float64))
+    part = part.filter(pl.col("value").is_finite() & pl.col(x).is_finite())  # null/NaN points are not drawn
     if part.is_empty():
         return {}
     mean = (
@@ -88,11 +90,11 @@ def strategy_curves(
 def time_to_target(curves: Curves, fraction: float = TARGET_FRACTION) -> tuple[float, dict[str, float | None]]:
     """(target, {strategy: first x at which its curve reaches the target, or None}). The target is
     ``fraction`` × the best value of any curve (higher is better)."""
-    best = max((y for _, ys in curves.values() for y in ys if math.isfinite(y)), default=math.nan)
+    best = max((y for _, ys in curves.values() for y in ys if y is not None and math.isfinite(y)), default=math.nan)
     target = fraction * best
     reached: dict[str, float | None] = {}
     for strategy, (xs, ys) in curves.items():
-        reached[strategy] = next((x for x, y in zip(xs, ys, strict=True) if y >= target), None)
+        reached[strategy] = next((x for x, y in zip(xs, ys, strict=True) if y is not None and y >= target), None)
     return target, reached
 
 

@@ -269,3 +269,17 @@ def test_planted_rows_pair_with_plain_rows_by_base_fingerprint() -> None:
     table = planted_table(rows, "ndcg@10")
     assert table is not None and set(table["dataset_base"].to_list()) == {"toy"}
     assert table.filter(pl.col("strategy") == "bm25")["drop"].item() == pytest.approx(0.1)
+
+
+def test_null_points_in_steps_are_not_drawn_and_do_not_crash(tmp_path) -> None:
+    """A hostile review found a null value in steps.parquet crashed `negbench report` with a traceback."""
+    effects = {"in-batch": 0.0, "bm25": 0.05}
+    store = synthetic_store(tmp_path, effects, seeds=(0,), n_queries=5)
+    steps = synthetic_steps(store.rows(), effects)
+    steps = steps.with_columns(pl.when(pl.col("step") == pl.col("step").min()).then(None).otherwise(pl.col("value"))
+                               .alias("value"))
+    steps.write_parquet(tmp_path / "steps.parquet")
+    curves = strategy_curves(steps, store.rows(), "dev")
+    assert curves and all(None not in ys for c in curves.values() for _, ys in c.values())
+    _, html_path = write_report(tmp_path, tmp_path / "site")
+    assert html_path.is_file()
