@@ -84,8 +84,11 @@ def _atomic_write(frame: pl.DataFrame, path: Path) -> None:
 
 
 def read_parquet(path: Path) -> pl.DataFrame:
-    try:
-        return pl.read_parquet(path, glob=False)  # a path with [ ] or * is a name, not a pattern
+    try:  # one open file: polars may reopen a path between footer and pages, and another process can
+        with Path(path).open("rb") as fh:  # replace the file in between (os.replace); a name is never a glob
+            return pl.read_parquet(fh)
+    except OSError as exc:
+        raise DataError(f"cannot read the results file: {exc.strerror or exc}", file=path) from None
     except Exception as exc:
         raise DataError(f"not a readable Parquet results file: {exc}", file=path) from None
 

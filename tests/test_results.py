@@ -71,3 +71,34 @@ def test_store_files_are_readable_as_the_umask_allows(tmp_path, umask):
         os.umask(old)
     for name in ("results.parquet", "per_query.parquet"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_reading_while_another_process_replaces_the_store(tmp_path):
+    """Workers read results.parquet while another exports it; polars reopening the path between footer and
+    pages read two different files ("page header reported the wrong page size")."""
+    import threading
+
+    import polars as pl
+
+    from negbench.results import _atomic_write, read_parquet
+
+    path = tmp_path / "results.parquet"
+    frames = [pl.DataFrame({"run_id": [f"r{i}"] * (50 + 97 * k), "x": list(range(50 + 97 * k))}) for k, i in
+              enumerate(range(6))]
+    _atomic_write(frames[0], path)
+    stop = threading.Event()
+
+    def writer() -> None:
+        k = 0
+        while not stop.is_set():
+            _atomic_write(frames[k % len(frames)], path)
+            k += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(300):
+            assert read_parquet(path).height in {f.height for f in frames}
+    finally:
+        stop.set()
+        thread.join()
