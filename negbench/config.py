@@ -275,6 +275,12 @@ class Suite(_Strict):
             seen.add(strategy.display_name)
         return self
 
+    def training_for(self, index: int, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+        """The training settings of strategy ``index``: ``[training]``, its own ``training`` table, then
+        ``overrides`` (a tuning trial's values), validated."""
+        update = {**self.strategies[index].training, **(overrides or {})}
+        return self.training.model_validate({**self.training.model_dump(), **update})
+
     def config_hash(self) -> str:
         """A stable hash of the whole validated suite (what a result row was produced under)."""
         return stable_hash(self.model_dump(mode="json"))

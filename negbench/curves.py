@@ -8,7 +8,8 @@ strategy. ``wall_s`` counts seconds since training started, less the time spent 
 (and epoch-end callbacks); it includes negative sampling and refreshes, which a strategy pays to train.
 
 :func:`time_to_target` is RS2's headline: the first point of a curve reaching ``fraction`` of a best value
-(the run's own best, or the best of every strategy of a dataset × model: :func:`times_to_target`).
+(the run's own best; the report compares strategies against the best of all of them,
+:func:`negbench.diagnostics.time_to_target`).
 """
 
 from __future__ import annotations
@@ -73,40 +74,3 @@ def time_to_target(curve: Iterable[StepRecord], fraction: float = 0.95, best: fl
 
 def dev_curve(records: Iterable[StepRecord]) -> list[StepRecord]:
     return [r for r in records if r.kind == "dev"]
-
-
-def records_of(steps: pl.DataFrame, run_id: str, kind: str = "dev") -> list[StepRecord]:
-    """The records of one run (and kind) from a steps frame, by step."""
-    sub = steps.filter((pl.col("run_id") == run_id) & (pl.col("kind") == kind)).sort("step")
-    return [StepRecord(r["kind"], r["metric"], r["step"], r["examples"], r["wall_s"], r["value"])
-            for r in sub.iter_rows(named=True)]
-
-
-def times_to_target(steps: pl.DataFrame, rows: pl.DataFrame, fraction: float = 0.95) -> pl.DataFrame:
-    """Per run: time to ``fraction`` of its own best dev value and of the best dev value of every run (every
-    strategy and seed) of its dataset × model with the same dev metric.
-
-    Columns: run_id, dataset, model, strategy, seed, metric, best_dev, own_step, own_examples, own_wall_s,
-    shared_best_dev, shared_step, shared_examples, shared_wall_s (null where the target was never reached).
-    """
-    columns = ["run_id", "dataset", "model", "strategy", "seed", "metric", "best_dev", "own_step", "own_examples",
-               "own_wall_s", "shared_best_dev", "shared_step", "shared_examples", "shared_wall_s"]
-    if steps.is_empty() or rows.is_empty():
-        return pl.DataFrame(schema=dict.fromkeys(columns, pl.Null))
-    dev = steps.filter(pl.col("kind") == "dev").join(
-        rows.select("run_id", "dataset", "model", "strategy", "seed"), on="run_id", how="inner")
-    out = []
-    for (dataset, model, metric), group in dev.group_by("dataset", "model", "metric", maintain_order=True):
-        shared_best = group["value"].max()
-        for (run_id,), run in group.group_by("run_id", maintain_order=True):
-            curve = [StepRecord("dev", metric, r["step"], r["examples"], r["wall_s"], r["value"])
-                     for r in run.iter_rows(named=True)]
-            own, shared = time_to_target(curve, fraction), time_to_target(curve, fraction, shared_best)
-            first = run.row(0, named=True)
-            out.append({"run_id": run_id, "dataset": dataset, "model": model, "strategy": first["strategy"],
-                        "seed": first["seed"], "metric": metric, "best_dev": run["value"].max(),
-                        "own_step": own and own.step, "own_examples": own and own.examples,
-                        "own_wall_s": own and own.wall_s, "shared_best_dev": shared_best,
-                        "shared_step": shared and shared.step, "shared_examples": shared and shared.examples,
-                        "shared_wall_s": shared and shared.wall_s})
-    return pl.DataFrame(out)

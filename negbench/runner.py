@@ -94,7 +94,7 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
             if bad_training:
                 raise ConfigError(f"unknown training field(s) {sorted(bad_training)}", field=f"{where}.training")
             try:
-                suite.training.model_validate({**suite.training.model_dump(), **cfg.training})
+                suite.training_for(i)
             except ValidationError as exc:
                 raise ConfigError(f"invalid training override: {first_error(exc)}", field=f"{where}.training") \
                     from None
@@ -133,7 +133,7 @@ def job_key(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spe
     revision. Study names and run ids derive from it, so editing any of these trains anew.
     """
     cfg = suite.strategies[spec.index]
-    training = suite.training.model_validate({**suite.training.model_dump(), **cfg.training})
+    training = suite.training_for(spec.index)
     payload = {
         "suite": suite.suite.name,
         "dataset": dataset.fingerprint,
@@ -362,8 +362,7 @@ class SuiteRunner:
 
     # ------------------------------------------------------------------------------------ stages
     def training_for(self, spec: StrategySpec, overrides: dict[str, Any] | None = None) -> TrainingConfig:
-        update = {**self.suite.strategies[spec.index].training, **(overrides or {})}
-        return self.suite.training.model_validate({**self.suite.training.model_dump(), **update})
+        return self.suite.training_for(spec.index, overrides)
 
     def tuner_for(self, job: Job) -> Tuner | None:
         """The job's Optuna study, or None when the declared parameters are used as they are."""

@@ -63,7 +63,8 @@ def to_distribution(dim: SearchDim) -> BaseDistribution:
     return FloatDistribution(float(dim.low), float(dim.high), log=dim.log, step=dim.step)
 
 
-def _edges(dist: BaseDistribution) -> list[Any]:
+def edges(dist: BaseDistribution) -> list[Any]:
+    """The values at the ends of a distribution (every choice of a categorical one)."""
     if isinstance(dist, CategoricalDistribution):
         return list(dist.choices)
     return [dist.low, dist.high]
@@ -91,7 +92,7 @@ def build_space(cls: type[Strategy], cfg: StrategyConfig, where: str,
         if name == f"{TRAINING_PREFIX}max_steps" and not isinstance(dist, CategoricalDistribution) \
                 and dist.low <= 0 <= dist.high and dist.high > -1:
             raise ConfigError("a max_steps range must stay >= 1 (0 and values below -1 are not valid)", field=field)
-        for value in _edges(dist):
+        for value in edges(dist):
             if name.startswith(TRAINING_PREFIX):
                 key = name.removeprefix(TRAINING_PREFIX)
                 try:

@@ -27,6 +27,7 @@ from negbench.budget import budget_for
 from negbench.data import RetrievalDataset, load_dataset, query_key
 from negbench.errors import ConfigError, DataError, ModelError, NegbenchError
 from negbench.models import resolve_model
+from negbench.tuning import edges
 
 if TYPE_CHECKING:
     from negbench.runner import Plan
@@ -92,8 +93,7 @@ def check_dataset(plan: Plan, index: int, dataset: RetrievalDataset) -> list[str
     for spec in plan.strategies:
         if not spec.cls.trains:
             continue
-        cfg = suite.strategies[spec.index]
-        training = suite.training.model_validate({**suite.training.model_dump(), **cfg.training})
+        training = suite.training_for(spec.index)
         negatives = max([training.num_negatives, *_space_edges(spec, "training.num_negatives")])
         if negatives >= len(dataset.corpus):
             raise DataError(f"num_negatives {negatives} for {spec.label!r} needs more than {negatives} documents; "
@@ -116,11 +116,9 @@ def check_dataset(plan: Plan, index: int, dataset: RetrievalDataset) -> list[str
 
 
 def _space_edges(spec, name: str) -> list[int]:
+    """The extreme values a search-space dimension can draw (none when ``name`` is not searched)."""
     dist = spec.space.get(name)
-    if dist is None:
-        return []
-    choices = getattr(dist, "choices", None)
-    return [int(v) for v in (choices if choices is not None else (dist.low, dist.high))]
+    return [int(v) for v in edges(dist)] if dist is not None else []
 
 
 # ----------------------------------------------------------------------------------------- models

@@ -13,6 +13,21 @@ from negbench.cli import app
 runner = CliRunner()
 
 
+def tuning_block(n_trials: int) -> str:
+    """A ``[tuning]`` table (ndcg@10, ``n_trials``) searching ``training.lr`` on a log scale, for ``extra``."""
+    return f"""
+[tuning]
+n_trials = {n_trials}
+metric = "ndcg@10"
+
+[tuning.search_space."training.lr"]
+type = "float"
+low = 1e-4
+high = 1e-2
+log = true
+"""
+
+
 def suite_text(toy_data, tiny_model, out, strategies=("none", "in-batch", "bm25", "dense"), extra="",
                isolation="none"):
     """A toy suite; jobs run in this process unless ``isolation = "process"`` (tested in test_isolation.py;

@@ -8,8 +8,15 @@ import polars as pl
 import pytest
 import torch
 
-from negbench.curves import STEPS_SCHEMA, StepRecord, curve_steps, records_of, time_to_target, times_to_target
+from negbench.curves import STEPS_SCHEMA, StepRecord, curve_steps, time_to_target
 from negbench.results import ResultStore
+
+
+def records_of(steps: pl.DataFrame, run_id: str, kind: str = "dev") -> list[StepRecord]:
+    """The records of one run (and kind) from a steps frame, by step."""
+    sub = steps.filter((pl.col("run_id") == run_id) & (pl.col("kind") == kind)).sort("step")
+    return [StepRecord(r["kind"], r["metric"], r["step"], r["examples"], r["wall_s"], r["value"])
+            for r in sub.iter_rows(named=True)]
 
 
 def dev(points):
@@ -37,22 +44,6 @@ def test_time_to_target_against_a_shared_best():
     assert time_to_target(curve, 0.95, best=0.8) is None  # never reaches 0.76
     assert time_to_target(curve, 0.5, best=0.8).step == 20
     assert time_to_target(curve, 0.95).step == 20  # its own best: 0.4
-
-
-def test_times_to_target_per_dataset_and_model():
-    steps = pl.DataFrame([{"run_id": rid, "kind": "dev", "metric": "dev_ndcg@10", "step": s, "examples": 10 * s,
-                           "wall_s": 2.0 * s, "value": v}
-                          for rid, curve in {"a": [(1, 0.5), (2, 0.9), (3, 1.0)], "b": [(1, 0.6), (2, 0.6)],
-                                             "c": [(1, 0.1), (2, 0.2)]}.items() for s, v in curve]
-                         + [{"run_id": "a", "kind": "hardness", "metric": "pos_score", "step": 1, "examples": 10,
-                             "wall_s": 2.0, "value": 99.0}], schema=STEPS_SCHEMA)
-    rows = pl.DataFrame({"run_id": ["a", "b", "c"], "dataset": ["d", "d", "e"], "model": ["m", "m", "m"],
-                         "strategy": ["x", "y", "x"], "seed": [0, 0, 0]})
-    out = {r["run_id"]: r for r in times_to_target(steps, rows, 0.9).iter_rows(named=True)}
-    assert out["a"]["own_step"] == 2 and out["a"]["shared_step"] == 2 and out["a"]["shared_best_dev"] == 1.0
-    assert out["b"]["own_step"] == 1 and out["b"]["shared_step"] is None  # 0.6 < 0.9 × a's 1.0
-    assert out["c"]["shared_best_dev"] == 0.2 and out["c"]["shared_wall_s"] == 4.0  # its own dataset
-    assert [r.step for r in records_of(steps, "a")] == [1, 2, 3]
 
 
 def test_steps_store_replaces_a_runs_records_atomically(tmp_path):

@@ -16,21 +16,10 @@ from negbench.strategies.random_negatives import RandomNegatives
 from negbench.strategy import Strategy
 from negbench.tracking import Terminated
 from negbench.tuning import FAILURE, REQUEUED, Tuner
-from tests.test_cli import suite_text
+from tests.test_cli import suite_text, tuning_block
 from tests.test_isolation import _with
 
-TUNING = """max_steps = 2
-
-[tuning]
-n_trials = 2
-metric = "ndcg@10"
-
-[tuning.search_space."training.lr"]
-type = "float"
-low = 1e-4
-high = 1e-2
-log = true
-"""
+TUNING = "max_steps = 2\n" + tuning_block(2)
 
 
 class MineRaises(Strategy):

@@ -21,22 +21,11 @@ import pytest
 from negbench import interrupts
 from negbench.strategies.in_batch import InBatch
 from negbench.tuning import REQUEUED, Tuner
-from tests.test_cli import suite_text
+from tests.test_cli import suite_text, tuning_block
 from tests.test_isolation import _with
 
 FLAG = "NEGBENCH_TEST_SIGNAL_FLAG"  # a file: while it exists, the next trial's setup signals its process
-TUNING = """max_steps = 2
-
-[tuning]
-n_trials = 3
-metric = "ndcg@10"
-
-[tuning.search_space."training.lr"]
-type = "float"
-low = 1e-4
-high = 1e-2
-log = true
-"""
+TUNING = "max_steps = 2\n" + tuning_block(3)
 
 
 class SelfSignal(InBatch):
@@ -183,7 +172,7 @@ def test_an_interrupt_in_a_gc_callback_is_not_swallowed(tmp_path, toy_data, tiny
     monkeypatch.setattr(negbench.runner, "plan_suite", lambda path: original(path, reg=_with(ArmsGcInterrupt)))
     path = tmp_path / "suite.toml"
     path.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("arms-gc-interrupt",),
-                               extra=TUNING.replace("n_trials = 3", "n_trials = 2")))
+                               extra="max_steps = 2\n" + tuning_block(2)))
     result = CliRunner().invoke(app, ["run", str(path), "--no-progress"])
     assert not gc_interrupt.armed  # it fired
     assert result.exit_code == 130, result.output

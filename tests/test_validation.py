@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from negbench.cli import app
 from negbench.runner import plan_suite
 from negbench.validation import check_storage_url, validate_plan
-from tests.test_cli import suite_text
+from tests.test_cli import suite_text, tuning_block
 
 runner = CliRunner()
 
@@ -98,7 +98,7 @@ def _train_only_one_query(root: Path) -> None:
     (root / "qrels" / "train.tsv").write_text("\n".join(lines[:2]) + "\n")
 
 
-TUNED = '[tuning]\nn_trials = 2\n[tuning.search_space."training.lr"]\ntype = "float"\nlow = 1e-4\nhigh = 1e-3\n'
+TUNED = tuning_block(2)
 CASES = [
     # ------------------------------------------------------------------ suite values: strict types, bounds
     Case("epochs bool", "training.epochs", _set("epochs", "true")),
@@ -287,18 +287,23 @@ def test_shared_train_test_queries_are_noted(toy_copy, tiny_model, tmp_path):
     assert notes and "1 query id(s)" in notes[0]
 
 
-@pytest.mark.parametrize("command", ["validate", "run", "status"])
-def test_unreadable_suite_file_is_one_line(command, tmp_path, monkeypatch):
-    path = tmp_path / "s.toml"
-    path.write_text("[suite]\n")
-    real = pathlib.Path.read_text
+def deny(monkeypatch, method: str, path: Path) -> None:
+    """Make ``Path.<method>`` raise PermissionError for ``path`` (tests run as root, where chmod does not)."""
+    real = getattr(pathlib.Path, method)
 
-    def deny(self, *args, **kwargs):
+    def denied(self, *args, **kwargs):
         if self == path:
             raise PermissionError(13, "Permission denied", str(self))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(pathlib.Path, "read_text", deny)
+    monkeypatch.setattr(pathlib.Path, method, denied)
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "status"])
+def test_unreadable_suite_file_is_one_line(command, tmp_path, monkeypatch):
+    path = tmp_path / "s.toml"
+    path.write_text("[suite]\n")
+    deny(monkeypatch, "read_text", path)
     result = runner.invoke(app, [command, str(path)])
     assert result.exit_code == 2
     line = one_error_line(result)
@@ -307,14 +312,7 @@ def test_unreadable_suite_file_is_one_line(command, tmp_path, monkeypatch):
 
 def test_unreadable_corpus_is_one_line_naming_it(toy_copy, tiny_model, tmp_path, monkeypatch):
     corpus = toy_copy / "corpus.jsonl"
-    real = pathlib.Path.open
-
-    def deny(self, *args, **kwargs):
-        if self == corpus:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(pathlib.Path, "open", deny)
+    deny(monkeypatch, "open", corpus)
     (tmp_path / "s.toml").write_text(suite_text(toy_copy, tiny_model, tmp_path / "out"))
     result = runner.invoke(app, ["run", str(tmp_path / "s.toml")])
     assert result.exit_code == 2
@@ -433,7 +431,7 @@ def test_interrupted_trials_are_not_counted_as_failed_in_status(toy_data, tiny_m
     tuner = runner_.tuner_for(job)
     study = tuner.study()
     trial = study.ask()
-    trial.suggest_float("training.lr", 1e-4, 1e-3)
+    trial.suggest_float("training.lr", 1e-4, 1e-2, log=True)
     Tuner.requeue(study, [study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]])
     (row,) = job_status(plan)
     assert row["failed"] == 0
