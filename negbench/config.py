@@ -275,6 +275,18 @@ class Suite(_Strict):
             seen.add(strategy.display_name)
         return self
 
+    @model_validator(mode="after")
+    def _unique_dataset_and_model_names(self) -> Suite:
+        # Reports key curves, ranks and planted pairs by display name: two entries sharing one would be
+        # averaged as if they were seeds of one.
+        for section, items in (("dataset", self.datasets), ("model", self.models)):
+            seen: set[str] = set()
+            for item in items:
+                if item.display_name in seen:
+                    raise ValueError(f"duplicate {section} name {item.display_name!r}: give one a 'name'")
+                seen.add(item.display_name)
+        return self
+
     def training_for(self, index: int, overrides: dict[str, Any] | None = None) -> TrainingConfig:
         """The training settings of strategy ``index``: ``[training]``, its own ``training`` table, then
         ``overrides`` (a tuning trial's values), validated."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from negbench.errors import DataError
+from negbench.stats import newest_configs, with_config_labels
 
 STEPS_FILE = "steps.parquet"
 STEPS_COLUMNS = ("run_id", "kind", "metric", "step", "examples", "wall_s", "value")
@@ -34,6 +35,8 @@ MEANINGS: dict[str, str] = {
     "active_negatives the negatives carrying at least 1% of the softmax mass (those with a real gradient).",
     "time_to_target": "The training wall time at which a strategy's dev curve (mean over seeds) first reaches 95% "
     "of the best dev value any strategy reached on that dataset × model; \"never\" if it does not.",
+    "time_to_own_95_s": "A row's training wall time to its first dev point at 95% of its own best dev value: "
+    "how early a run settles, not how fast it gets good (a run that never improves settles at once).",
     "overlap": "The mean Jaccard overlap of two strategies' sampled negative sets for the same queries: near 1 "
     "they sample the same negatives (expect similar results), near 0 they train on different evidence.",
     "mean_rank": "A strategy's rank (1 = best mean of the primary metric) averaged over datasets; the Friedman "
@@ -56,16 +59,20 @@ def load_steps(results_dir: str | Path) -> pl.DataFrame | None:
     return steps
 
 
-Curves = dict[str, tuple[list[float], list[float]]]  # strategy -> (xs, ys)
+Curves = dict[str, tuple[list[float], list[float]]]  # configuration label -> (xs, ys)
 
 
 def strategy_curves(
     steps: pl.DataFrame, rows: pl.DataFrame, kind: str, x: str = "wall_s"
 ) -> dict[tuple[str, str, str], Curves]:
-    """Per (dataset, model, metric): each strategy's curve of ``kind`` records, the mean over its seeds at each
-    step (``x`` is also averaged: ``wall_s``, ``examples`` or ``step``). Only finished runs count."""
+    """Per (dataset, model, metric): each configuration's curve of ``kind`` records, the mean over its seeds at
+    each step (``x`` is also averaged: ``wall_s``, ``examples`` or ``step``), keyed by its display label
+    (:func:`negbench.stats.with_config_labels`: two configurations of one strategy are two curves, never
+    averaged). Only finished runs count."""
     ok = rows.filter(pl.col("status") == "ok") if "status" in rows.columns else rows
-    keys = ok.select("run_id", "dataset", "model", "strategy")
+    if "label" not in ok.columns:
+        ok = with_config_labels(ok)
+    keys = ok.select("run_id", "dataset", "model", pl.col("label").alias("strategy"))
     part = steps.filter(pl.col("kind") == kind).join(keys, on="run_id", how="inner")
     part = part.with_columns(pl.col("value").cast(pl.Float64), pl.col(x).cast(pl.Float64))
     part = part.filter(pl.col("value").is_finite() & pl.col(x).is_finite())  # null/NaN points are not drawn
@@ -76,7 +83,7 @@ def strategy_curves(
         .agg(pl.col(x).cast(pl.Float64).mean().alias("x"), pl.col("value").cast(pl.Float64).mean().alias("y"))
         .sort("dataset", "model", "metric", "strategy", "step")
     )
-    order = {s: i for i, s in enumerate(dict.fromkeys(ok["strategy"].to_list()))}
+    order = {s: i for i, s in enumerate(dict.fromkeys(ok["label"].to_list()))}
     out: dict[tuple[str, str, str], Curves] = {}
     for (dataset, model, metric), group in mean.group_by("dataset", "model", "metric", maintain_order=True):
         curves: Curves = {}
@@ -99,40 +106,39 @@ def time_to_target(curves: Curves, fraction: float = TARGET_FRACTION) -> tuple[f
 
 
 def planted_table(rows: pl.DataFrame, metric: str) -> pl.DataFrame | None:
-    """Planted false negatives: per (dataset_base, model, strategy, rate, kind) with runs both with and without
-    planting, the mean ``metric`` without and with it, the drop, and the mean planted shares. None when the
-    store has no planting columns or no such pairs."""
+    """Planted false negatives: per planted dataset × model × strategy, ``metric`` without and with planting,
+    paired by seed, the mean paired drop, ``n`` pairs, and the mean planted shares. Each side is the label's
+    newest configuration on its dataset (:func:`negbench.stats.newest_configs`; configurations are never
+    pooled); a seed run on one side only is left out. None when the store has no planting columns or no
+    pairs."""
     rows = with_dataset_base(rows)
-    needed = ("planted_fn_rate", "dataset_base")
-    if any(c not in rows.columns for c in needed) or metric not in rows.columns:
+    if any(c not in rows.columns for c in ("planted_fn_rate", "dataset_base", "seed")) or metric not in rows.columns:
         return None
-    ok = rows.filter(pl.col("status") == "ok") if "status" in rows.columns else rows
+    ok = rows.filter(pl.col(metric).is_not_null())
+    ok = newest_configs(ok.filter(pl.col("status") == "ok") if "status" in ok.columns else ok)
+    if ok.is_empty():
+        return None
     rate = pl.col("planted_fn_rate").cast(pl.Float64)
-    base_key = ["dataset_base", "model", "strategy"]
-    clean = (
-        ok.filter(rate.is_null() | (rate == 0))
-        .group_by(base_key, maintain_order=True)
-        .agg(pl.col(metric).cast(pl.Float64).mean().alias("without"))
+    pair_key = ["dataset_base", "model", "strategy", "seed"]
+    clean = ok.filter(rate.fill_null(0) == 0).select(*pair_key, pl.col(metric).cast(pl.Float64).alias("without"))
+    shares = ("planted_fn_share", "planted_fn_inbatch_share")
+    planted = ok.filter(rate > 0).select(
+        *pair_key, "dataset", rate.alias("planted_fn_rate"),
+        (pl.col("planted_fn_kind") if "planted_fn_kind" in ok.columns else pl.lit(None, pl.String))
+        .cast(pl.String).alias("planted_fn_kind"),
+        pl.col(metric).cast(pl.Float64).alias("with"),
+        *[(pl.col(c) if c in ok.columns else pl.lit(None)).cast(pl.Float64).alias(c) for c in shares],
     )
-    shares = [c for c in ("planted_fn_share", "planted_fn_inbatch_share") if c in ok.columns]
-    kind = ["planted_fn_kind"] if "planted_fn_kind" in ok.columns else []
-    planted = (
-        ok.filter(rate > 0)
-        .group_by([*base_key, "planted_fn_rate", *kind], maintain_order=True)
-        .agg(pl.col(metric).cast(pl.Float64).mean().alias("with"),
-             *[pl.col(c).cast(pl.Float64).mean().alias(c) for c in shares])
-    )
-    table = planted.join(clean, on=base_key, how="inner")
-    if table.is_empty():
+    pairs = planted.join(clean, on=pair_key, how="inner")
+    if pairs.is_empty():
         return None
-    for c in ("planted_fn_share", "planted_fn_inbatch_share"):
-        if c not in table.columns:
-            table = table.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
-    if not kind:
-        table = table.with_columns(pl.lit(None, dtype=pl.String).alias("planted_fn_kind"))
-    return table.with_columns((pl.col("without") - pl.col("with")).alias("drop")).select(
-        "dataset_base", "model", "strategy", "planted_fn_rate", "planted_fn_kind", "without", "with", "drop",
-        "planted_fn_share", "planted_fn_inbatch_share",
+    return (
+        pairs.group_by("dataset_base", "model", "strategy", "dataset", maintain_order=True)
+        .agg(pl.col("planted_fn_rate").first(), pl.col("planted_fn_kind").first(), pl.col("without").mean(),
+             pl.col("with").mean(), (pl.col("without") - pl.col("with")).mean().alias("drop"),
+             pl.len().alias("n"), *[pl.col(c).mean() for c in shares])
+        .select("dataset_base", "model", "strategy", "planted_fn_rate", "planted_fn_kind", "without", "with",
+                "drop", "n", *shares)
     )
 
 

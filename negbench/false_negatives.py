@@ -8,9 +8,9 @@ planted ones are known, so the share a strategy picks is measurable (:mod:`negbe
 
 For a seeded ``rate`` share of the training queries (hash order, so the choice does not depend on dict
 order), one of the query's positives is copied under a fresh id ``planted:<doc id>:<k>``: exactly
-(``duplicate``) or perturbed (``near-duplicate``: a sentence dropped and two swapped, a few words removed,
-deterministic per document). Copies are appended *after* the original documents, so original indices do not
-move and the evaluation corpus (:attr:`negbench.data.RetrievalDataset.eval_corpus`) is a prefix of the
+(``duplicate``) or perturbed (``near-duplicate``: a short sentence dropped and two swapped, a few words
+removed, deterministic per document, see :func:`perturb`). Copies are appended *after* the original
+documents, so original indices do not move and the evaluation corpus (:attr:`negbench.data.RetrievalDataset.eval_corpus`) is a prefix of the
 training corpus. No qrels name a planted document; dev and test evaluation never see them.
 """
 
@@ -55,12 +55,18 @@ def chosen_queries(train: Qrels, rate: float, seed: int) -> list[str]:
 
 
 def perturb(text: str, seed: int, key: str) -> str:
-    """A near-duplicate of ``text``: drop one sentence of three or more, swap two sentences, then remove about
-    one word in ten (at least one of five or more). Deterministic in (``seed``, ``key``)."""
+    """A near-duplicate of ``text``: drop one sentence of three or more (one holding at most a third of the
+    words, so most of the text survives), swap two sentences, then remove about one word in ten (at least one
+    of five or more); a text of two to four words that came out unchanged has two adjacent words swapped.
+    At least 60 % of the words remain, and the result differs from ``text`` unless it has fewer than two
+    distinct words (then it stays an exact copy). Deterministic in (``seed``, ``key``)."""
     rng = _rng(seed, f"perturb\0{key}")
     sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
+    total = len(text.split())
     if len(sentences) >= 3:
-        del sentences[int(rng.integers(len(sentences)))]
+        short = [i for i, sentence in enumerate(sentences) if 3 * len(sentence.split()) <= total]
+        if short:
+            del sentences[short[int(rng.integers(len(short)))]]
     if len(sentences) >= 2:
         i, j = rng.choice(len(sentences), size=2, replace=False)
         sentences[i], sentences[j] = sentences[j], sentences[i]
@@ -68,6 +74,11 @@ def perturb(text: str, seed: int, key: str) -> str:
     if len(words) >= 5:
         drop = set(rng.choice(len(words), size=max(1, len(words) // 10), replace=False).tolist())
         words = [w for k, w in enumerate(words) if k not in drop]
+    elif words == text.split():
+        pairs = [k for k in range(len(words) - 1) if words[k] != words[k + 1]]
+        if pairs:
+            k = pairs[int(rng.integers(len(pairs)))]
+            words[k], words[k + 1] = words[k + 1], words[k]
     return " ".join(words)
 
 

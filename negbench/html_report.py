@@ -436,7 +436,7 @@ def _planted_section(rows: pl.DataFrame, metric: str) -> str:
         return ""
     out = ['<table class="sortable planted"><thead><tr>']
     heads = [("dataset · model", "text"), ("strategy", "text"), ("planted", "text"),
-             (f"{metric} without", "num"), (f"{metric} with", "num"), ("drop", "num"),
+             (f"{metric} without", "num"), (f"{metric} with", "num"), ("drop", "num"), ("n", "num"),
              ("planted FN share", "num"), ("planted FN in-batch share", "num")]
     for label, kind in heads:
         cls = ' class="text"' if kind == "text" else ""
@@ -446,11 +446,13 @@ def _planted_section(rows: pl.DataFrame, metric: str) -> str:
         planted = f"{_fmt(r['planted_fn_rate'], 2)}" + (f" {r['planted_fn_kind']}" if r["planted_fn_kind"] else "")
         out.append(f'<tr><td class="text">{e(r["dataset_base"])} · {e(r["model"])}</td>'
                    f'<td class="text">{e(r["strategy"])}</td><td class="text">{e(planted)}</td>')
-        out += [_cell_num(r[c], 4) for c in ("without", "with", "drop", "planted_fn_share",
-                                              "planted_fn_inbatch_share")]
+        out += [_cell_num(r[c], 4) for c in ("without", "with", "drop")]
+        out.append(_cell_num(r["n"], 0))
+        out += [_cell_num(r[c], 4) for c in ("planted_fn_share", "planted_fn_inbatch_share")]
         out.append("</tr>")
     out.append("</tbody></table>")
-    out.append(f'<p class="note">Means over seeds; drop = without − with (positive: planting hurt). '
+    out.append('<p class="note">Seeds paired: drop is the mean over the n seeds run both ways of without − with '
+               "(positive: planting hurt). "
                f"{e(MEANINGS['planted_fn_share'])} {e(MEANINGS['planted_fn_inbatch_share'])}</p>")
     return "".join(out)
 
@@ -459,6 +461,7 @@ def _meanings_section() -> str:
     names = {"neg_score_gap": "score gap (neg_score_gap)", "false_negative_share": "labelled-positive share",
              "planted_fn_share": "planted FN share", "planted_fn_inbatch_share": "planted FN in-batch share",
              "hardness": "hardness series", "time_to_target": "time to target", "overlap": "overlap",
+             "time_to_own_95_s": "time to own 95% (time_to_own_95_s)",
              "mean_rank": "mean rank"}
     return "<dl>" + "".join(f"<dt>{e(names[k])}</dt><dd>{e(v)}</dd>" for k, v in MEANINGS.items()) + "</dl>"
 

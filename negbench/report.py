@@ -307,16 +307,18 @@ def diagnostics_markdown(rows: pl.DataFrame, metric: str | None, baseline: str, 
         table = planted_table(rows, metric)
         if table is not None:
             lines += ["", "## Planted false negatives", "",
-                      f"| dataset · model | strategy | planted | {escape_md(metric)} without | with | drop | "
+                      f"| dataset · model | strategy | planted | {escape_md(metric)} without | with | drop | n | "
                       "planted FN share | planted FN in-batch share |",
-                      "|---|---|---|---:|---:|---:|---:|---:|"]
+                      "|---|---|---|---:|---:|---:|---:|---:|---:|"]
             for r in table.iter_rows(named=True):
                 planted = _fmt(r["planted_fn_rate"], 2) + (f" {escape_md(r['planted_fn_kind'])}"
                                                            if r["planted_fn_kind"] else "")
                 lines.append(f"| {escape_md(r['dataset_base'])} · {escape_md(r['model'])} | "
                              f"{escape_md(r['strategy'])} | {planted} | {_fmt(r['without'])} | {_fmt(r['with'])} | "
-                             f"{_fmt(r['drop'])} | {_fmt(r['planted_fn_share'])} | "
+                             f"{_fmt(r['drop'])} | {r['n']} | {_fmt(r['planted_fn_share'])} | "
                              f"{_fmt(r['planted_fn_inbatch_share'])} |")
+            lines += ["", "Seeds paired: drop is the mean over the n seeds run both ways of without − with "
+                      "(positive: planting hurt)."]
     lines += ["", "## What the diagnostics mean", ""]
     lines += [f"- **{name}**: {text}" for name, text in MEANINGS.items()]
     return lines

@@ -530,7 +530,7 @@ class SuiteRunner:
             "mean_batch_size": None, "min_batch_size": None, "max_batch_size": None, "budget": None,
             "train_examples_per_s": None, "neg_score_gap": None, "planted_fn_share": None,
             "planted_fn_inbatch_share": None, **planting_columns(dataset),
-            "time_to_95_s": None,
+            "time_to_own_95_s": None,
         }
         per_query = None
         train_mem, eval_mem = PeakMemory(device=device), PeakMemory(device=device)
@@ -566,7 +566,7 @@ class SuiteRunner:
                                diagnostics=self.diagnostics_for(dataset, model_cfg))
             model, corpus_emb, o = fit.model, None, fit.outcome
             reached = time_to_target(dev_curve(o.step_records), 0.95)
-            row.update(_steps=o.step_records, time_to_95_s=reached and reached.wall_s)
+            row.update(_steps=o.step_records, time_to_own_95_s=reached and reached.wall_s)
             row.update(mine_s=fit.mine_s, train_s=o.train_s, refresh_s=o.refresh_s, sample_s=o.sample_s,
                        steps=o.steps, examples_seen=o.examples_seen, _losses=o.losses, **o.batch_stats,
                        train_examples_per_s=o.examples_seen / max(o.train_s, 1e-9),

@@ -433,7 +433,8 @@ class PairAcrossDatasets:
 
 @dataclass(frozen=True)
 class RankSummary:
-    """Mean rank per strategy across the datasets of one model, with a Friedman test and post-hoc pairs.
+    """Mean rank per strategy across the datasets of one model, with a Friedman test and post-hoc pairs
+    (over the rows :func:`ranked_rows` keeps).
 
     ``scores[strategy][dataset]`` is the mean over seeds of ``metric``; ranks are per dataset (1 = best,
     ties averaged). Only strategies with a value on every dataset are ranked (``excluded``: the others).
@@ -453,12 +454,14 @@ class RankSummary:
     pairs: list[PairAcrossDatasets]
     excluded: list[str]
     min_p: float
+    older_configs: int = 0  # configurations left out because the label has a newer one on that dataset
 
 
 def rank_summary(rows: pl.DataFrame, metric: str, baseline: str = "in-batch") -> list[RankSummary]:
     """One :class:`RankSummary` per model that has at least two datasets (finished runs only).
 
-    Strategies are compared by label (``strategy``); Friedman's test (``scipy.stats.friedmanchisquare``)
+    Strategies are compared by label (``strategy``) on the rows :func:`ranked_rows` keeps (no planted
+    variants, one configuration per label and dataset); Friedman's test (``scipy.stats.friedmanchisquare``)
     needs at least three strategies; the post-hoc tests compare every strategy with the baseline (all pairs
     when the baseline is not ranked) by a two-sided Wilcoxon signed-rank test over datasets (exact
     distribution), Holm-corrected over the family (:func:`holm`).
@@ -466,6 +469,7 @@ def rank_summary(rows: pl.DataFrame, metric: str, baseline: str = "in-batch") ->
     if rows.is_empty() or metric not in rows.columns or "dataset" not in rows.columns:
         return []
     ok = rows.filter((pl.col("status") == "ok") & pl.col(metric).is_not_null())
+    ok, older = ranked_rows(ok)
     means = ok.group_by("model", "dataset", "strategy", maintain_order=True).agg(
         pl.col(metric).cast(pl.Float64).mean())
     out = []
@@ -517,8 +521,43 @@ def rank_summary(rows: pl.DataFrame, metric: str, baseline: str = "in-batch") ->
         pairs = [PairAcrossDatasets(a, b, len(datasets), w, lo, pv, ph)
                  for (a, b, w, lo, pv), ph in zip(raw, adjusted, strict=True)]
         out.append(RankSummary(model, metric, datasets, mean_rank, ranks, scores, stat, p, note, pairs, excluded,
-                               min(1.0, 2 / 2 ** len(datasets))))
+                               min(1.0, 2 / 2 ** len(datasets)), older.get(model, 0)))
     return out
+
+
+def ranked_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The rows a cross-dataset ranking may use, and per model how many older configurations were left out.
+
+    A dataset with planted false negatives is a variant of another dataset, not an independent one: its rows
+    are left out. Two dataset names with one ``dataset_fingerprint`` are one dataset (the first name is kept).
+    Of each label's configurations on a dataset × model, only the newest is ranked (:func:`newest_config`):
+    configurations are never pooled.
+    """
+    if "planted_fn_rate" in rows.columns:
+        rows = rows.filter(pl.col("planted_fn_rate").cast(pl.Float64).fill_null(0) == 0)
+    if "dataset_fingerprint" in rows.columns:
+        first = {}
+        for fp, name in rows.select("dataset_fingerprint", "dataset").iter_rows():
+            first.setdefault(fp, name)
+        rows = rows.with_columns(pl.Series("dataset", [first[fp] for fp in rows["dataset_fingerprint"]],
+                                           dtype=pl.String))
+    rows = with_config_key(rows)
+    kept = newest_configs(rows)
+    older = {model: part.select(CONFIG_KEYS).n_unique() - kept.filter(pl.col("model") == model)
+             .select(CONFIG_KEYS).n_unique() for (model,), part in rows.group_by("model")}
+    return kept, older
+
+
+def newest_configs(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the newest configuration (:func:`newest_config`) of each label on each dataset × model,
+    in their original order: what a comparison across datasets or variants uses instead of pooling."""
+    rows = with_config_key(rows)
+    if rows.is_empty():
+        return rows
+    newest = {group: newest_config(part) for group, part in
+              rows.group_by("dataset", "model", "strategy", maintain_order=True)}
+    keep = [newest[(d, m, s)] == k for d, m, s, k in rows.select(CONFIG_KEYS).iter_rows()]
+    return rows.filter(pl.Series(keep, dtype=pl.Boolean))
 
 
 def rank_power_note(summary: RankSummary) -> str:
@@ -528,4 +567,6 @@ def rank_power_note(summary: RankSummary) -> str:
             f"{summary.min_p:.3g}" + (" — it can never be significant at α = 0.05" if summary.min_p >= 0.05
                                       else "") +
             "; these tests have little power with few datasets, and a non-significant result is not evidence "
-            "that strategies are equal.")
+            "that strategies are equal." + (f" Ranked: the newest configuration of each strategy on each dataset "
+                                            f"({summary.older_configs} older left out)."
+                                            if summary.older_configs else ""))

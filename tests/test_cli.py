@@ -28,10 +28,15 @@ log = true
 """
 
 
+NO_CURVES = "curve_points = 0\ndiagnostics_every = 0\n"
+
+
 def suite_text(toy_data, tiny_model, out, strategies=("none", "in-batch", "bm25", "dense"), extra="",
-               isolation="none"):
+               isolation="none", evaluation=NO_CURVES):
     """A toy suite; jobs run in this process unless ``isolation = "process"`` (tested in test_isolation.py;
-    a spawned process per job costs seconds of start-up that the other tests need not pay)."""
+    a spawned process per job costs seconds of start-up that the other tests need not pay). ``evaluation``
+    is the body of its ``[evaluation]`` table: by default no learning curve or hardness probe (their dev
+    evaluations would dominate toy runs; tests/test_curves.py asks for them)."""
     blocks = "".join(f'[[strategies]]\nname = "{s}"\n' for s in strategies)
     return f"""
 [suite]
@@ -56,7 +61,9 @@ batch_size = 16
 lr = 1e-3
 num_negatives = 1
 {extra}
-{blocks}"""
+{blocks}
+[evaluation]
+{evaluation}"""
 
 
 @pytest.fixture

@@ -80,6 +80,17 @@ def test_duplicate_strategy_labels(tmp_path):
     assert "duplicate strategy label" in msg
 
 
+def test_duplicate_dataset_and_model_names(tmp_path):
+    """Reports key curves and ranks by name: two datasets (or models) shown under one name would be averaged
+    as if seeds of one."""
+    msg = error_of(tmp_path, VALID + '\n[[datasets]]\nsource = "other/x"\n')
+    assert "duplicate dataset name 'x'" in msg and "suite.toml" in msg
+    load_suite(write(tmp_path, VALID + '\n[[datasets]]\nsource = "other/x"\nname = "x2"\n'))
+    assert "duplicate model name 'model'" in error_of(tmp_path, VALID + '\n[[models]]\nspec = "other/model"\n')
+    planted = VALID + '\n[[datasets]]\nsource = "data/x"\nfalse_negatives = { rate = 0.3 }\n'
+    assert [d.display_name for d in load_suite(write(tmp_path, planted)).datasets] == ["x", "x+fn0.3dup"]
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="suite file not found"):
         load_suite(tmp_path / "nope.toml")

@@ -73,6 +73,23 @@ def test_near_duplicates_are_perturbed_deterministically(toy_data):
     assert len(out.split()) < len(text.split())
 
 
+@pytest.mark.parametrize("text", [
+    "Long first sentence with very many words in it that carries most of the meaning here. Short. Tiny. End.",
+    "alpha beta", "a b c d", "x. y. z.", "One two three four five six seven eight nine ten eleven.",
+])
+def test_near_duplicates_differ_and_keep_most_of_the_text(text):
+    """A hostile review: a one-sentence or short text came out identical, and dropping the long sentence lost
+    most of the text."""
+    for key in map(str, range(20)):
+        out = perturb(text, 0, key)
+        assert out != text
+        assert len(out.split()) >= 0.6 * len(text.split())
+
+
+def test_a_text_of_one_distinct_word_stays_an_exact_copy():
+    assert perturb("word", 0, "k") == "word" and perturb("ha ha", 0, "k") == "ha ha"
+
+
 @pytest.mark.parametrize(("value", "message"), [(0.0, "greater than 0"), (1.5, "less than or equal to 1"),
                                                  ("0.3", "valid number"), (True, "valid number")])
 def test_bad_rate_is_one_config_error_naming_the_field(value, message):
@@ -117,16 +134,17 @@ def test_suite_reports_planted_shares_and_never_evaluates_planted_documents(tmp_
         return real(model, corpus, *args, corpus_embeddings=corpus_embeddings, **kwargs)
 
     monkeypatch.setattr(negbench.runner, "evaluate", spy)
-    text = suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("none", "in-batch", "random"))
+    text = suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("none", "in-batch", "random"),
+                      evaluation="curve_points = 2\n")
     text = text.replace(f'source = "{toy_data}"\n',
                         f'source = "{toy_data}"\nfalse_negatives = {{ rate = 0.3, kind = "duplicate" }}\n')
-    text += '[[strategies]]\nname = "dense"\nparams = { sampling = "top" }\n'
+    text = text.replace("[evaluation]", '[[strategies]]\nname = "dense"\nparams = { sampling = "top" }\n\n[evaluation]')
     (tmp_path / "suite.toml").write_text(text)
     result = CliRunner().invoke(app, ["run", str(tmp_path / "suite.toml"), "--no-progress"])
     assert result.exit_code == 0, result.output
 
     plain = load_dataset(DatasetConfig(source=str(toy_data)))
-    assert len(evaluated) >= 4  # a test evaluation per row, and the dev learning-curve points
+    assert len(evaluated) >= 4 + 3 * 2  # a test evaluation per row, and two dev curve points per trained row
     for ids, n_embedded in evaluated:
         assert ids == plain.corpus.ids and not any(i.startswith("planted:") for i in ids)
         assert n_embedded in (None, len(plain.corpus))

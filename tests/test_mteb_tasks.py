@@ -248,8 +248,8 @@ def test_suite_mteb_tasks_score_every_trained_model(tmp_path, toy_data, tiny_mod
     from tests.test_cli import suite_text
 
     suite = tmp_path / "suite.toml"
-    suite.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("none", "in-batch"))
-                     + f'\n[evaluation]\nmteb_tasks = ["{toy_data}"]\n')
+    suite.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("none", "in-batch"),
+                                evaluation=f'mteb_tasks = ["{toy_data}"]\ncurve_points = 0\n'))
     result = CliRunner().invoke(app, ["run", str(suite), "--no-progress"])
     assert result.exit_code == 0, result.output
     rows = pl.read_parquet(tmp_path / "out" / "results.parquet").sort("strategy")

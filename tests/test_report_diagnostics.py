@@ -32,7 +32,7 @@ from negbench.plots import (
     svg_of_img,
 )
 from negbench.report import leaderboard_markdown
-from negbench.stats import rank_summary
+from negbench.stats import rank_power_note, rank_summary
 from negbench.testing.results import (
     synthetic_frames,
     synthetic_overlap,
@@ -283,3 +283,53 @@ def test_null_points_in_steps_are_not_drawn_and_do_not_crash(tmp_path) -> None:
     assert curves and all(None not in ys for c in curves.values() for _, ys in c.values())
     _, html_path = write_report(tmp_path, tmp_path / "site")
     assert html_path.is_file()
+
+
+# --- hostile-review defects: variants, configurations and seeds are never pooled ---------------------------
+
+
+def _older_config(rows: pl.DataFrame, strategy: str, shift: float) -> pl.DataFrame:
+    """Rows of an older configuration of ``strategy`` (other params, earlier dates) scoring ``shift`` more."""
+    return rows.filter(pl.col("strategy") == strategy).with_columns(
+        (pl.col("run_id") + "-old").alias("run_id"), pl.lit('{"lr": 1}').alias("params"),
+        pl.lit("2024-01-01T00:00:00+00:00").alias("created_at"), (pl.col("ndcg@10") + shift).alias("ndcg@10"))
+
+
+def test_rank_summary_leaves_out_planted_variants_older_configs_and_renamed_copies(three_datasets) -> None:
+    rows, _ = three_datasets
+    rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("planted_fn_rate"))
+    planted = rows.filter(pl.col("dataset") == "d1").with_columns(
+        (pl.col("run_id") + "-fn").alias("run_id"), pl.lit("d1+fn0.3dup").alias("dataset"),
+        pl.lit("fp-d1-planted").alias("dataset_fingerprint"), pl.lit(0.3).alias("planted_fn_rate"))
+    renamed = rows.filter(pl.col("dataset") == "d2").with_columns(
+        (pl.col("run_id") + "-again").alias("run_id"), pl.lit("d2-again").alias("dataset"))
+    noisy = pl.concat([rows, planted, renamed, _older_config(rows, "loser", 1.0)], how="diagonal_relaxed")
+    (summary,) = rank_summary(noisy, "ndcg@10", "in-batch")
+    assert summary.datasets == ["d1", "d2", "d3"]  # not the planted variant, not d2 twice
+    assert summary.mean_rank == {"winner": 1.0, "mid": 2.0, "in-batch": 3.0, "loser": 4.0}  # newest config only
+    assert summary.older_configs == 3 and "3 older left out" in rank_power_note(summary)
+
+
+def test_curves_of_two_configurations_are_two_curves(three_datasets) -> None:
+    rows, _ = three_datasets
+    rows = pl.concat([rows, _older_config(rows, "winner", 0.0)], how="diagonal_relaxed")
+    steps = synthetic_steps(rows, EFFECTS)
+    curves = strategy_curves(steps, rows, "dev")[("d1", "tiny", "ndcg@10")]
+    winners = [label for label in curves if label.startswith("winner")]
+    assert len(winners) == 2 and all("[cfg " in label for label in winners)
+    assert "winner" not in curves  # the two configurations are not averaged under the bare label
+
+
+def test_planted_drop_pairs_seeds() -> None:
+    """Seed 1 ran without planting only: the drop compares seed 0 with seed 0 (n = 1), not a two-seed mean
+    with a one-seed mean."""
+    rows = _planted_rows()
+    rows = rows.filter(~((pl.col("dataset") == "toy+fn") & (pl.col("seed") == 1)))
+    rows = rows.with_columns(pl.when((pl.col("dataset") == "toy") & (pl.col("seed") == 1))
+                             .then(pl.col("ndcg@10") + 0.5).otherwise(pl.col("ndcg@10")).alias("ndcg@10"))
+    bm25 = planted_table(rows, "ndcg@10").filter(pl.col("strategy") == "bm25").row(0, named=True)
+    assert bm25["n"] == 1 and bm25["drop"] == pytest.approx(0.1)
+    older = _older_config(rows.filter(pl.col("dataset") == "toy"), "bm25", 0.3)
+    bm25 = planted_table(pl.concat([rows, older], how="diagonal_relaxed"), "ndcg@10").filter(
+        pl.col("strategy") == "bm25").row(0, named=True)
+    assert bm25["n"] == 1 and bm25["drop"] == pytest.approx(0.1)  # the older configuration is not paired

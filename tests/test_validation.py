@@ -126,7 +126,7 @@ CASES = [
          _append('[[strategies]]\nname = "simans"\n[strategies.search_space.a]\ntype = "float"\nlow = 5.0\n'
                  'high = 1.0')),
     Case("unknown strategy", "strategies[2].name", _append('[[strategies]]\nname = "no-such-strategy"')),
-    Case("unknown metric", "evaluation.metrics", _append('[evaluation]\nmetrics = ["ndcg@ten"]')),
+    Case("unknown metric", "evaluation.metrics", _set("metrics", '["ndcg@ten"]', "[evaluation]")),
     Case("unknown field", "training.epoch", _set("epoch", "1")),
     # ------------------------------------------------------------------ models and devices
     Case("device bogus", "models[0].device", _set("device", '"bogus"', "[[models]]")),
