@@ -10,8 +10,8 @@ For a seeded ``rate`` share of the training queries (hash order, so the choice d
 order), one of the query's positives is copied under a fresh id ``planted:<doc id>:<k>``: exactly
 (``duplicate``) or perturbed (``near-duplicate``: a short sentence dropped and two swapped, a few words
 removed, deterministic per document, see :func:`perturb`). Copies are appended *after* the original
-documents, so original indices do not move and the evaluation corpus (:attr:`negbench.data.RetrievalDataset.eval_corpus`) is a prefix of the
-training corpus. No qrels name a planted document; dev and test evaluation never see them.
+documents, so original indices do not move and the evaluation corpus
+(:attr:`negbench.data.RetrievalDataset.eval_corpus`) is a prefix of the training corpus. No qrels name a planted document; dev and test evaluation never see them.
 """
 
 from __future__ import annotations
