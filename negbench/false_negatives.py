@@ -11,7 +11,8 @@ order), one of the query's positives is copied under a fresh id ``planted:<doc i
 (``duplicate``) or perturbed (``near-duplicate``: a short sentence dropped and two swapped, a few words
 removed, deterministic per document, see :func:`perturb`). Copies are appended *after* the original
 documents, so original indices do not move and the evaluation corpus
-(:attr:`negbench.data.RetrievalDataset.eval_corpus`) is a prefix of the training corpus. No qrels name a planted document; dev and test evaluation never see them.
+(:attr:`negbench.data.RetrievalDataset.eval_corpus`) is a prefix of the training corpus. No qrels name a
+planted document; dev and test evaluation never see them.
 """
 
 from __future__ import annotations
