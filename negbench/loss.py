@@ -145,9 +145,24 @@ def repeated_columns(doc_ids: Tensor, batch: int) -> Tensor:
 
 
 def info_nce(view: LogitView) -> Tensor:
-    """``mean_i(w_i · CE_i)`` over the masked logits plus extra negatives (the one formula)."""
-    logits = view.logits.masked_fill(view.mask, float("-inf"))
+    """``mean_i(w_i · CE_i)`` over the masked logits plus extra negatives (the one formula); a view's
+    ``column_weight`` weights the denominator's columns and its ``soft_target`` replaces the one-hot target
+    (see :class:`~negbench.strategy.LogitView`)."""
+    logits = view.logits
+    if view.column_weight is not None:
+        weight = view.column_weight.detach().to(logits.device, torch.float32).clamp_min(0.0)
+        weight = weight.clone()
+        weight[torch.arange(len(view.target), device=weight.device), view.target] = 1.0
+        logits = logits.float() + torch.log(weight)  # log 0 = -inf: a zero weight is a mask
+    logits = logits.masked_fill(view.mask, float("-inf"))
     if view.extra_logits is not None:
         logits = torch.cat([logits, view.extra_logits.to(logits.dtype)], dim=1)
-    per_row = F.cross_entropy(logits.float(), view.target, reduction="none")
+    if view.soft_target is None:
+        per_row = F.cross_entropy(logits.float(), view.target, reduction="none")
+    else:
+        target = view.soft_target.detach().to(logits.device, torch.float32)
+        if target.shape != logits.shape:
+            raise ValueError(f"soft_target has shape {tuple(target.shape)}, the row's columns {tuple(logits.shape)}")
+        log_p = torch.log_softmax(logits.float(), dim=1)
+        per_row = -torch.where(target > 0, target * log_p, torch.zeros_like(log_p)).sum(dim=1)
     return (view.row_weight.float() * per_row).mean()

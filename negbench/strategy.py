@@ -59,6 +59,15 @@ class LogitView:
     out of a row's softmax denominator (labelled positives of that query are masked by the loss itself).
     ``extra_logits`` are additional negatives per row (synthetic mixtures, a memory queue, …), already
     multiplied by ``scale``. ``row_weight`` scales each row's cross-entropy term.
+
+    Two optional extensions leave the formula InfoNCE and are the identity when unset:
+
+    * ``column_weight`` ``(B, N)``: a non-negative weight per column in the row's softmax *denominator*
+      (``exp(s_ij)`` becomes ``w_ij · exp(s_ij)``; 1 everywhere is plain InfoNCE, 0 is a mask). The target
+      column is always weighted 1. For corrections that down-weight likely false negatives.
+    * ``soft_target`` ``(B, N + M)``: a distribution over the row's columns (then its extra negatives) to
+      fit instead of the one-hot ``target`` (cross-entropy against it; one-hot at ``target`` is plain
+      InfoNCE). For distillation from a ranker over the retriever's own candidates.
     """
 
     query: torch.Tensor
@@ -72,6 +81,8 @@ class LogitView:
     scale: float
     step: int = 0
     extra_logits: torch.Tensor | None = None
+    column_weight: torch.Tensor | None = None
+    soft_target: torch.Tensor | None = None
 
     def replace(self, **changes: Any) -> LogitView:
         return dataclasses.replace(self, **changes)

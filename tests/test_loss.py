@@ -80,3 +80,40 @@ def test_labels_must_name_every_embedded_document():
     loss = make_loss({0: {0}, 1: {1}})
     with pytest.raises(ValueError, match="name 2 documents, 4 were embedded"):
         loss.build_view(reps(q, q.clone(), q.clone()), labels([[0], [1]]))
+
+
+def _view(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    q, p, n = (torch.randn(4, 8, generator=g) for _ in range(3))
+    return make_loss({i: {10 + i} for i in range(4)}).build_view(
+        reps(q, p, n), labels([[10, 20], [11, 21], [12, 22], [13, 23]]))
+
+
+def test_column_weights_scale_the_denominator_and_never_the_target():
+    view = _view()
+    plain = info_nce(view)
+    assert info_nce(view.replace(column_weight=torch.ones_like(view.logits))) == pytest.approx(plain.item())
+    zero = torch.ones_like(view.logits)
+    zero[0, 5] = 0.0  # row 0 without column 5 …
+    assert info_nce(view.replace(column_weight=zero)).item() == pytest.approx(
+        info_nce(view.replace(mask=view.mask | (zero == 0))).item())  # … is a mask
+    half = torch.full_like(view.logits, 0.5)
+    logits = view.logits.masked_fill(view.mask, float("-inf"))
+    by_hand = -(logits.gather(1, view.target[:, None]).squeeze(1)
+                - torch.logsumexp(torch.where(torch.eye(4, 8, dtype=torch.bool), logits, logits + torch.log(
+                    torch.tensor(0.5))), dim=1)).mean()
+    assert info_nce(view.replace(column_weight=half)).item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_a_one_hot_soft_target_is_plain_infonce_and_a_soft_one_is_its_cross_entropy():
+    view = _view()
+    one_hot = F.one_hot(view.target, view.logits.shape[1]).float()
+    assert info_nce(view.replace(soft_target=one_hot)).item() == pytest.approx(info_nce(view).item(), rel=1e-6)
+    soft = torch.softmax(torch.randn(view.logits.shape, generator=torch.Generator().manual_seed(3)), dim=1)
+    soft = soft.masked_fill(view.mask, 0.0)
+    soft = soft / soft.sum(1, keepdim=True)
+    log_p = torch.log_softmax(view.logits.masked_fill(view.mask, float("-inf")), dim=1)
+    expected = -torch.where(soft > 0, soft * log_p, torch.zeros_like(log_p)).sum(1).mean()
+    assert info_nce(view.replace(soft_target=soft)).item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="soft_target"):
+        info_nce(view.replace(soft_target=soft[:, :3]))
