@@ -123,6 +123,9 @@ class DatasetConfig(_Strict):
 class ModelConfig(_Strict):
     spec: str = Field(min_length=1)
     name: str | None = None
+    # a stronger teacher for the strategies that score with one (gist, positive-aware, tas-b, pooling-bias):
+    # a model spec like ``spec``; None = the base model itself. A strategy's own ``guide`` wins.
+    guide: str | None = Field(default=None, min_length=1)
     max_seq_length: Annotated[int, Field(gt=0, le=MAX_SEQ_LENGTH)] = 256
     batch_size: Annotated[int, Field(gt=0, le=MAX_BATCH)] = 64
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
@@ -213,6 +216,7 @@ class SearchDim(_Strict):
 class StrategyConfig(_Strict):
     name: str = Field(min_length=1)
     label: str | None = None
+    guide: str | None = Field(default=None, min_length=1)  # this strategy's teacher (see ModelConfig.guide)
     params: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     search_space: dict[str, SearchDim] = Field(default_factory=dict)

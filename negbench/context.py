@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,7 +30,20 @@ class Context:
     steps_per_epoch: int | None = None  # set by the training loop before the first step
     total_steps: int | None = None
     extras: dict = field(default_factory=dict)
+    guide_services: MiningServices | None = None  # the suite's stronger teacher, when it names one
     _forbidden: dict[int, set[int]] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------------------ teacher
+    def guided(self) -> Context:
+        """This context with the teacher's services: ``guided().dense_candidates(…)``, ``.positive_scores()``
+        and ``.services.*_embeddings()`` score with the suite's ``guide`` model (cached on disk like the base
+        model's), or with the base model when the suite names none. Strategies that use a teacher's judgement
+        (which negatives are false, margins, filters) ask this; the model being trained is never the teacher."""
+        if self.guide_services is None:
+            return self
+        guided = copy.copy(self)
+        guided.services, guided.guide_services = self.guide_services, None
+        return guided
 
     # ------------------------------------------------------------------------------ randomness
     def rng(self, *keys: object) -> np.random.Generator:

@@ -87,7 +87,7 @@ class MiningServices:
         """Order-independent cost of a block that took ``wall_s``: its wall time less the time spent in
         cache look-ups, plus the recorded compute time of every cached artefact it used, and of every
         artefact those were computed from (each once), whether computed now, loaded or found in memory."""
-        return max(0.0, wall_s - self._cache_wall_s) + sum(self._used.values())
+        return charged_seconds(wall_s, [self])
 
     def _cached(self, name: str, compute: Callable[[], object]):
         """``compute()`` once, cached in memory and on disk with its exclusive compute time and the costs of
@@ -182,6 +182,13 @@ class MiningServices:
             return scores.astype(np.float32), idx.astype(np.int64)
 
         return self._cached(key, compute)
+
+
+def charged_seconds(wall_s: float, services: list[MiningServices]) -> float:
+    """:meth:`MiningServices.charged_seconds` of a block that used several services (the base model's and a
+    teacher's): its wall time less every service's cache look-ups, plus every artefact each one used."""
+    looked_up = sum(s._cache_wall_s for s in services)
+    return max(0.0, wall_s - looked_up) + sum(sum(s._used.values()) for s in services)
 
 
 # cached artefacts are keyed by the code that computes them too: a change to mining or search never reuses them

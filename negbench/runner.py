@@ -40,7 +40,7 @@ from negbench.evaluation import evaluate
 from negbench.guard import StrategyFailure, describe, guarded
 from negbench.job_process import run_isolated
 from negbench.measure import PeakMemory, Timer
-from negbench.mining import MiningServices
+from negbench.mining import MiningServices, charged_seconds
 from negbench.models import load_model, model_fingerprint, pick_device, resolve_model
 from negbench.negative_diagnostics import planted_fn_share, planting_columns, sampled_negative_ids, score_gap
 from negbench.provenance import (
@@ -278,6 +278,23 @@ class SuiteRunner:
             )
         return self._services[key]
 
+    def guide_services(self, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec,
+                       device: str) -> MiningServices | None:
+        """The teacher's services for ``spec`` on ``dataset``: the strategy's ``guide``, else the model's, loaded
+        like the base model (its max_seq_length, batch size and device) and cached on disk by its own
+        fingerprint; None when neither names one."""
+        guide = self.suite.strategies[spec.index].guide or model_cfg.guide
+        if guide is None:
+            return None
+        cfg = ModelConfig(spec=guide, max_seq_length=model_cfg.max_seq_length, batch_size=model_cfg.batch_size,
+                          precision=model_cfg.precision, device=model_cfg.device)
+        key = (dataset.fingerprint, cfg.model_dump_json())
+        if key not in self._services:
+            self._services[key] = MiningServices(
+                dataset, lambda: load_model(cfg, device), model_fingerprint(cfg.spec, cfg.max_seq_length),
+                self.cache_dir, batch_size=cfg.batch_size, progress=self.progress)
+        return self._services[key]
+
     @staticmethod
     def device_for(job: Job) -> str:
         return pick_device(job.model_cfg.device)
@@ -413,7 +430,8 @@ class SuiteRunner:
                 try:
                     with guarded():  # strategy code (any hook) fails this trial only; see negbench.guard
                         fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
-                                       on_epoch_end=epoch_end if training.epochs > 1 else None)
+                                       on_epoch_end=epoch_end if training.epochs > 1 else None,
+                                       guide=self.guide_services(dataset, model_cfg, spec, device))
                         value = self.score(fit.model, dataset, dataset.dev, [cfg.metric],
                                            model_cfg).metrics[cfg.metric]
                 except (BudgetError, NegbenchError) as exc:
@@ -453,8 +471,10 @@ class SuiteRunner:
             f"  {m}={row[m]:.4f}" for m in self.suite.evaluation.metrics if row.get(m) is not None))
 
     def fit(self, dataset, model_cfg, device, services, strategy: Strategy, training: TrainingConfig, seed: int,
-            on_epoch_end=None, diagnostics: Diagnostics | None = None) -> FitResult:
-        """Mine and train one model (on the train split only), within the run's data budget."""
+            on_epoch_end=None, diagnostics: Diagnostics | None = None,
+            guide: MiningServices | None = None) -> FitResult:
+        """Mine and train one model (on the train split only), within the run's data budget; ``guide`` is the
+        teacher's services (:meth:`guide_services`), whose use is charged to the run like the base model's."""
         examples = dataset.training_examples("train")
         try:
             budget = budget_for(strategy, len(examples), training, self.suite.training)
@@ -462,13 +482,16 @@ class SuiteRunner:
             raise BudgetError(f"strategy {strategy.name!r} {strategy.params}: {exc.one_line()}") from None
         ctx = Context(dataset=dataset, examples=examples, services=services,
                       num_negatives=training.num_negatives, batch_size=training.batch_size,
-                      epochs=epochs_run(training, budget), seed=seed, steps_per_epoch=budget.steps_per_epoch)
+                      epochs=epochs_run(training, budget), seed=seed, steps_per_epoch=budget.steps_per_epoch,
+                      guide_services=guide)
         model = load_model(model_cfg, device)
-        services.begin_run()
+        used = [services] if guide is None else [services, guide]
+        for service in used:
+            service.begin_run()
         with Timer() as mine_timer:
             strategy.setup(ctx)
             candidates = strategy.mine(ctx)
-        mine_s = services.charged_seconds(mine_timer.seconds)
+        mine_s = charged_seconds(mine_timer.seconds, used)
         if candidates is not None and training.num_negatives == 0:
             candidates = None
         outcome = train(model, ctx, strategy, training, device=device, precision=model_cfg.precision,
@@ -563,7 +586,8 @@ class SuiteRunner:
         if strategy.trains:
             with train_mem:
                 fit = self.fit(dataset, model_cfg, device, services, strategy, training, seed,
-                               diagnostics=self.diagnostics_for(dataset, model_cfg))
+                               diagnostics=self.diagnostics_for(dataset, model_cfg),
+                               guide=self.guide_services(dataset, model_cfg, spec, device))
             model, corpus_emb, o = fit.model, None, fit.outcome
             reached = time_to_target(dev_curve(o.step_records), 0.95)
             row.update(_steps=o.step_records, time_to_own_95_s=reached and reached.wall_s)

@@ -54,7 +54,12 @@ def validate_plan(plan: Plan) -> Validated:
         check_writable_dir(Path(suite.suite.cache_dir), path, "suite.cache_dir")
     for i, model_cfg in enumerate(suite.models):
         check_model(model_cfg.spec, path, f"models[{i}].spec")
+        if model_cfg.guide:
+            check_model(model_cfg.guide, path, f"models[{i}].guide")
         check_device(model_cfg.device, path, f"models[{i}].device")
+    for i, strategy_cfg in enumerate(suite.strategies):
+        if strategy_cfg.guide:
+            check_model(strategy_cfg.guide, path, f"strategies[{i}].guide")
     datasets, notes = [], []
     for i in range(len(suite.datasets)):
         dataset = load_suite_dataset(plan, i)

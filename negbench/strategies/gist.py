@@ -11,11 +11,12 @@ denominator when
 * ``absolute``: ``g_ij > g_i⁺ − margin``;
 * ``relative``: ``g_ij > g_i⁺ − |g_i⁺| · margin``.
 
-The row's own target is never masked. The default guide is the frozen base model: its corpus and query
-embeddings are the shared precomputed (cached) ones, so nothing is encoded again and it works offline.
-``guide`` names another model spec (resolved by :func:`negbench.models.load_model`), encoded once in
-``setup``. Only GISTEmbed's guided masking is reproduced; its optional anchor–anchor and positive–positive
-contrast terms would add columns to the loss and are left out, so the loss stays negbench's one InfoNCE.
+The row's own target is never masked. The guide is the suite's ``guide`` model (``[[models]] guide`` or the
+strategy's ``guide``; GISTEmbed's guide is a stronger model), else the frozen base model: its corpus and query
+embeddings are the shared precomputed (cached) ones, so nothing is encoded twice and it works offline. The
+older ``params.guide`` names a model spec encoded (uncached) in ``setup`` and wins over both. Only
+GISTEmbed's guided masking is reproduced; its optional anchor–anchor and positive–positive contrast terms
+would add columns to the loss and are left out, so the loss stays negbench's one InfoNCE.
 """
 
 from __future__ import annotations
@@ -82,14 +83,15 @@ class GIST(Strategy):
         self.guide_docs = docs.detach().float().cpu()
 
     def setup(self, ctx: Context) -> None:
-        model = None
+        model, services = None, ctx.guided().services  # the suite's guide (cached), else the base model
         if self.params.guide:
             from negbench.config import ModelConfig
             from negbench.models import load_model
 
             model = load_model(ModelConfig(spec=self.params.guide, max_seq_length=self.params.guide_max_seq_length))
-        queries = ctx.services.query_embeddings(ctx.query_ids, model)
-        docs = ctx.services.corpus_embeddings(model)
+            services = ctx.services
+        queries = services.query_embeddings(ctx.query_ids, model)
+        docs = services.corpus_embeddings(model)
         self.set_guide(queries[torch.as_tensor(ctx.example_query, device=queries.device)], docs)
 
     def on_logits(self, view: LogitView) -> LogitView:

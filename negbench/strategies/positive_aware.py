@@ -1,8 +1,9 @@
 """``positive-aware``: NV-Retriever's positive-aware hard-negative mining.
 
 Reference: Moreira et al. 2024, "NV-Retriever: Improving text embedding models with effective
-positive-aware hard-negative mining" (arXiv:2407.15831). Candidates are the base (teacher) model's dense
-top-``depth``; a candidate is dropped as a likely false negative when its teacher score exceeds
+positive-aware hard-negative mining" (arXiv:2407.15831). Candidates are the teacher's dense top-``depth``
+(the suite's ``guide`` model, as the paper mines with a stronger model, else the base model); a candidate is
+dropped as a likely false negative when its teacher score exceeds
 
 * ``perc``   (TopK-PercPos): ``perc · s(q, d⁺)`` (the paper's best: 0.95);
 * ``margin`` (TopK-MarginPos): ``s(q, d⁺) − margin``;
@@ -70,8 +71,9 @@ class PositiveAware(Strategy):
         }
 
     def mine(self, ctx: Context) -> Negatives:
-        candidates = ctx.dense_candidates(self.params.depth)
-        positive = ctx.positive_scores()
+        teacher = ctx.guided()  # the suite's guide model when it names one, else the base model
+        candidates = teacher.dense_candidates(self.params.depth)
+        positive = teacher.positive_scores()
         ids, scores = [], []
         for i in range(len(ctx.examples)):
             kept_ids, kept_scores = positive_aware_filter(

@@ -11,16 +11,17 @@ Reference:
   nearest to it, so the in-batch negatives stay topically close while every batch has exactly
   ``batch_size`` examples (negbench's budget rule; the paper's batches are a fixed size too).
   ``clusters_per_batch`` > 1 interleaves that many neighbouring clusters.
-* **Balanced margin sampling (TAS-Balanced).** With the base model as teacher, each (q, d⁺, d⁻) triple has
-  a teacher margin s(q, d⁺) − s(q, d⁻). An example's candidate pairs are binned into ``margin_bins``
-  equal-width margin bins and each negative is drawn by choosing a non-empty bin uniformly, then a pair in
-  it, so low- and high-margin pairs are seen equally often. With ``balanced = false`` negatives are drawn
-  uniformly from the candidates (plain TAS).
+* **Balanced margin sampling (TAS-Balanced).** With the teacher (the suite's ``guide`` model, else the base
+  model), each (q, d⁺, d⁻) triple has a teacher margin s(q, d⁺) − s(q, d⁻). An example's candidate pairs are
+  binned into ``margin_bins`` equal-width margin bins and each negative is drawn by choosing a non-empty bin
+  uniformly, then a pair in it, so low- and high-margin pairs are seen equally often. With
+  ``balanced = false`` negatives are drawn uniformly from the candidates (plain TAS).
 
 Candidates are BM25 top-``depth`` (the paper's negatives) or the base model's dense top-``depth``, labelled
 positives removed. Departures from the paper: batches are built per epoch (each example once per epoch;
-the paper draws a random cluster for every batch), the teacher is the base bi-encoder (the paper uses a
-BERT_CAT + ColBERT ensemble) and the loss is negbench's shared InfoNCE (the paper distils with Margin-MSE).
+the paper draws a random cluster for every batch), the teacher is a bi-encoder (the base model or a
+``guide``; the paper uses a BERT_CAT + ColBERT ensemble) and the loss is negbench's shared InfoNCE (the paper
+distils with Margin-MSE). Query clusters come from the base model (topics, not a teacher's judgement).
 """
 
 from __future__ import annotations
@@ -82,9 +83,10 @@ def balanced_margin_pick(rng: np.random.Generator, margins: np.ndarray, bins: in
 
 
 def teacher_scores(ctx: Context, candidates: Negatives) -> list[np.ndarray]:
-    """Base-model cosine s(q, d) of every candidate of every example."""
-    q = ctx.services.query_embeddings(ctx.query_ids).cpu()
-    d = ctx.services.corpus_embeddings().cpu()
+    """Teacher cosine s(q, d) of every candidate of every example (the suite's guide, else the base model)."""
+    teacher = ctx.guided().services
+    q = teacher.query_embeddings(ctx.query_ids).cpu()
+    d = teacher.corpus_embeddings().cpu()
     out = []
     for i, ids in enumerate(candidates.ids):
         row = q[int(ctx.example_query[i])]
@@ -148,14 +150,15 @@ class TASB(Strategy):
         else:
             full = ctx.dense_candidates(depth + 32)
             ids = [c[:depth] for c in full.ids]
-            scores = [s[:depth] for s in full.scores]
-        self.state["positive_scores"] = ctx.positive_scores()
+            scores = ([s[:depth] for s in full.scores] if ctx.guided() is ctx
+                      else teacher_scores(ctx, Negatives(ids)))
+        self.state["positive_scores"] = ctx.guided().positive_scores()
         return Negatives(ids, scores)
 
     def sample(self, ctx: Context, candidates: Negatives, epoch: int) -> Negatives:
         positive = self.state.get("positive_scores")
         if positive is None:
-            positive = self.state["positive_scores"] = ctx.positive_scores()
+            positive = self.state["positive_scores"] = ctx.guided().positive_scores()
         scores = candidates.scores if candidates.scores is not None else teacher_scores(ctx, candidates)
         k = ctx.num_negatives
         chosen = []

@@ -44,17 +44,25 @@ def toy_setup(root: Path) -> tuple[Path, Path]:
 
 
 def make_context(data_dir: Path, model_dir: Path, cache_dir: Path, *, seed: int = 0, num_negatives: int = 2,
-                 batch_size: int = 8, epochs: int = 2) -> Context:
-    """A ready Context over the toy dataset with the tiny encoder as base model."""
-    from negbench.config import DatasetConfig, ModelConfig
-    from negbench.models import load_model, model_fingerprint
+                 batch_size: int = 8, epochs: int = 2, guide_dir: Path | None = None) -> Context:
+    """A ready Context over the toy dataset with the tiny encoder as base model (and ``guide_dir``'s model as
+    the teacher, when given)."""
+    from negbench.config import DatasetConfig
 
     dataset = load_dataset(DatasetConfig(source=str(data_dir)))
+    return Context(dataset=dataset, examples=dataset.training_examples(),
+                   services=_services(dataset, model_dir, cache_dir), num_negatives=num_negatives,
+                   batch_size=batch_size, epochs=epochs, seed=seed,
+                   guide_services=None if guide_dir is None else _services(dataset, guide_dir, cache_dir))
+
+
+def _services(dataset, model_dir: Path, cache_dir: Path) -> MiningServices:
+    from negbench.config import ModelConfig
+    from negbench.models import load_model, model_fingerprint
+
     model_cfg = ModelConfig(spec=str(model_dir), max_seq_length=32, batch_size=32)
-    services = MiningServices(dataset, lambda: load_model(model_cfg, "cpu"),
-                              model_fingerprint(str(model_dir), 32), cache_dir, batch_size=32)
-    return Context(dataset=dataset, examples=dataset.training_examples(), services=services,
-                   num_negatives=num_negatives, batch_size=batch_size, epochs=epochs, seed=seed)
+    return MiningServices(dataset, lambda: load_model(model_cfg, "cpu"), model_fingerprint(str(model_dir), 32),
+                          cache_dir, batch_size=32)
 
 
 def to_toml(params: dict[str, Any]) -> str:
