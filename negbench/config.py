@@ -66,7 +66,7 @@ class FalseNegatives(_Strict):
     """Planted false negatives: unlabelled copies of training positives added to the *training* corpus.
 
     A controlled version of the false-negative problem of hard-negative mining ("Hard Negatives or False
-    Negatives", Zhou et al., 2022; NV-Retriever, Moreira et al., 2024): for a seeded ``rate`` share of the
+    Negatives", Cai et al., 2022; NV-Retriever, Moreira et al., 2024): for a seeded ``rate`` share of the
     training queries, a copy of one of the query's positives (``duplicate``: exact; ``near-duplicate``:
     sentences dropped or reordered, a few words removed) joins the corpus under a fresh id, labelled for no
     query. Evaluation (dev and test) never sees the planted documents (:mod:`negbench.false_negatives`).

@@ -2,7 +2,7 @@
 
 A controlled experiment for the false-negative problem of hard-negative mining: a miner that ranks close to
 the positive also finds documents that answer the query but are not labelled ("Hard Negatives or False
-Negatives: Correcting Pooling Bias in Training Neural Ranking Models", Zhou et al., 2022; NV-Retriever,
+Negatives: Correcting Pooling Bias in Training Neural Ranking Models", Cai et al., 2022; NV-Retriever,
 Moreira et al., 2024, whose positive-aware mining exists to drop them). Real false negatives are unknown;
 planted ones are known, so the share a strategy picks is measurable (:mod:`negbench.negative_diagnostics`).
 

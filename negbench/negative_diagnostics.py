@@ -3,7 +3,7 @@
 * ``neg_score_gap``: mean base-model s(q, d⁺) − s(q, d⁻) over the sampled negatives (how hard they are);
 * ``planted_fn_share``: share of the sampled negatives (epoch 0) that are planted copies of a labelled
   positive of the example's query (:mod:`negbench.false_negatives`) — the false negatives a miner picks
-  ("Hard Negatives or False Negatives", Zhou et al., 2022; NV-Retriever, Moreira et al., 2024);
+  ("Hard Negatives or False Negatives", Cai et al., 2022; NV-Retriever, Moreira et al., 2024);
 * ``planted_fn_inbatch_share``: the same share over every negative column the loss saw during training
   (other rows' positives and negatives included), counted by :class:`PlantedInBatchCounter`.
 
