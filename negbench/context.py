@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import torch
 
 from negbench.data import RetrievalDataset, TrainingExample, normalise_query
 from negbench.mining import MiningServices
@@ -31,6 +32,8 @@ class Context:
     total_steps: int | None = None
     extras: dict = field(default_factory=dict)
     guide_services: MiningServices | None = None  # the suite's stronger teacher, when it names one
+    extra_texts: list[str] = field(default_factory=list)  # training-only documents (:meth:`add_texts`)
+    _extra_ids: dict[str, int] = field(default_factory=dict, repr=False)
     _forbidden: dict[int, set[int]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------ teacher
@@ -44,6 +47,43 @@ class Context:
         guided = copy.copy(self)
         guided.services, guided.guide_services = self.guide_services, None
         return guided
+
+    # ------------------------------------------------------------------------------ training-only documents
+    def add_texts(self, texts: list[str]) -> np.ndarray:
+        """Document indices for training-only ``texts`` (generated negatives, not corpus documents: never
+        retrieved, evaluated or a labelled positive). They number on after the corpus, ``len(corpus) + k``; one text
+        added twice gets one index, so the loss counts it once in a row."""
+        base, ids = len(self.dataset.corpus), []
+        for text in texts:
+            if text not in self._extra_ids:
+                self._extra_ids[text] = base + len(self.extra_texts)
+                self.extra_texts.append(text)
+            ids.append(self._extra_ids[text])
+        return np.array(ids, dtype=np.int64)
+
+    @property
+    def num_documents(self) -> int:
+        """Corpus documents plus training-only texts: every valid document index is below this."""
+        return len(self.dataset.corpus) + len(self.extra_texts)
+
+    def doc_text(self, i: int) -> str:
+        corpus = self.dataset.corpus
+        return corpus.texts[i] if i < len(corpus) else self.extra_texts[i - len(corpus)]
+
+    def doc_id(self, i: int) -> str:
+        """The corpus id of document ``i``; a training-only text's id is ``generated:`` + a digest of its text
+        (the same text has the same id in every run)."""
+        corpus = self.dataset.corpus
+        if i < len(corpus):
+            return corpus.ids[i]
+        return "generated:" + hashlib.sha256(self.extra_texts[i - len(corpus)].encode()).hexdigest()[:16]
+
+    def document_embeddings(self) -> torch.Tensor:
+        """Base-model embeddings of every document index: the corpus's (cached), then the training-only texts'."""
+        corpus = self.services.corpus_embeddings()
+        if not self.extra_texts:
+            return corpus
+        return torch.cat([corpus, self.services.text_embeddings(self.extra_texts).to(corpus.device)])
 
     # ------------------------------------------------------------------------------ randomness
     def rng(self, *keys: object) -> np.random.Generator:

@@ -137,6 +137,17 @@ class MiningServices:
 
         return self._cached(self._key("corpus-emb"), compute)
 
+    def text_embeddings(self, texts: list[str]) -> torch.Tensor:
+        """Base-model document embeddings of texts outside the corpus (generated negatives), cached by content."""
+        key = self._key("text-emb", len(texts), _digest(texts))
+        return self._cached(key, lambda: encode(self.base_model, texts, kind="document",
+                                                 batch_size=self.batch_size).cpu())
+
+    def cached(self, name: str, compute: Callable[[], object]):
+        """``compute()`` cached (memory and disk) under this dataset and ``name``, charged to the runs that use
+        it like every mining artefact: for work that depends on the data but not the model (generated texts)."""
+        return self._cached(f"{self.dataset.fingerprint}-{name}", compute)
+
     def query_embeddings(self, qids: list[str], model=None) -> torch.Tensor:
         texts = [self.dataset.queries[q] for q in qids]
         if model is not None:

@@ -37,7 +37,7 @@ def score_gap(ctx: Context, negatives: Negatives) -> float | None:
     if ctx.num_negatives == 0 or not any(len(row) for row in negatives.ids):
         return None
     q = ctx.services.query_embeddings(ctx.query_ids)
-    d = ctx.services.corpus_embeddings()
+    d = ctx.document_embeddings()
     neg = torch.as_tensor(np.stack(negatives.ids))  # (n, K)
     qrows = q[torch.as_tensor(ctx.example_query)]
     pos_scores = (qrows * d[torch.as_tensor(ctx.positive_docs)]).sum(-1)
@@ -58,14 +58,15 @@ def planted_fn_share(ctx: Context, negatives: Negatives) -> float | None:
 
 def sampled_negative_ids(ctx: Context, negatives: Negatives) -> dict[str, list[str]]:
     """The sampled negatives in long form (``query_id``, ``positive_id``, ``doc_id``: corpus ids), one entry per
-    (example, negative), for the negatives store and :func:`negbench.overlap.negative_overlap`."""
+    (example, negative), for the negatives store and :func:`negbench.overlap.negative_overlap`; a generated
+    text's ``doc_id`` is :meth:`~negbench.context.Context.doc_id`'s digest."""
     ids = ctx.dataset.corpus.ids
     out: dict[str, list[str]] = {"query_id": [], "positive_id": [], "doc_id": []}
     for example, row in zip(ctx.examples, negatives.ids, strict=True):
         for doc in row:
             out["query_id"].append(example.query_id)
             out["positive_id"].append(ids[example.doc])
-            out["doc_id"].append(ids[int(doc)])
+            out["doc_id"].append(ctx.doc_id(int(doc)))
     return out
 
 

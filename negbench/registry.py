@@ -1,6 +1,7 @@
-"""Lazy registry of strategies from the ``negbench.strategies`` entry-point group.
+"""Lazy registries of plugins from entry-point groups: strategies (``negbench.strategies``) and text-negative
+generators (``negbench.generators``).
 
-Built-ins register exactly like third-party plugins. Nothing is imported until a strategy is asked for;
+Built-ins register exactly like third-party plugins. Nothing is imported until a plugin is asked for;
 a plugin that fails to import is reported as broken (with its error) and never stops the others.
 """
 
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
 from negbench.errors import ConfigError
+from negbench.generators import NegativeGenerator
 from negbench.strategy import Strategy
 
 GROUP = "negbench.strategies"
+GENERATOR_GROUP = "negbench.generators"
 
 
 @dataclass
@@ -22,12 +25,15 @@ class Entry:
     target: str
     distribution: str | None
     error: str | None = None
-    cls: type[Strategy] | None = None
+    cls: type | None = None
 
 
 class Registry:
-    def __init__(self, group: str = GROUP) -> None:
-        self.group = group
+    """The plugins of one entry-point group: each a subclass of ``base`` whose ``name`` is its entry-point name."""
+
+    def __init__(self, group: str = GROUP, base: type = Strategy, kind: str = "strategy",
+                 listing: str = "`negbench strategies`") -> None:
+        self.group, self.base, self.kind, self.listing = group, base, kind, listing
         self._entries: dict[str, tuple[EntryPoint, Entry]] | None = None
 
     def _discover(self) -> dict[str, tuple[EntryPoint, Entry]]:
@@ -47,8 +53,8 @@ class Registry:
         if entry.cls is None and entry.error is None:
             try:
                 obj = ep.load()
-                if not (isinstance(obj, type) and issubclass(obj, Strategy)):
-                    raise TypeError(f"{ep.value} is not a negbench.strategy.Strategy subclass")
+                if not (isinstance(obj, type) and issubclass(obj, self.base)):
+                    raise TypeError(f"{ep.value} is not a {self.base.__module__}.{self.base.__name__} subclass")
                 if obj.name != name:
                     raise TypeError(f"{ep.value}.name is {obj.name!r}, registered as {name!r}")
                 entry.cls = obj
@@ -59,16 +65,18 @@ class Registry:
     def entries(self) -> list[Entry]:
         return [self.load(name) for name in self.names()]
 
-    def get(self, name: str, field: str | None = None) -> type[Strategy]:
-        """The strategy class for ``name``; unknown names get a "did you mean" suggestion."""
+    def get(self, name: str, field: str | None = None) -> type:
+        """The plugin class for ``name``; unknown names get a "did you mean" suggestion."""
         if name not in self._discover():
             close = difflib.get_close_matches(name, self.names(), n=3)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise ConfigError(f"unknown strategy {name!r}{hint} (see `negbench strategies`)", field=field)
+            raise ConfigError(f"unknown {self.kind} {name!r}{hint} (see {self.listing})", field=field)
         entry = self.load(name)
         if entry.cls is None:
-            raise ConfigError(f"strategy {name!r} is broken: {entry.error}", field=field)
+            raise ConfigError(f"{self.kind} {name!r} is broken: {entry.error}", field=field)
         return entry.cls
 
 
 registry = Registry()
+generators = Registry(GENERATOR_GROUP, NegativeGenerator, "generator",
+                      f"the {GENERATOR_GROUP!r} entry points; built in: 'rules'")

@@ -146,8 +146,11 @@ class Strategy:
             return TypeAdapter(cls.Params).validate_python(dict(raw))
         except ValidationError as exc:
             err = exc.errors()[0]
+            message = err["msg"].removeprefix("Value error, ")
             loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(err["msg"].removeprefix("Value error, "), field=f"{where}.{loc}") from None
+            if not loc and message.split(maxsplit=1)[0] in known:  # a __post_init__ check: "<field> must …"
+                loc = message.split(maxsplit=1)[0]
+            raise ConfigError(message, field=f"{where}.{loc}" if loc else where) from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc), field=where) from None
 

@@ -114,6 +114,10 @@ def _check_negatives(ctx: Context, negatives: Negatives, name: str) -> None:
     for i, ids in enumerate(negatives.ids):
         if len(ids) != ctx.num_negatives:
             raise RuntimeError(f"strategy {name!r} gave example {i} {len(ids)} negatives, not {ctx.num_negatives}")
+        outside = [int(d) for d in ids if not 0 <= int(d) < ctx.num_documents]
+        if outside:
+            raise RuntimeError(f"strategy {name!r} gave example {i} document index(es) {outside}: neither a corpus "
+                               f"document nor a text added with ctx.add_texts")
         bad = ctx.forbidden(i).intersection(int(d) for d in ids)
         if bad:
             raise RuntimeError(f"strategy {name!r} returned labelled positive(s) {sorted(bad)} for example {i}")
@@ -135,14 +139,14 @@ class NegativeCollator:
 
     def __call__(self, features: list[dict]) -> dict:
         self.state.for_epoch(self.sampler.epoch)
-        texts = self.state.ctx.dataset.corpus.texts
+        text = self.state.ctx.doc_text
         rows = []
         for feature in features:
             example = int(feature["label"])
             ids = self.state.doc_ids(example)
-            row = {"query": feature["query"], "positive": texts[ids[0]]}
+            row = {"query": feature["query"], "positive": text(ids[0])}
             for j, doc in enumerate(ids[1:]):
-                row[f"negative_{j}"] = texts[doc]
+                row[f"negative_{j}"] = text(doc)
             row["label"] = [example, *ids]
             rows.append(row)
         return self.base(rows)

@@ -194,3 +194,19 @@ def test_markup_in_a_label_is_printed_as_text(tmp_path, toy_data, tiny_model):
                     + '[[strategies]]\nname = "in-batch"\nlabel = "in-batch [/ablation] [bold]x"\n')
     result = runner.invoke(app, ["run", str(path), "--no-progress"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_ranker_and_generated_texts_run_end_to_end(tmp_path, toy_data, tiny_model):
+    """ar2 (a strategy-owned ranker) and generated (training-only texts) through the whole run: rows, the
+    negatives store (generated texts named by content) and the score gap over generated texts."""
+    path = tmp_path / "s.toml"
+    body = suite_text(toy_data, tiny_model, tmp_path / "o", strategies=("ar2", "generated"))
+    path.write_text(body.replace('name = "ar2"\n', 'name = "ar2"\nparams = { ranker_warmup = 1, ranker_lr = 1e-3 }\n'))
+    result = runner.invoke(app, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_parquet(tmp_path / "o" / "results.parquet")
+    assert sorted(rows["strategy"]) == ["ar2", "generated"] and (rows["status"] == "ok").all()
+    assert rows["neg_score_gap"].null_count() == 0
+    run_id = rows.filter(pl.col("strategy") == "generated")["run_id"].item()
+    generated = pl.read_parquet(tmp_path / "o" / "negatives" / f"{run_id}.parquet")
+    assert generated["doc_id"].str.starts_with("generated:").sum() == generated.height > 0

@@ -46,3 +46,31 @@ def test_broken_plugins_are_listed_not_fatal(fake_plugins):
 def test_unknown_name_suggests(fake_plugins):
     with pytest.raises(ConfigError, match="did you mean 'in-batch'"):
         fake_plugins.get("inbatch")
+
+
+def test_generators_register_through_their_own_group(tmp_path, monkeypatch):
+    from negbench.generators import NegativeGenerator
+    from negbench.generators.rules import RuleGenerator
+    from negbench.registry import GENERATOR_GROUP, generators
+
+    assert generators.get("rules") is RuleGenerator
+    dist = tmp_path / "fakegen-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakegen\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{GENERATOR_GROUP}]\nstrategy-not-generator = "
+                                           "negbench.strategies.in_batch:InBatch\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.invalidate_caches()
+    fresh = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators")
+    assert "not a negbench.generators.NegativeGenerator subclass" in fresh.load("strategy-not-generator").error
+    with pytest.raises(ConfigError, match="unknown generator 'rule'; did you mean 'rules'"):
+        fresh.get("rule")
+
+
+def test_a_params_check_names_its_field():
+    from negbench.strategies.ance import ANCE
+
+    with pytest.raises(ConfigError, match=r"^strategies\[1\].params.refresh_every: refresh_every must be >= 1"):
+        ANCE.parse_params({"refresh_every": 0}, "strategies[1].params")
