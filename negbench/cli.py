@@ -242,35 +242,43 @@ def plan_command(
 @app.command()
 def strategies(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List registered strategies (built-in and plugins); broken plugins are shown with their error."""
-    from rich.table import Table
-
     from negbench.registry import registry
 
-    entries = registry.entries()
+    _list_plugins(registry, "negbench strategies", as_json, {"requires": lambda cls: sorted(cls.requires),
+                                                             "citation": lambda cls: cls.citation})
+
+
+@app.command()
+def generators(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List registered text-negative generators (for the ``generated`` strategy's ``generator`` parameter)."""
+    from negbench.registry import generators as registry
+
+    _list_plugins(registry, "negbench generators", as_json,
+                  {"description": lambda cls: (cls.__doc__ or "").strip().split("\n")[0]})
+
+
+def _list_plugins(reg, title: str, as_json: bool, described: dict) -> None:
+    """A table (or JSON list) of a registry's entries: name, status, distribution, then ``described``'s columns
+    (``{column: fn(cls)}``); a broken plugin shows its error in the last column."""
+    from rich.table import Table
+
+    entries = reg.entries()
     if as_json:
-        payload = [
-            {
-                "name": e.name,
-                "target": e.target,
-                "distribution": e.distribution,
-                "status": "ok" if e.cls else "broken",
-                "error": e.error,
-                "requires": sorted(e.cls.requires) if e.cls else None,
-                "citation": e.cls.citation if e.cls else None,
-            }
-            for e in entries
-        ]
+        payload = [{"name": e.name, "target": e.target, "distribution": e.distribution,
+                    "status": "ok" if e.cls else "broken", "error": e.error,
+                    **{column: fn(e.cls) if e.cls else None for column, fn in described.items()}} for e in entries]
         typer.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title="negbench strategies")  # names and errors are plain text (Text), never markup
-    for col in ("name", "status", "requires", "from", "citation / error"):
+    table = Table(title=title)  # names, citations and errors are plain text (Text), never markup
+    for col in ("name", "status", "from", *described):
         table.add_column(col)
     for e in entries:
         if e.cls:
-            table.add_row(Text(e.name), "ok", Text(", ".join(sorted(e.cls.requires)) or "–"),
-                          Text(e.distribution or "?"), Text(e.cls.citation))
+            values = [fn(e.cls) for fn in described.values()]
+            cells = [Text(", ".join(v) or "–" if isinstance(v, list) else str(v)) for v in values]
         else:
-            table.add_row(Text(e.name), "[red]broken[/red]", "–", Text(e.distribution or "?"), Text(e.error or ""))
+            cells = ["–"] * (len(described) - 1) + [Text(e.error or "")]
+        table.add_row(Text(e.name), "ok" if e.cls else "[red]broken[/red]", Text(e.distribution or "?"), *cells)
     out.print(table)
 
 

@@ -78,5 +78,4 @@ class Registry:
 
 
 registry = Registry()
-generators = Registry(GENERATOR_GROUP, NegativeGenerator, "generator",
-                      f"the {GENERATOR_GROUP!r} entry points; built in: 'rules'")
+generators = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "`negbench generators`")

@@ -133,6 +133,17 @@ def test_strategies_json_lists_builtins():
     names = {e["name"]: e for e in json.loads(result.output)}
     assert {"none", "in-batch", "random", "bm25", "dense", "positive-aware", "ance"} <= set(names)
     assert names["dense"]["status"] == "ok" and names["dense"]["requires"] == ["dense"]
+    table = runner.invoke(app, ["strategies"])
+    assert table.exit_code == 0 and "ar2" in table.output and "Zhang et al. 2022" in table.output
+
+
+def test_generators_lists_the_builtin_rules():
+    result = runner.invoke(app, ["generators", "--json"])
+    names = {e["name"]: e for e in json.loads(result.output)}
+    assert names["rules"]["status"] == "ok" and names["rules"]["distribution"] == "negbench"
+    assert names["rules"]["description"].startswith("Offline edits of the positive's key sentence")
+    table = runner.invoke(app, ["generators"])
+    assert table.exit_code == 0 and "rules" in table.output
 
 
 def test_eval_json(toy_data, tiny_model):

@@ -116,7 +116,9 @@ def negate(sentence: str, rng: np.random.Generator) -> str | None:
 
 
 class RuleGenerator(NegativeGenerator):
-    """Edits of the positive's key sentence: numbers swapped or changed, negation, the sentence dropped, entities
+    """Offline edits of the positive's key sentence: numbers, negation, sentence dropped, entities swapped.
+
+    Numbers swapped or changed, the sentence negated (or its negation removed), the sentence dropped, entities
     substituted from other documents."""
 
     name = "rules"

@@ -125,7 +125,8 @@ def test_add_texts_gives_one_index_per_text(ctx):
 
 
 def test_unknown_generator_is_a_one_line_error_on_the_field():
-    pattern = r"params.generator: generator must name an installed generator: unknown generator 'nope'.*generators"
+    pattern = (r"params.generator: generator must name an installed generator: "
+               r"unknown generator 'nope' \(see `negbench generators`\)")
     with pytest.raises(ConfigError, match=pattern):
         Generated.parse_params({"generator": "nope"})
 
