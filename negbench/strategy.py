@@ -8,6 +8,11 @@ Every hook is optional; a strategy overrides only what it changes:
 * :meth:`Strategy.batches` — batch composition (which examples share a batch: in-batch negatives);
 * :meth:`Strategy.on_logits` — mask / weight / extend the logit view inside the shared InfoNCE loss;
 * :meth:`Strategy.refresh` — periodic re-mining or re-clustering during training.
+
+Negatives are document indices: corpus documents, or training-only texts a strategy adds with
+:meth:`negbench.context.Context.add_texts` (generated negatives; indices from ``len(corpus)`` on), which the
+trainer embeds like any document and which are never retrieved or evaluated. A strategy may own trainable parts
+of its own (``ar2``'s ranker), stepped inside its hooks: their time and memory are part of the run's.
 """
 
 from __future__ import annotations
