@@ -19,6 +19,8 @@ its own top-k, the ranker (a cross-encoder) learns to pick the positive among th
   the row's soft target: ``(1 − distill_weight) · onehot(positive) + distill_weight · p_ranker`` over the row's
   columns (in-batch columns get 0). The ranker's time and memory are spent inside the training step, so they
   are part of the row's ``train_s`` and peak memory;
+* the ranker's forward and backward run ``ranker_chunk`` rows at a time (gradients accumulated, one optimiser
+  step), so its activation memory does not grow with the batch;
 * the ranker is trusted only after ``ranker_warmup`` updates (before, the retriever's loss is plain InfoNCE);
   AR2 likewise starts its game from a warmed-up ranker. A frozen ranker (``ranker_lr = 0``) is never
   trusted, so it is never run: ``ar2`` with a frozen ranker is the ``ance`` run (and, with no refresh within the
@@ -53,6 +55,7 @@ class AR2Params(ANCEParams):
     ranker_warmup: int = 10
     distill_weight: float = 0.5
     temperature: float = 1.0
+    ranker_chunk: int = 8  # rows per ranker forward/backward (memory only: the step is the same)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -64,6 +67,8 @@ class AR2Params(ANCEParams):
             raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         if not 0.0 < self.temperature <= 100.0:
             raise ValueError(f"temperature must be in (0, 100], got {self.temperature}")
+        if self.ranker_chunk < 1:
+            raise ValueError(f"ranker_chunk must be >= 1 row, got {self.ranker_chunk}")
 
 
 class Ranker(nn.Module):
@@ -173,20 +178,27 @@ class AR2(ANCE):
         ranker.to(device).train()
         doc_ids = view.doc_ids[columns].cpu()
         queries = [ctx.examples[int(e)].query for e in view.example_ids.cpu() for _ in range(columns.shape[1])]
-        texts = ctx.dataset.corpus.texts
-        documents = [texts[int(d)] for d in doc_ids.reshape(-1)]
+        documents = [ctx.doc_text(int(d)) for d in doc_ids.reshape(-1)]
         masked = view.mask.gather(1, columns)
         on_cuda = device.type == "cuda"
+        rows, width, chunk = columns.shape[0], columns.shape[1], self.params.ranker_chunk
+        parts, loss = [], 0.0
         with torch.random.fork_rng(devices=[device] if on_cuda else []), torch.enable_grad():
             torch.manual_seed(self.seed + self.state["ranker_updates"])
-            scores = ranker(queries, documents).view(columns.shape).masked_fill(masked, float("-inf"))
-            loss = F.cross_entropy(scores, torch.zeros(len(scores), dtype=torch.long, device=device))
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            for start in range(0, rows, chunk):  # the batch's mean cross-entropy, backpropagated chunk by chunk
+                stop = min(start + chunk, rows)
+                part = ranker(queries[start * width:stop * width], documents[start * width:stop * width])
+                part = part.view(stop - start, width).masked_fill(masked[start:stop], float("-inf"))
+                chunk_loss = F.cross_entropy(part, torch.zeros(stop - start, dtype=torch.long, device=device),
+                                             reduction="sum") / rows
+                chunk_loss.backward()
+                parts.append(part.detach())
+                loss += float(chunk_loss.detach())
             nn.utils.clip_grad_norm_(ranker.parameters(), 1.0)
             self.optimizer.step()
-        scores = scores.detach()
+        scores = torch.cat(parts)
         self.state["ranker_hits"] += int((scores.argmax(dim=1) == 0).sum())
         self.state["ranker_rows"] += len(scores)
-        self.state["ranker_loss"] = float(loss.detach())
+        self.state["ranker_loss"] = loss
         return scores

@@ -130,8 +130,27 @@ def test_the_ranker_starts_from_the_base_transformer_and_leaves_it_untouched(ctx
     assert any(not torch.equal(a, b) for a, b in zip(ar2.ranker.transformer.parameters(), before, strict=True))
 
 
+def test_a_chunked_ranker_step_is_the_same_step(ctx):
+    """``ranker_chunk`` changes memory, not the step: the same scores and the same gradient."""
+    view = _batch_view(ctx)
+    runs = []
+    for chunk in (3, 8):
+        ar2 = AR2.from_params({"ranker_lr": 1e-3, "ranker_chunk": chunk})
+        ar2.setup(ctx)
+        for module in ar2.ranker.modules():  # dropout draws differ with the chunking; the arithmetic must not
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        scores = ar2.train_ranker(view, own_columns(view))
+        runs.append((scores, [p.grad.clone() for p in ar2.ranker.parameters() if p.grad is not None]))
+    (scores_a, grads_a), (scores_b, grads_b) = runs
+    assert torch.allclose(scores_a, scores_b, atol=1e-5)
+    assert len(grads_a) == len(grads_b) > 0
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(grads_a, grads_b, strict=True))
+
+
 @pytest.mark.parametrize("bad", [{"ranker_lr": -1e-5}, {"ranker_warmup": 0}, {"distill_weight": 1.5},
-                                 {"temperature": 0.0}, {"refresh_every": 0}])
+                                 {"temperature": 0.0}, {"refresh_every": 0},
+                                 {"ranker_chunk": 0}])
 def test_bad_params(bad):
     with pytest.raises(ValueError):
         AR2Params(**bad)
