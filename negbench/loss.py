@@ -163,6 +163,8 @@ def info_nce(view: LogitView) -> Tensor:
         target = view.soft_target.detach().to(logits.device, torch.float32)
         if target.shape != logits.shape:
             raise ValueError(f"soft_target has shape {tuple(target.shape)}, the row's columns {tuple(logits.shape)}")
+        if not torch.isfinite(target).all() or (target < 0).any():  # a NaN there would vanish from the loss
+            raise NonFiniteLossError("soft_target has a non-finite or negative entry (a strategy's target is broken)")
         log_p = torch.log_softmax(logits.float(), dim=1)
         per_row = -torch.where(target > 0, target * log_p, torch.zeros_like(log_p)).sum(dim=1)
     return (view.row_weight.float() * per_row).mean()

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import torch
 
+# every library whose version can change a row's numbers (scikit-learn: the clustering strategies' k-means;
+# scipy: the report's significance tests)
 PACKAGES = ["negbench", "torch", "transformers", "sentence-transformers", "numpy", "polars", "optuna",
-            "bm25s", "pytrec-eval-terrier"]
+            "bm25s", "pytrec-eval-terrier", "scikit-learn", "scipy"]
 
 
 def library_versions() -> dict[str, str]:

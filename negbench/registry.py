@@ -2,12 +2,15 @@
 generators (``negbench.generators``).
 
 Built-ins register exactly like third-party plugins. Nothing is imported until a plugin is asked for;
-a plugin that fails to import is reported as broken (with its error) and never stops the others.
+a plugin that fails to import (or to be created, for a generator) is reported as broken (with its error) and
+never stops the others; a name that two installed distributions register differently is broken too (neither is
+chosen silently).
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
@@ -32,8 +35,9 @@ class Registry:
     """The plugins of one entry-point group: each a subclass of ``base`` whose ``name`` is its entry-point name."""
 
     def __init__(self, group: str = GROUP, base: type = Strategy, kind: str = "strategy",
-                 listing: str = "`negbench strategies`") -> None:
-        self.group, self.base, self.kind, self.listing = group, base, kind, listing
+                 listing: str = "`negbench strategies`", check: Callable[[type], object] | None = None) -> None:
+        """``check(cls)``, when given, must not raise for a usable plugin (e.g. create a generator)."""
+        self.group, self.base, self.kind, self.listing, self.check = group, base, kind, listing, check
         self._entries: dict[str, tuple[EntryPoint, Entry]] | None = None
 
     def _discover(self) -> dict[str, tuple[EntryPoint, Entry]]:
@@ -41,7 +45,13 @@ class Registry:
             self._entries = {}
             for ep in entry_points(group=self.group):
                 dist = ep.dist.name if ep.dist is not None else None
-                self._entries.setdefault(ep.name, (ep, Entry(ep.name, ep.value, dist)))
+                if ep.name not in self._entries:
+                    self._entries[ep.name] = (ep, Entry(ep.name, ep.value, dist))
+                    continue
+                first = self._entries[ep.name][1]
+                if (first.target, first.distribution) != (ep.value, dist):
+                    first.error = (f"{self.kind} name {ep.name!r} is registered twice: {first.target} (from "
+                                   f"{first.distribution}) and {ep.value} (from {dist}); uninstall one")
         return self._entries
 
     def names(self) -> list[str]:
@@ -57,6 +67,8 @@ class Registry:
                     raise TypeError(f"{ep.value} is not a {self.base.__module__}.{self.base.__name__} subclass")
                 if obj.name != name:
                     raise TypeError(f"{ep.value}.name is {obj.name!r}, registered as {name!r}")
+                if self.check is not None:
+                    self.check(obj)
                 entry.cls = obj
             except Exception as exc:
                 entry.error = f"{type(exc).__name__}: {exc}"
@@ -78,4 +90,5 @@ class Registry:
 
 
 registry = Registry()
-generators = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "`negbench generators`")
+generators = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "`negbench generators`",
+                      check=lambda cls: cls())  # a generator is created with no arguments

@@ -117,3 +117,14 @@ def test_a_one_hot_soft_target_is_plain_infonce_and_a_soft_one_is_its_cross_entr
     assert info_nce(view.replace(soft_target=soft)).item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="soft_target"):
         info_nce(view.replace(soft_target=soft[:, :3]))
+
+
+@pytest.mark.parametrize("broken", [float("nan"), float("inf"), -0.5])
+def test_a_broken_soft_target_fails_the_step_instead_of_vanishing_from_the_loss(broken):
+    """A NaN target entry was dropped by the ``target > 0`` guard: the loss looked finite while its gradient was
+    NaN (ar2 with a tiny temperature trained NaN weights and reported ``ok``)."""
+    view = _view()
+    soft = F.one_hot(view.target, view.logits.shape[1]).float()
+    soft[0, 1] = broken
+    with pytest.raises(NonFiniteLossError, match="soft_target"):
+        info_nce(view.replace(soft_target=soft))

@@ -29,3 +29,12 @@ def test_the_revision_is_pinned_and_a_changed_source_is_refused(monkeypatch):
     assert provenance.code_revision() == "negbench 0.1.0 src.000000000000"  # job processes inherit the pin
     with pytest.raises(NegbenchError, match="source changed while the suite was running"):
         provenance.check_code_unchanged()
+
+
+def test_versions_name_the_libraries_strategies_compute_with():
+    """k-means (tas-b, ngame) runs in scikit-learn and the report's tests in scipy: a row must say which."""
+    from negbench.provenance import library_versions
+
+    versions = library_versions()
+    assert {"torch", "sentence-transformers", "scikit-learn", "scipy", "bm25s"} <= set(versions)
+    assert versions["scikit-learn"] != "not installed"

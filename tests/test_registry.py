@@ -74,3 +74,51 @@ def test_a_params_check_names_its_field():
 
     with pytest.raises(ConfigError, match=r"^strategies\[1\].params.refresh_every: refresh_every must be >= 1"):
         ANCE.parse_params({"refresh_every": 0}, "strategies[1].params")
+
+
+def _dist(root, name: str, entry_points: str) -> None:
+    dist = root / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(entry_points)
+
+
+def test_a_name_two_distributions_register_differently_is_broken_not_chosen(tmp_path, monkeypatch):
+    """A look-alike plugin registered under a built-in's name used to hide it silently (first found won)."""
+    import importlib
+
+    from negbench.generators import NegativeGenerator
+    from negbench.registry import GENERATOR_GROUP
+
+    _dist(tmp_path, "lookalike", f"[{GENERATOR_GROUP}]\nrules = lookalike_gen:Rules\n")
+    (tmp_path / "lookalike_gen.py").write_text(
+        "from negbench.generators import NegativeGenerator\n\n"
+        "class Rules(NegativeGenerator):\n    name = 'rules'\n\n"
+        "    def generate(self, query, positive, count, rng):\n        return [positive[::-1]]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    fresh = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators")
+    entry = fresh.load("rules")
+    assert entry.cls is None and "registered twice" in entry.error and "negbench" in entry.error
+    assert "lookalike" in entry.error
+    with pytest.raises(ConfigError, match=r"generator 'rules' is broken: .*registered twice"):
+        fresh.get("rules")
+
+
+def test_a_generator_that_cannot_be_created_is_broken(tmp_path, monkeypatch):
+    """The protocol creates a generator with no arguments; one that needs some used to show "ok" and pass
+    validation, then fail the run."""
+    import importlib
+
+    from negbench.generators import NegativeGenerator
+    from negbench.registry import GENERATOR_GROUP, generators
+
+    _dist(tmp_path, "needy", f"[{GENERATOR_GROUP}]\nneedy = needy_gen:Needy\n")
+    (tmp_path / "needy_gen.py").write_text(
+        "from negbench.generators import NegativeGenerator\n\n"
+        "class Needy(NegativeGenerator):\n    name = 'needy'\n\n"
+        "    def __init__(self, endpoint):\n        self.endpoint = endpoint\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    fresh = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators", check=generators.check)
+    assert "TypeError" in fresh.load("needy").error and "endpoint" in fresh.load("needy").error

@@ -31,9 +31,11 @@ class NegativeGenerator:
         raise NotImplementedError
 
     def fingerprint(self) -> str:
-        """What the cache of this generator's output is keyed by: its name and its class's source code."""
+        """What the cache of this generator's output is keyed by: its name and the source code of the module that
+        defines its class (so an edit to a helper function or pattern there changes it too; code it imports from
+        other modules is not covered: a generator that relies on such code should override this)."""
         try:
-            source = inspect.getsource(type(self))
+            source = inspect.getsource(inspect.getmodule(type(self)))
         except (OSError, TypeError):
             source = type(self).__qualname__
         return f"{self.name}-{hashlib.sha256(source.encode()).hexdigest()[:10]}"

@@ -5,18 +5,22 @@ References:
     Generative Negative Mining" (arXiv:2311.03964): negatives made by editing the positive (attributes,
     numbers, relations) so they differ from it in exactly what the query asks about; "Don't Retrieve,
     Generate" (2025): generated instead of mined hard negatives. Those use generative models; these rules are
-    the offline stand-in the issue asks for, each an edit of the positive's *key sentence* (the sentence sharing
-    most content words with the query):
+    the offline stand-in the issue asks for, each an edit of the positive's *key sentences*: those sharing the
+    most content words with the query, every one on a tie (so an untouched copy of the evidence, e.g. a title
+    that repeats the claim, is not left behind; a key sentence an edit cannot apply to, one without a number
+    say, is removed from that negative):
 
-* ``numbers``: two numbers of the key sentence swapped, or each one changed (scaled, shifted; same format);
-* ``negate``: the key sentence negated ("not" after its first auxiliary verb, or "It is not the case that"),
-  or an existing negation removed;
-* ``drop``: the key sentence removed (texts of two sentences or more);
-* ``entities``: up to two entity-like tokens of the key sentence (acronyms, gene and protein names, capitalised
+* ``numbers``: in each key sentence, two numbers swapped, or each one changed (scaled, shifted; same format:
+  decimal places, thousands commas);
+* ``negate``: each key sentence negated ("not" after its first auxiliary verb, or "It is not the case that"),
+  or its negation removed ("does not" → "does", "can't" → "can", "Not all" → "All");
+* ``drop``: the key sentences removed (when another sentence is left);
+* ``entities``: up to two entity-like tokens per key sentence (acronyms, gene and protein names, capitalised
   names that do not start a sentence) replaced by entities seen in other documents of the corpus.
 
-Each output differs from the positive; rules that do not apply (no number, one sentence, no entity) are
-skipped, so a short text may give fewer than ``count`` negatives.
+Each output differs from the positive; rules that do not apply (no number, every sentence a key one, no entity)
+are skipped, so a short text may give fewer than ``count`` negatives, and a text that shares no content word
+with the query gives none (nothing in it is about the query, so no edit would make a hard negative).
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ from negbench.generators import NegativeGenerator
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*")
-_NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)(?![\w])")
+# an integer, a decimal with a point, or an integer with thousands commas (ASCII digits only); a decimal comma
+# ("2,5") is left alone
+_NUMBER = re.compile(r"(?<![\w.,])([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+(?:\.[0-9]+)?)(?![\w]|[.,][0-9])")
 _TOKEN = re.compile(r"(?<![\w-])[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?![\w-])")
 _CAPITALISED = re.compile(r"(?<=[a-z] )[A-Z][a-z]{2,}\b")  # a name inside a sentence (not after a colon)
 _AUXILIARY = re.compile(r"\b(is|are|was|were|can|could|does|do|did|has|have|had|will|would|may|might|should|"
                         r"must)\b")
-_NEGATION = re.compile(r"\b(not|never)\s+|n't\b")
+_NEGATION = re.compile(r"\b(?:not|never)\s+|\bcannot\b|n't\b", re.IGNORECASE)
+_CONTRACTIONS = {"can't": "can", "won't": "will", "shan't": "shall", "cannot": "can"}
 _STOP = frozenset(STOPWORDS_EN_PLUS)
 
 
@@ -50,11 +57,14 @@ def content_words(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text) if len(w) > 2 and w.lower() not in _STOP}
 
 
-def key_sentence(query: str, parts: list[str]) -> int:
-    """Index of the sentence sharing most content words with the query (the first on a tie)."""
+def key_sentences(query: str, parts: list[str]) -> list[int]:
+    """Indices of the sentences that carry what the query asks about: those sharing the most content words with
+    the query (every one on a tie, a title that repeats the claim among them); none when no sentence shares a
+    content word with the query."""
     words = content_words(query)
     overlaps = [len(words & content_words(p)) for p in parts]
-    return int(np.argmax(overlaps)) if parts else 0
+    best = max(overlaps, default=0)
+    return [i for i, overlap in enumerate(overlaps) if best and overlap == best]
 
 
 def acronyms_of(text: str) -> list[str]:
@@ -71,20 +81,18 @@ ENTITY_KINDS = (acronyms_of, names_of)
 
 
 def _changed_number(token: str, rng: np.random.Generator) -> str:
-    decimal = "." if "." in token else ("," if "," in token else "")
-    value = float(token.replace(",", ".")) if decimal else int(token)
+    """The number ``token`` scaled or shifted, in its own format (decimal places, thousands commas)."""
+    thousands = "," in token
+    value = float(token) if "." in token else int(token.replace(",", ""))
+    places = len(token) - token.index(".") - 1 if "." in token else 0
     for _ in range(8):
         factor = float(rng.choice([0.5, 2.0, 3.0, 1.5, 0.25]))
         shift = int(rng.integers(1, 10))
-        new = value * factor if rng.random() < 0.6 else value + shift * (1 if rng.random() < 0.5 else -1)
-        if decimal:
-            places = len(token) - token.index(decimal) - 1
-            text = f"{abs(new):.{places}f}".replace(".", decimal)
-        else:
-            text = str(abs(round(new)))
+        new = abs(value * factor if rng.random() < 0.6 else value + shift * (1 if rng.random() < 0.5 else -1))
+        text = f"{new:.{places}f}" if places else (f"{round(new):,}" if thousands else str(round(new)))
         if text != token:
             return text
-    return str(int(value) + 1) if not decimal else token + "1"
+    return token + "1" if places else str(int(value) + 1)
 
 
 def swap_numbers(sentence: str, rng: np.random.Generator) -> str | None:
@@ -106,9 +114,27 @@ def swap_numbers(sentence: str, rng: np.random.Generator) -> str | None:
     return "".join([*out, sentence[last:]])
 
 
+def _without_negation(sentence: str, match: re.Match) -> str:
+    word = match.group(0)
+    if word.lower().endswith("n't") or word.lower() == "cannot":  # can't → can, won't → will, doesn't → does
+        start = match.start()
+        while start > 0 and sentence[start - 1].isalpha():
+            start -= 1
+        whole = sentence[start:match.end()]
+        base = _CONTRACTIONS.get(whole.lower(), whole[: len(whole) - 3])
+        return sentence[:start] + (base[0].upper() + base[1:] if whole[0].isupper() else base) + sentence[match.end():]
+    rest = sentence[match.end():]
+    if match.start() == 0 and rest:  # "Not all cells divide." → "All cells divide."
+        rest = rest[0].upper() + rest[1:]
+    return sentence[:match.start()] + rest
+
+
 def negate(sentence: str, rng: np.random.Generator) -> str | None:
-    if _NEGATION.search(sentence):
-        return _NEGATION.sub("", sentence, count=1)
+    """The sentence's first negation removed, or "not" added after its first auxiliary verb, or the sentence
+    prefixed with "It is not the case that"."""
+    negation = _NEGATION.search(sentence)
+    if negation:
+        return _without_negation(sentence, negation)
     auxiliary = _AUXILIARY.search(sentence)
     if auxiliary:
         return f"{sentence[:auxiliary.end()]} not{sentence[auxiliary.end():]}"
@@ -148,23 +174,29 @@ class RuleGenerator(NegativeGenerator):
         parts = sentences(positive)
         if not parts:
             return []
-        key = key_sentence(query, parts)
+        keys = set(key_sentences(query, parts))
+        if not keys:  # nothing in the text is about the query: no edit could make it a hard negative
+            return []
         edits: list[Callable[[str, np.random.Generator], str | None]] = [swap_numbers, negate,
                                                                         self.substitute_entities]
 
-        def edited(rule) -> str | None:
-            new = rule(parts[key], rng)
-            return None if new is None else " ".join([*parts[:key], new, *parts[key + 1:]])
+        def edited(rule) -> str | None:  # the rule applied to the key sentences; those it cannot edit removed
+            new = {i: rule(parts[i], rng) for i in sorted(keys)}
+            if all(n is None for n in new.values()):
+                return None
+            return " ".join(new[i] if i in keys else p for i, p in enumerate(parts) if new.get(i, p) is not None)
 
-        def dropped(_rule) -> str | None:
-            return " ".join(parts[:key] + parts[key + 1:]) if len(parts) > 1 else None
+        def dropped(_rule) -> str | None:  # every key sentence removed, if anything is left
+            rest = [p for i, p in enumerate(parts) if i not in keys]
+            return " ".join(rest) if rest else None
 
         rules = [(edited, rule) for rule in edits] + [(dropped, None)]
         order = [rules[k] for k in rng.permutation(len(rules))]
         out: list[str] = []
         seen = {" ".join(positive.split())}
+        fruitless = 0
         for attempt in range(4 * count + 4):
-            if len(out) >= count:
+            if len(out) >= count or fruitless >= 2 * len(order):  # done, or two passes found nothing new
                 break
             make, rule = order[attempt % len(order)]
             text = make(rule)
@@ -172,4 +204,7 @@ class RuleGenerator(NegativeGenerator):
             if normalised and normalised not in seen:
                 seen.add(normalised)
                 out.append(text)
+                fruitless = 0
+            else:
+                fruitless += 1
         return out

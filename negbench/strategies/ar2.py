@@ -36,6 +36,7 @@ negbench's base model may exist only in memory and the ranker must step inside n
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import dataclass
 
@@ -47,6 +48,10 @@ from torch import nn
 from negbench.context import Context
 from negbench.strategies.ance import ANCE, ANCEParams
 from negbench.strategy import LogitView
+
+MIN_TEMPERATURE = 0.01
+MAX_WARMUP = 100_000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,13 @@ class AR2Params(ANCEParams):
         super().__post_init__()
         if not 0.0 <= self.ranker_lr <= 1.0:
             raise ValueError(f"ranker_lr must be in [0, 1] (0: a frozen ranker), got {self.ranker_lr}")
-        if self.ranker_warmup < 1:
-            raise ValueError(f"ranker_warmup must be >= 1 update (a fresh head is noise), got {self.ranker_warmup}")
+        if not 1 <= self.ranker_warmup <= MAX_WARMUP:
+            raise ValueError(f"ranker_warmup must be in [1, {MAX_WARMUP}] updates (a fresh head is noise), got "
+                             f"{self.ranker_warmup}")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
-        if not 0.0 < self.temperature <= 100.0:
-            raise ValueError(f"temperature must be in (0, 100], got {self.temperature}")
+        if not MIN_TEMPERATURE <= self.temperature <= 100.0:  # below, float32 scores / T overflow to inf
+            raise ValueError(f"temperature must be in [{MIN_TEMPERATURE}, 100], got {self.temperature}")
         if self.ranker_chunk < 1:
             raise ValueError(f"ranker_chunk must be >= 1 row, got {self.ranker_chunk}")
 
@@ -147,6 +153,9 @@ class AR2(ANCE):
         self.seed = int(ctx.rng("ar2-ranker").integers(2**31))
         self.state.update(ranker_updates=0, ranker_hits=0, ranker_rows=0, distilled_steps=0, ranker_s=0.0)
         if self.params.ranker_lr > 0:
+            if ctx.total_steps is not None and self.params.ranker_warmup >= ctx.total_steps:
+                log.warning("ar2: ranker_warmup=%d >= the run's %d steps: the ranker trains but is never trusted, "
+                            "so this run is ance plus the ranker's cost", self.params.ranker_warmup, ctx.total_steps)
             self.ranker = Ranker.from_bi_encoder(ctx.services.base_model, self.seed)
             self.optimizer = torch.optim.AdamW(self.ranker.parameters(), lr=self.params.ranker_lr)
 

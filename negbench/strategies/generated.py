@@ -6,9 +6,11 @@ References:
     by editing or rewriting the positive, so they are close to it yet wrong for the query.
 
 A generator (entry-point group ``negbench.generators``; built in: ``rules``, offline edits of the positive's key
-sentence, :mod:`negbench.generators.rules`) writes ``pool`` texts per training pair once; they are cached per
-dataset (keyed by the training pairs, the generator's fingerprint and ``pool``; the cost is charged to every run
-that uses them, like mined candidates) and become training-only documents (:meth:`Context.add_texts`): embedded
+sentence, :mod:`negbench.generators.rules`) writes up to ``pool`` (≤ 32) texts per training pair once; they are
+cached per dataset (keyed by the training pairs, the generator's fingerprint and ``pool``; the cost is charged to
+every run that uses them, like mined candidates). A text that is empty or equals (up to whitespace) a labelled
+positive of the query is dropped (a false negative); the rest become training-only documents
+(:meth:`Context.add_texts`): embedded
 as negatives, never retrieved or evaluated. Each epoch, ``per_example`` of an example's ``num_negatives`` are
 drawn (seeded) from its pool; the rest, and any an example's generator could not write, are random corpus
 documents. Generation does not depend on the run seed (each pair's generator stream is seeded by its texts),
@@ -26,6 +28,8 @@ from optuna.distributions import IntDistribution
 from negbench.context import Context
 from negbench.strategy import Negatives, Strategy
 
+MAX_POOL = 32  # texts per pair: more is a generation cost, not a better negative (an example uses a few)
+
 
 @dataclass(frozen=True)
 class GeneratedParams:
@@ -41,8 +45,8 @@ class GeneratedParams:
             generators.get(self.generator)
         except ConfigError as exc:  # unknown or broken: reported on the field by parse_params
             raise ValueError(f"generator must name an installed generator: {exc.message}") from None
-        if self.pool < 1:
-            raise ValueError(f"pool must be >= 1 text per pair, got {self.pool}")
+        if not 1 <= self.pool <= MAX_POOL:
+            raise ValueError(f"pool must be in [1, {MAX_POOL}] texts per pair, got {self.pool}")
         if not 1 <= self.per_example <= self.pool:
             raise ValueError(f"per_example must be in [1, pool={self.pool}], got {self.per_example}")
 
@@ -53,25 +57,39 @@ def pair_rng(generator: str, query: str, positive: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
 def generate_pool(ctx: Context, name: str, pool: int) -> list[list[str]]:
-    """``pool`` generated texts (or fewer) per training example, from the generator ``name``, cached per
-    dataset and training pairs."""
+    """Up to ``pool`` generated texts per training example, from the generator ``name`` (its raw output cached per
+    dataset and training pairs). A text that is empty, or the same (up to whitespace) as a labelled positive of
+    the example's query, is dropped: it would be a false negative."""
     from negbench.registry import generators
 
     generator = generators.get(name)()
     pairs = [(e.query, ctx.dataset.corpus.texts[e.doc]) for e in ctx.examples]
     digest = hashlib.sha256("\0\1".join(q + "\0" + d for q, d in pairs).encode()).hexdigest()[:12]
 
-    def compute() -> list[list[str]]:
+    def compute() -> dict[tuple[str, str], list[str]]:
         generator.prepare(ctx.dataset.corpus.texts)
         made: dict[tuple[str, str], list[str]] = {}
         for query, positive in pairs:
             if (query, positive) not in made:
                 texts = generator.generate(query, positive, pool, pair_rng(name, query, positive))
-                made[(query, positive)] = [t for t in dict.fromkeys(texts) if t != positive][:pool]
-        return [made[pair] for pair in pairs]
+                if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
+                    raise TypeError(f"generator {name!r}: generate() must return a list of str, got "
+                                    f"{type(texts).__name__} {str(texts)[:80]!r}")
+                made[(query, positive)] = list(texts)
+        return made
 
-    return ctx.services.cached(f"generated-{generator.fingerprint()}-{pool}-{digest}", compute)
+    made = ctx.services.cached(f"generated-raw-{generator.fingerprint()}-{pool}-{digest}", compute)
+    out = []
+    for i, pair in enumerate(pairs):
+        positives = {_normalised(ctx.dataset.corpus.texts[d]) for d in ctx.forbidden(i)} | {_normalised(pair[1])}
+        kept = [t for t in dict.fromkeys(made[pair]) if _normalised(t) and _normalised(t) not in positives]
+        out.append(kept[:pool])
+    return out
 
 
 class Generated(Strategy):

@@ -3,12 +3,15 @@ the sentence dropped, entities from other documents), different from the positiv
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pytest
 
 from negbench.generators.rules import (
     RuleGenerator,
     acronyms_of,
-    key_sentence,
+    key_sentences,
     negate,
     sentences,
     swap_numbers,
@@ -28,7 +31,7 @@ def _generator() -> RuleGenerator:
 
 def test_the_key_sentence_is_the_one_sharing_most_words_with_the_query():
     parts = sentences(POSITIVE)
-    assert len(parts) == 3 and key_sentence(QUERY, parts) == 1
+    assert len(parts) == 3 and key_sentences(QUERY, parts) == [1]
 
 
 def test_every_negative_edits_only_the_key_sentence_and_differs_from_the_positive():
@@ -71,6 +74,80 @@ def test_negation_is_added_after_the_auxiliary_or_removed():
     assert negate("The drug is effective.", rng) == "The drug is not effective."
     assert negate("The protein does not bind actin.", rng) == "The protein does bind actin."
     assert negate("Cells divide rapidly.", rng) == "It is not the case that cells divide rapidly."
+
+
+@pytest.mark.parametrize(("sentence", "negated"), [
+    ("It can't be done.", "It can be done."), ("It won't rain.", "It will rain."),
+    ("Cells cannot divide.", "Cells can divide."), ("Not all cells divide.", "All cells divide."),
+    ("The protein doesn't bind.", "The protein does bind."), ("It is never used.", "It is used."),
+    ("(Isn't) it?", "(Is) it?"),
+])
+def test_a_negation_is_removed_as_a_word_not_as_letters(sentence, negated):
+    """Removing "n't" letter by letter gave "It ca be done." and "It wo rain."; "Not all …" and "cannot" were
+    not seen as negations at all ("It is not the case that not all …")."""
+    assert negate(sentence, np.random.default_rng(0)) == negated
+
+
+def test_thousands_commas_stay_one_number_and_other_digits_are_left_alone():
+    for seed in range(20):
+        new = swap_numbers("We saw 1,000 cases in 12 rats.", np.random.default_rng(seed))
+        numbers = re.findall(r"[0-9][0-9,]*", new)
+        assert len(numbers) == 2 and all(re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})*", n) for n in numbers)
+        assert numbers != ["1,000", "12"]
+    assert swap_numbers("Dose ٣ and １２３ units, 2,5 mg.", np.random.default_rng(0)) is None
+
+
+def test_every_sentence_tied_for_most_query_words_is_edited():
+    """A title that repeats the claim (SciFact joins title and abstract) tied with the abstract's sentence: the
+    first on a tie was the only one edited, so the untouched other sentence still supported the query."""
+    text = ("Aspirin lowers stroke risk in adults. Methods were standard. In adults, aspirin lowers the stroke "
+            "risk by 20 percent.")
+    query = "aspirin lowers stroke risk in adults"
+    parts = sentences(text)
+    assert key_sentences(query, parts) == [0, 2]
+    out = _generator().generate(query, text, 8, np.random.default_rng(0))
+    assert "Methods were standard." in out  # dropped: both key sentences
+    negated = [t for t in out if "not" in t]
+    assert negated and all(t.count(" not ") == 2 for t in negated)  # negated: both key sentences
+    for t in out:
+        assert parts[0] not in t and parts[2] not in t
+
+
+def test_a_text_about_nothing_the_query_asks_gives_no_negatives():
+    assert key_sentences("quantum chromodynamics", ["Cells divide.", "Mice sleep."]) == []
+    assert _generator().generate("quantum chromodynamics", "Cells divide. Mice sleep.", 4,
+                                 np.random.default_rng(0)) == []
+
+
+def test_generation_stops_when_the_rules_run_dry(monkeypatch):
+    """A huge count on a short text used to try 4·count + 4 edits whatever came out."""
+    from negbench.generators import rules
+
+    calls = []
+
+    def counted(sentence, rng):
+        calls.append(sentence)
+        return negate(sentence, rng)
+
+    monkeypatch.setattr(rules, "negate", counted)
+    out = _generator().generate("dose", "The dose is 5 mg.", 100_000, np.random.default_rng(0))
+    assert 1 <= len(out) <= 12 and len(calls) <= 4 * 3
+
+
+def test_the_fingerprint_covers_the_module_not_only_the_class(tmp_path, monkeypatch):
+    """Only the class's source was hashed, so editing a helper function of the module reused stale texts."""
+    import importlib
+
+    body = ("from negbench.generators import NegativeGenerator\n\n"
+            "def edit(text):\n    return text + {suffix!r}\n\n"
+            "class Gen(NegativeGenerator):\n    name = 'gen'\n\n"
+            "    def generate(self, query, positive, count, rng):\n        return [edit(positive)]\n")
+    (tmp_path / "gen_a.py").write_text(body.format(suffix=" a"))
+    (tmp_path / "gen_b.py").write_text(body.format(suffix=" b"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    a, b = importlib.import_module("gen_a").Gen(), importlib.import_module("gen_b").Gen()
+    assert a.fingerprint() != b.fingerprint()
+    assert a.fingerprint() == importlib.import_module("gen_a").Gen().fingerprint()
 
 
 def test_entities_come_from_other_documents_and_keep_their_kind():

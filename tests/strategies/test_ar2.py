@@ -145,12 +145,13 @@ def test_a_chunked_ranker_step_is_the_same_step(ctx):
     (scores_a, grads_a), (scores_b, grads_b) = runs
     assert torch.allclose(scores_a, scores_b, atol=1e-5)
     assert len(grads_a) == len(grads_b) > 0
-    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(grads_a, grads_b, strict=True))
+    # atol: summation order differs with the chunking (embedding rows: ~1e-7 seen); a wrong split is ~1e-3
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(grads_a, grads_b, strict=True))
 
 
 @pytest.mark.parametrize("bad", [{"ranker_lr": -1e-5}, {"ranker_warmup": 0}, {"distill_weight": 1.5},
-                                 {"temperature": 0.0}, {"refresh_every": 0},
-                                 {"ranker_chunk": 0}])
+                                 {"temperature": 0.0}, {"refresh_every": 0}, {"ranker_chunk": 0},
+                                 {"temperature": 1e-300}, {"temperature": 0.009}, {"ranker_warmup": 10**19}])
 def test_bad_params(bad):
     with pytest.raises(ValueError):
         AR2Params(**bad)
@@ -160,3 +161,14 @@ def test_search_space_is_anances_plus_the_rankers():
     space = AR2.search_space()
     assert {"refresh_every", "ranker_lr", "ranker_warmup", "distill_weight", "temperature"} <= set(space)
     assert np.isclose(space["ranker_lr"].low, 1e-5)
+
+
+def test_a_warmup_longer_than_the_run_is_warned_about(ctx, caplog):
+    """ranker_warmup >= the run's steps: the ranker would train every step and never be used (ance plus cost)."""
+    ctx.total_steps = 20
+    with caplog.at_level("WARNING", logger="negbench.strategies.ar2"):
+        AR2.from_params({"ranker_warmup": 19}).setup(ctx)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="negbench.strategies.ar2"):
+        AR2.from_params({"ranker_warmup": 20}).setup(ctx)
+    assert "never trusted" in caplog.text

@@ -11,7 +11,7 @@ from negbench import registry as registry_module
 from negbench.errors import ConfigError
 from negbench.generators import NegativeGenerator
 from negbench.negative_diagnostics import sampled_negative_ids, score_gap
-from negbench.strategies.generated import Generated, GeneratedParams
+from negbench.strategies.generated import Generated, GeneratedParams, generate_pool
 from negbench.testing import make_context
 from negbench.training import NegativeCollator, NegativeState, _check_negatives
 
@@ -131,7 +131,46 @@ def test_unknown_generator_is_a_one_line_error_on_the_field():
         Generated.parse_params({"generator": "nope"})
 
 
-@pytest.mark.parametrize("bad", [{"pool": 0}, {"per_example": 0}, {"pool": 2, "per_example": 3}])
+@pytest.mark.parametrize("bad", [{"pool": 0}, {"per_example": 0}, {"pool": 2, "per_example": 3},
+                                 {"pool": 33}, {"pool": 100_000_000}])
 def test_bad_params(bad):
     with pytest.raises(ValueError):
         GeneratedParams(**bad)
+
+
+class Echo(NegativeGenerator):
+    """A bad test generator: the positive with extra whitespace, an empty text, and one real edit."""
+
+    name = "echo"
+
+    def generate(self, query, positive, count, rng):
+        return [positive + " ", "  \n", " ".join(positive.split()[::-1]), "\t" + positive.replace(" ", "  ")]
+
+
+class Wrong(NegativeGenerator):
+    name = "wrong"
+
+    def generate(self, query, positive, count, rng):
+        return None
+
+
+@pytest.fixture
+def bad_generators(monkeypatch):
+    real = registry_module.generators.get
+    known = {"echo": Echo, "wrong": Wrong}
+    monkeypatch.setattr(registry_module.generators, "get",
+                        lambda name, field=None: known[name] if name in known else real(name, field))
+
+
+def test_a_text_equal_to_the_positive_up_to_whitespace_or_empty_is_dropped(ctx, bad_generators):
+    """A generated "negative" that is the positive (or another labelled positive of the query) with other
+    whitespace is a false negative; an empty one is no text: both are dropped, the real edit is kept."""
+    pools = generate_pool(ctx, "echo", 4)
+    for i, pool in enumerate(pools):
+        positive = ctx.dataset.corpus.texts[ctx.examples[i].doc]
+        assert pool == [" ".join(positive.split()[::-1])] or (pool == [] and len(set(positive.split())) == 1)
+
+
+def test_a_generator_returning_something_else_than_texts_is_named(ctx, bad_generators):
+    with pytest.raises(TypeError, match="generator 'wrong': generate\\(\\) must return a list of str, got NoneType"):
+        generate_pool(ctx, "wrong", 2)
