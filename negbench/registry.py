@@ -49,7 +49,7 @@ class Registry:
                     self._entries[ep.name] = (ep, Entry(ep.name, ep.value, dist))
                     continue
                 first = self._entries[ep.name][1]
-                if (first.target, first.distribution) != (ep.value, dist):
+                if first.target != ep.value:  # one target from two distributions is one plugin
                     first.error = (f"{self.kind} name {ep.name!r} is registered twice: {first.target} (from "
                                    f"{first.distribution}) and {ep.value} (from {dist}); uninstall one")
         return self._entries
@@ -70,8 +70,8 @@ class Registry:
                 if self.check is not None:
                     self.check(obj)
                 entry.cls = obj
-            except Exception as exc:
-                entry.error = f"{type(exc).__name__}: {exc}"
+            except (Exception, SystemExit) as exc:  # a plugin's sys.exit() must not end the listing or the run
+                entry.error = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line
         return entry
 
     def entries(self) -> list[Entry]:

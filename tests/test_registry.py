@@ -122,3 +122,26 @@ def test_a_generator_that_cannot_be_created_is_broken(tmp_path, monkeypatch):
     importlib.invalidate_caches()
     fresh = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators", check=generators.check)
     assert "TypeError" in fresh.load("needy").error and "endpoint" in fresh.load("needy").error
+
+
+def test_a_plugin_that_exits_is_broken_and_the_rest_still_listed(tmp_path, monkeypatch):
+    """sys.exit() in a generator's __init__ ended `negbench generators` and `validate` with no word."""
+    import importlib
+
+    from negbench.generators import NegativeGenerator
+    from negbench.registry import GENERATOR_GROUP, generators
+
+    _dist(tmp_path, "exiter", f"[{GENERATOR_GROUP}]\nexiter = exiter_gen:Exiter\nsame = exiter_gen:Same\n")
+    _dist(tmp_path, "exiter2", f"[{GENERATOR_GROUP}]\nsame = exiter_gen:Same\n")
+    (tmp_path / "exiter_gen.py").write_text(
+        "import sys\nfrom negbench.generators import NegativeGenerator\n\n"
+        "class Exiter(NegativeGenerator):\n    name = 'exiter'\n\n    def __init__(self):\n"
+        "        sys.exit('no\\nservice')\n\n"
+        "class Same(NegativeGenerator):\n    name = 'same'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    fresh = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators", check=generators.check)
+    entries = {e.name: e for e in fresh.entries()}
+    assert entries["exiter"].error == "SystemExit: no service"  # one line
+    assert entries["rules"].cls is not None
+    assert entries["same"].cls is not None  # one target from two distributions is one plugin, not a conflict

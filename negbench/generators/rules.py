@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from decimal import Decimal, localcontext
 
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN_PLUS
@@ -43,8 +44,8 @@ _TOKEN = re.compile(r"(?<![\w-])[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?![\w-])")
 _CAPITALISED = re.compile(r"(?<=[a-z] )[A-Z][a-z]{2,}\b")  # a name inside a sentence (not after a colon)
 _AUXILIARY = re.compile(r"\b(is|are|was|were|can|could|does|do|did|has|have|had|will|would|may|might|should|"
                         r"must)\b")
-_NEGATION = re.compile(r"\b(?:not|never)\s+|\bcannot\b|n't\b", re.IGNORECASE)
-_CONTRACTIONS = {"can't": "can", "won't": "will", "shan't": "shall", "cannot": "can"}
+_NEGATION = re.compile(r"\b(?:not|never)\b\s*|\bcannot\b|n['’]t\b", re.IGNORECASE)
+_CONTRACTIONS = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is", "cannot": "can"}
 _STOP = frozenset(STOPWORDS_EN_PLUS)
 
 
@@ -81,17 +82,19 @@ ENTITY_KINDS = (acronyms_of, names_of)
 
 
 def _changed_number(token: str, rng: np.random.Generator) -> str:
-    """The number ``token`` scaled or shifted, in its own format (decimal places, thousands commas)."""
+    """The number ``token`` scaled or shifted, in its own format (decimal places, thousands commas); exact
+    decimal arithmetic, so a number of any length works."""
     thousands = "," in token
-    value = float(token) if "." in token else int(token.replace(",", ""))
+    value = Decimal(token.replace(",", ""))
     places = len(token) - token.index(".") - 1 if "." in token else 0
-    for _ in range(8):
-        factor = float(rng.choice([0.5, 2.0, 3.0, 1.5, 0.25]))
-        shift = int(rng.integers(1, 10))
-        new = abs(value * factor if rng.random() < 0.6 else value + shift * (1 if rng.random() < 0.5 else -1))
-        text = f"{new:.{places}f}" if places else (f"{round(new):,}" if thousands else str(round(new)))
-        if text != token:
-            return text
+    with localcontext(prec=len(token) + 4):
+        for _ in range(8):
+            factor = Decimal(str(rng.choice([0.5, 2.0, 3.0, 1.5, 0.25])))
+            shift = int(rng.integers(1, 10))
+            new = abs(value * factor if rng.random() < 0.6 else value + shift * (1 if rng.random() < 0.5 else -1))
+            text = f"{new:.{places}f}" if places else (f"{round(new):,}" if thousands else str(round(new)))
+            if text != token:
+                return text
     return token + "1" if places else str(int(value) + 1)
 
 
@@ -116,17 +119,26 @@ def swap_numbers(sentence: str, rng: np.random.Generator) -> str | None:
 
 def _without_negation(sentence: str, match: re.Match) -> str:
     word = match.group(0)
-    if word.lower().endswith("n't") or word.lower() == "cannot":  # can't → can, won't → will, doesn't → does
+    if word.lower() == "cannot" or (word[-1:].lower() == "t" and word[-2:-1] in "'’"):  # can't → can, doesn't → does
         start = match.start()
         while start > 0 and sentence[start - 1].isalpha():
             start -= 1
         whole = sentence[start:match.end()]
-        base = _CONTRACTIONS.get(whole.lower(), whole[: len(whole) - 3])
+        base = _CONTRACTIONS.get(whole.lower().replace("’", "'"), whole[: len(whole) - 3])
         return sentence[:start] + (base[0].upper() + base[1:] if whole[0].isupper() else base) + sentence[match.end():]
-    rest = sentence[match.end():]
+    before, rest = sentence[:match.start()], sentence[match.end():]
+    if not rest[:1].isalnum():  # "did not, however," → "did, however,"; "did not." → "did."
+        before = before.rstrip()
     if match.start() == 0 and rest:  # "Not all cells divide." → "All cells divide."
         rest = rest[0].upper() + rest[1:]
-    return sentence[:match.start()] + rest
+    return before + rest
+
+
+def _lowered_start(sentence: str) -> str:
+    """The sentence with its first word lower-cased when it is an ordinary capitalised word (``The`` → ``the``;
+    ``TNF``, ``BRCA1``, ``I`` stay)."""
+    first = sentence.split(maxsplit=1)[0] if sentence.strip() else ""
+    return sentence[0].lower() + sentence[1:] if first[1:].islower() and first[0].isupper() else sentence
 
 
 def negate(sentence: str, rng: np.random.Generator) -> str | None:
@@ -138,7 +150,7 @@ def negate(sentence: str, rng: np.random.Generator) -> str | None:
     auxiliary = _AUXILIARY.search(sentence)
     if auxiliary:
         return f"{sentence[:auxiliary.end()]} not{sentence[auxiliary.end():]}"
-    return f"It is not the case that {sentence[0].lower()}{sentence[1:]}" if sentence else None
+    return f"It is not the case that {_lowered_start(sentence)}" if sentence.strip() else None
 
 
 class RuleGenerator(NegativeGenerator):

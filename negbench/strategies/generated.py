@@ -64,7 +64,7 @@ def _normalised(text: str) -> str:
 def generate_pool(ctx: Context, name: str, pool: int) -> list[list[str]]:
     """Up to ``pool`` generated texts per training example, from the generator ``name`` (its raw output cached per
     dataset and training pairs). A text that is empty, or the same (up to whitespace) as a labelled positive of
-    the example's query, is dropped: it would be a false negative."""
+    the example's query, is dropped: it would be a false negative; texts that differ only in whitespace are one."""
     from negbench.registry import generators
 
     generator = generators.get(name)()
@@ -80,15 +80,19 @@ def generate_pool(ctx: Context, name: str, pool: int) -> list[list[str]]:
                 if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
                     raise TypeError(f"generator {name!r}: generate() must return a list of str, got "
                                     f"{type(texts).__name__} {str(texts)[:80]!r}")
-                made[(query, positive)] = list(texts)
+                made[(query, positive)] = list(texts)[:pool]  # the generator was asked for ``pool``
         return made
 
     made = ctx.services.cached(f"generated-raw-{generator.fingerprint()}-{pool}-{digest}", compute)
     out = []
     for i, pair in enumerate(pairs):
         positives = {_normalised(ctx.dataset.corpus.texts[d]) for d in ctx.forbidden(i)} | {_normalised(pair[1])}
-        kept = [t for t in dict.fromkeys(made[pair]) if _normalised(t) and _normalised(t) not in positives]
-        out.append(kept[:pool])
+        kept, seen = [], set(positives) | {""}
+        for text in made[pair]:  # one text per wording (the first written), none that is empty or a positive
+            if _normalised(text) not in seen:
+                seen.add(_normalised(text))
+                kept.append(text)
+        out.append(kept)
     return out
 
 

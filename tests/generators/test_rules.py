@@ -80,11 +80,14 @@ def test_negation_is_added_after_the_auxiliary_or_removed():
     ("It can't be done.", "It can be done."), ("It won't rain.", "It will rain."),
     ("Cells cannot divide.", "Cells can divide."), ("Not all cells divide.", "All cells divide."),
     ("The protein doesn't bind.", "The protein does bind."), ("It is never used.", "It is used."),
-    ("(Isn't) it?", "(Is) it?"),
+    ("(Isn't) it?", "(Is) it?"), ("The drug did not, however, reduce it.", "The drug did, however, reduce it."),
+    ("Mice did not.", "Mice did."), ("X doesn’t divide.", "X does divide."),
+    ("TNF rises in sepsis.", "It is not the case that TNF rises in sepsis."),
 ])
 def test_a_negation_is_removed_as_a_word_not_as_letters(sentence, negated):
-    """Removing "n't" letter by letter gave "It ca be done." and "It wo rain."; "Not all …" and "cannot" were
-    not seen as negations at all ("It is not the case that not all …")."""
+    """Removing "n't" letter by letter gave "It ca be done." and "It wo rain."; "Not all …", "cannot", "not" before
+    punctuation and a curly "doesn’t" were not seen as negations ("did not not, however"), and an acronym starting
+    a sentence was lower-cased ("tNF")."""
     assert negate(sentence, np.random.default_rng(0)) == negated
 
 
@@ -95,6 +98,22 @@ def test_thousands_commas_stay_one_number_and_other_digits_are_left_alone():
         assert len(numbers) == 2 and all(re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})*", n) for n in numbers)
         assert numbers != ["1,000", "12"]
     assert swap_numbers("Dose ٣ and １２３ units, 2,5 mg.", np.random.default_rng(0)) is None
+
+
+def test_a_number_of_any_length_is_changed_exactly():
+    """A 400-digit number overflowed float (OverflowError failed the whole run); a long one lost its digits."""
+    from decimal import Decimal
+
+    from negbench.generators.rules import _changed_number
+
+    big = "1" * 400
+    number = swap_numbers(f"Cells divide {big} times.", np.random.default_rng(0)).split()[2]
+    assert number.isdigit() and number != big and len(number) >= 399
+    token = "12345678901234567890123"
+    for seed in range(10):
+        new, value = int(_changed_number(token, np.random.default_rng(seed))), int(token)
+        assert 0 < abs(new - value) < 10 or any(new == round(Decimal(value) * Decimal(f))
+                                                for f in ("0.5", "2", "3", "1.5", "0.25"))
 
 
 def test_every_sentence_tied_for_most_query_words_is_edited():

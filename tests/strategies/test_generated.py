@@ -144,7 +144,8 @@ class Echo(NegativeGenerator):
     name = "echo"
 
     def generate(self, query, positive, count, rng):
-        return [positive + " ", "  \n", " ".join(positive.split()[::-1]), "\t" + positive.replace(" ", "  ")]
+        reverse = " ".join(positive.split()[::-1])
+        return [positive + " ", "  \n", reverse, "\t" + positive.replace(" ", "  "), reverse.replace(" ", "\n")]
 
 
 class Wrong(NegativeGenerator):
@@ -164,7 +165,8 @@ def bad_generators(monkeypatch):
 
 def test_a_text_equal_to_the_positive_up_to_whitespace_or_empty_is_dropped(ctx, bad_generators):
     """A generated "negative" that is the positive (or another labelled positive of the query) with other
-    whitespace is a false negative; an empty one is no text: both are dropped, the real edit is kept."""
+    whitespace is a false negative; an empty one is no text: both are dropped, the real edit is kept once (its
+    copy with other whitespace would be drawn as a second, identical negative)."""
     pools = generate_pool(ctx, "echo", 4)
     for i, pool in enumerate(pools):
         positive = ctx.dataset.corpus.texts[ctx.examples[i].doc]
