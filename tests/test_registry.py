@@ -83,21 +83,32 @@ def _dist(root, name: str, entry_points: str) -> None:
     (dist / "entry_points.txt").write_text(entry_points)
 
 
-def test_a_name_two_distributions_register_differently_is_broken_not_chosen(tmp_path, monkeypatch):
-    """A look-alike plugin registered under a built-in's name used to hide it silently (first found won)."""
+GENERATOR_HEADER = "import sys\nfrom negbench.generators import NegativeGenerator\n\n"
+
+
+def _generator_registry(tmp_path, monkeypatch, module: str, source: str, **dists: str) -> Registry:
+    """A fresh generator registry that also sees the plugin distributions ``dists`` (name → entry-point lines of
+    the generators group) whose classes live in ``module`` (``source``, after :data:`GENERATOR_HEADER`)."""
     import importlib
 
     from negbench.generators import NegativeGenerator
-    from negbench.registry import GENERATOR_GROUP
+    from negbench.registry import GENERATOR_GROUP, generators
 
-    _dist(tmp_path, "lookalike", f"[{GENERATOR_GROUP}]\nrules = lookalike_gen:Rules\n")
-    (tmp_path / "lookalike_gen.py").write_text(
-        "from negbench.generators import NegativeGenerator\n\n"
-        "class Rules(NegativeGenerator):\n    name = 'rules'\n\n"
-        "    def generate(self, query, positive, count, rng):\n        return [positive[::-1]]\n")
+    for name, lines in dists.items():
+        _dist(tmp_path, name, f"[{GENERATOR_GROUP}]\n{lines}\n")
+    (tmp_path / f"{module}.py").write_text(GENERATOR_HEADER + source)
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
-    fresh = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators")
+    return Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators", check=generators.check)
+
+
+def test_a_name_two_distributions_register_differently_is_broken_not_chosen(tmp_path, monkeypatch):
+    """A look-alike plugin registered under a built-in's name used to hide it silently (first found won)."""
+    fresh = _generator_registry(tmp_path, monkeypatch, "lookalike_gen",
+                                "class Rules(NegativeGenerator):\n    name = 'rules'\n\n"
+                                "    def generate(self, query, positive, count, rng):\n"
+                                "        return [positive[::-1]]\n",
+                                lookalike="rules = lookalike_gen:Rules")
     entry = fresh.load("rules")
     assert entry.cls is None and "registered twice" in entry.error and "negbench" in entry.error
     assert "lookalike" in entry.error
@@ -108,39 +119,21 @@ def test_a_name_two_distributions_register_differently_is_broken_not_chosen(tmp_
 def test_a_generator_that_cannot_be_created_is_broken(tmp_path, monkeypatch):
     """The protocol creates a generator with no arguments; one that needs some used to show "ok" and pass
     validation, then fail the run."""
-    import importlib
-
-    from negbench.generators import NegativeGenerator
-    from negbench.registry import GENERATOR_GROUP, generators
-
-    _dist(tmp_path, "needy", f"[{GENERATOR_GROUP}]\nneedy = needy_gen:Needy\n")
-    (tmp_path / "needy_gen.py").write_text(
-        "from negbench.generators import NegativeGenerator\n\n"
-        "class Needy(NegativeGenerator):\n    name = 'needy'\n\n"
-        "    def __init__(self, endpoint):\n        self.endpoint = endpoint\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
-    fresh = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators", check=generators.check)
+    fresh = _generator_registry(tmp_path, monkeypatch, "needy_gen",
+                                "class Needy(NegativeGenerator):\n    name = 'needy'\n\n"
+                                "    def __init__(self, endpoint):\n        self.endpoint = endpoint\n",
+                                needy="needy = needy_gen:Needy")
     assert "TypeError" in fresh.load("needy").error and "endpoint" in fresh.load("needy").error
 
 
 def test_a_plugin_that_exits_is_broken_and_the_rest_still_listed(tmp_path, monkeypatch):
     """sys.exit() in a generator's __init__ ended `negbench generators` and `validate` with no word."""
-    import importlib
-
-    from negbench.generators import NegativeGenerator
-    from negbench.registry import GENERATOR_GROUP, generators
-
-    _dist(tmp_path, "exiter", f"[{GENERATOR_GROUP}]\nexiter = exiter_gen:Exiter\nsame = exiter_gen:Same\n")
-    _dist(tmp_path, "exiter2", f"[{GENERATOR_GROUP}]\nsame = exiter_gen:Same\n")
-    (tmp_path / "exiter_gen.py").write_text(
-        "import sys\nfrom negbench.generators import NegativeGenerator\n\n"
-        "class Exiter(NegativeGenerator):\n    name = 'exiter'\n\n    def __init__(self):\n"
-        "        sys.exit('no\\nservice')\n\n"
-        "class Same(NegativeGenerator):\n    name = 'same'\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
-    fresh = Registry(GENERATOR_GROUP, NegativeGenerator, "generator", "the generators", check=generators.check)
+    fresh = _generator_registry(tmp_path, monkeypatch, "exiter_gen",
+                                "class Exiter(NegativeGenerator):\n    name = 'exiter'\n\n    def __init__(self):\n"
+                                "        sys.exit('no\\nservice')\n\n"
+                                "class Same(NegativeGenerator):\n    name = 'same'\n",
+                                exiter="exiter = exiter_gen:Exiter\nsame = exiter_gen:Same",
+                                exiter2="same = exiter_gen:Same")
     entries = {e.name: e for e in fresh.entries()}
     assert entries["exiter"].error == "SystemExit: no service"  # one line
     assert entries["rules"].cls is not None
