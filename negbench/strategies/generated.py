@@ -86,8 +86,8 @@ def generate_pool(ctx: Context, name: str, pool: int) -> list[list[str]]:
     made = ctx.services.cached(f"generated-raw-{generator.fingerprint()}-{pool}-{digest}", compute)
     out = []
     for i, pair in enumerate(pairs):
-        positives = {_normalised(ctx.dataset.corpus.texts[d]) for d in ctx.forbidden(i)} | {_normalised(pair[1])}
-        kept, seen = [], set(positives) | {""}
+        seen = {"", _normalised(pair[1])} | {_normalised(ctx.dataset.corpus.texts[d]) for d in ctx.forbidden(i)}
+        kept = []
         for text in made[pair]:  # one text per wording (the first written), none that is empty or a positive
             if _normalised(text) not in seen:
                 seen.add(_normalised(text))
