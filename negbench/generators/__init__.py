@@ -18,7 +18,10 @@ import numpy as np
 
 
 class NegativeGenerator:
-    """Base class of text-negative generators; subclasses set ``name`` and implement :meth:`generate`."""
+    """Base class of text-negative generators; subclasses set ``name`` and implement :meth:`generate`.
+
+    A generator is created with no arguments, once when it is first looked up (listing, validation), so its
+    ``__init__`` must be cheap: load a model or open a connection in :meth:`prepare`."""
 
     name: ClassVar[str] = ""
 
