@@ -10,7 +10,8 @@ Usage in a plugin's test suite::
 
 It checks the contracts on a toy corpus with a tiny random encoder: params round-trip through TOML and
 the declared search space validates; no labelled positive is ever returned as a negative; candidates,
-samples and batches are deterministic under a seed; two optimiser steps train with a finite loss.
+samples and batches are deterministic under a seed; two epochs train with a finite loss, each in the
+``steps_per_epoch`` full batches of the data budget (``n // batch_size`` unless the strategy declares otherwise).
 """
 
 from __future__ import annotations
@@ -159,7 +160,11 @@ class StrategyConformance:
                 np.testing.assert_array_equal(x, y)
         assert first["batches"] == second["batches"]
 
-    def test_trains_two_steps(self, toy) -> None:
+    def test_trains_its_budget_in_full_batches(self, toy) -> None:
+        """Two epochs train with a finite loss and change the model, under the data-budget rule as trained, not as
+        declared: each epoch is ``steps_per_epoch`` full batches, and a strategy that declares no departure trains
+        what ``in-batch`` trains, ``n // batch_size`` full batches."""
+        from negbench.budget import EQUAL, budget_for
         from negbench.config import ModelConfig
         from negbench.models import load_model
         from negbench.training import train
@@ -168,14 +173,19 @@ class StrategyConformance:
         if not strategy.trains:
             pytest.skip("zero-shot strategy does not train")
         ctx = self.context(toy)
+        ctx.batch_size = 16
+        cfg = TrainingConfig(epochs=2, batch_size=16, lr=1e-3, num_negatives=self.num_negatives)
+        budget = budget_for(strategy, len(ctx.examples), cfg)
         model = load_model(ModelConfig(spec=str(toy[1]), max_seq_length=32), "cpu")
         before = [p.detach().clone() for p in model.parameters()]
         strategy.setup(ctx)
-        candidates = strategy.mine(ctx)
-        cfg = TrainingConfig(max_steps=2, batch_size=8, lr=1e-3, num_negatives=self.num_negatives)
-        outcome = train(model, ctx, strategy, cfg, device="cpu", candidates=candidates,
+        outcome = train(model, ctx, strategy, cfg, device="cpu", candidates=strategy.mine(ctx), budget=budget,
                         mini_batch_size=getattr(strategy, "mini_batch_size", None))
-        assert outcome.steps == 2
+        assert outcome.steps == cfg.epochs * budget.steps_per_epoch
+        assert outcome.batch_sizes == [cfg.batch_size] * outcome.steps, "a batch was not full"
+        assert outcome.examples_seen == cfg.epochs * budget.examples_per_epoch
+        if budget.reason == EQUAL:
+            assert budget.examples_per_epoch == len(ctx.examples) // cfg.batch_size * cfg.batch_size
         assert all(np.isfinite(outcome.losses))
         changed = any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
-        assert changed, "two optimiser steps left the model unchanged"
+        assert changed, "training left the model unchanged"
