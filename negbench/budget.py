@@ -65,6 +65,11 @@ def budget_for(strategy: Strategy, n_examples: int, training: TrainingConfig,
                   "; ".join(reasons) if reasons else EQUAL)
 
 
+def steps_run(training: TrainingConfig, budget: Budget) -> int:
+    """Optimiser steps a run trains: ``max_steps`` when set, else ``epochs`` of the budget's steps."""
+    return training.max_steps if training.max_steps > 0 else training.epochs * budget.steps_per_epoch
+
+
 def enforce(batches: list[list[int]], budget: Budget, n_examples: int, who: str, epoch: int) -> list[list[int]]:
     """The first ``budget.steps_per_epoch`` full batches of a composer's epoch; refuse broken compositions."""
     batches = [list(b) for b in batches]  # a composer may return any iterable of iterables

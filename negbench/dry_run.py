@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from negbench.batching import random_batches
-from negbench.budget import BudgetError, budget_for, enforce
+from negbench.budget import BudgetError, budget_for, enforce, steps_run
 from negbench.context import Context
 from negbench.errors import NegbenchError
 from negbench.strategy import Strategy
@@ -56,7 +56,7 @@ def dry_run(runner) -> list[dict[str, Any]]:
                     ctx = Context(dataset=dataset, examples=examples, services=runner.services_for(job),
                                   num_negatives=training.num_negatives, batch_size=training.batch_size,
                                   epochs=epochs_run(training, budget), seed=suite.suite.seeds[0],
-                                  steps_per_epoch=budget.steps_per_epoch)
+                                  steps_per_epoch=budget.steps_per_epoch, total_steps=steps_run(training, budget))
                     if composes(strategy):
                         strategy.setup(ctx)
                         batches, who = strategy.batches(ctx, 0), spec.cls.name
@@ -69,10 +69,9 @@ def dry_run(runner) -> list[dict[str, Any]]:
                     out.append(record)
                     continue
                 sizes = [len(b) for b in trained]
-                total = training.max_steps if training.max_steps > 0 else training.epochs * budget.steps_per_epoch
                 record.update(steps_per_epoch=budget.steps_per_epoch, examples_per_epoch=budget.examples_per_epoch,
                               batch_size=budget.batch_size, min_batch_size=min(sizes), max_batch_size=max(sizes),
-                              epochs=epochs_run(training, budget), total_steps=total,
+                              epochs=epochs_run(training, budget), total_steps=steps_run(training, budget),
                               dropped_examples=budget.available - budget.examples_per_epoch, budget=budget.reason)
                 out.append(record)
     return out

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from negbench import interrupts
-from negbench.budget import Budget, BudgetError, budget_for
+from negbench.budget import Budget, BudgetError, budget_for, steps_run
 from negbench.claims import ClaimBoard
 from negbench.config import DatasetConfig, ModelConfig, Suite, TrainingConfig, load_suite, stable_hash
 from negbench.context import Context
@@ -483,7 +483,7 @@ class SuiteRunner:
         ctx = Context(dataset=dataset, examples=examples, services=services,
                       num_negatives=training.num_negatives, batch_size=training.batch_size,
                       epochs=epochs_run(training, budget), seed=seed, steps_per_epoch=budget.steps_per_epoch,
-                      guide_services=guide)
+                      total_steps=steps_run(training, budget), guide_services=guide)
         model = load_model(model_cfg, device)
         used = [services] if guide is None else [services, guide]
         for service in used:

@@ -32,7 +32,7 @@ from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from negbench.batching import random_batches
-from negbench.budget import Budget, budget_for, enforce
+from negbench.budget import Budget, budget_for, enforce, steps_run
 from negbench.config import TrainingConfig
 from negbench.context import Context
 from negbench.curves import StepRecord, curve_steps
@@ -358,7 +358,7 @@ def train(
 
     probe = StrategyBatchSampler(dataset, ctx, strategy, budget, batch_size=cfg.batch_size, drop_last=False)
     steps_per_epoch = budget.steps_per_epoch
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
+    total_steps = steps_run(cfg, budget)
     ctx.steps_per_epoch, ctx.total_steps = steps_per_epoch, total_steps
     ctx.epochs = -(-total_steps // steps_per_epoch)  # with max_steps, the epochs the trainer will run
     query_prompt, document_prompt = model_prompts(model)

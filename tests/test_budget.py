@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
@@ -91,3 +92,30 @@ def test_random_batches_are_full(ctx):
     for epoch in range(5):
         sizes = [len(b) for b in random_batches(ctx, epoch)]
         assert sizes.count(8) >= len(ctx.examples) // 8
+
+
+class LengthRecorder(Strategy):
+    """Records the run's length as its ``setup`` sees it."""
+
+    name = "length-recorder"
+    seen: ClassVar[dict] = {}
+
+    def setup(self, ctx):
+        LengthRecorder.seen = {"steps_per_epoch": ctx.steps_per_epoch, "epochs": ctx.epochs,
+                               "total_steps": ctx.total_steps}
+
+
+def test_a_strategy_knows_the_runs_length_at_setup(tmp_path, toy_data, tiny_model):
+    """``ctx.total_steps`` was set only inside ``train``, after ``setup``: in a suite run ar2's check of its
+    warm-up against the run's steps never saw it."""
+    from negbench.runner import SuiteRunner, plan_suite
+    from tests.test_cli import suite_text
+    from tests.test_isolation import _with
+
+    path = tmp_path / "suite.toml"
+    path.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("length-recorder",),
+                               extra="max_steps = 7"))
+    rows = SuiteRunner(plan_suite(path, reg=_with(LengthRecorder))).run().rows()
+    assert rows["status"].to_list() == ["ok"] and rows["steps"].to_list() == [7]
+    assert LengthRecorder.seen["total_steps"] == 7
+    assert LengthRecorder.seen["epochs"] == -(-7 // LengthRecorder.seen["steps_per_epoch"])
