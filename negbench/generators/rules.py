@@ -44,7 +44,7 @@ _TOKEN = re.compile(r"(?<![\w-])[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?![\w-])")
 _CAPITALISED = re.compile(r"(?<=[a-z] )[A-Z][a-z]{2,}\b")  # a name inside a sentence (not after a colon)
 _AUXILIARY = re.compile(r"\b(is|are|was|were|can|could|does|do|did|has|have|had|will|would|may|might|should|"
                         r"must)\b")
-_NEGATION = re.compile(r"\b(?:not|never)\b\s*|\bcannot\b|n['’]t\b", re.IGNORECASE)
+_NEGATION = re.compile(r"(?P<word>\b(?:not|never)\b\s*)|(?P<fused>\bcannot\b|n['’]t\b)", re.IGNORECASE)
 _CONTRACTIONS = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is", "cannot": "can"}
 _STOP = frozenset(STOPWORDS_EN_PLUS)
 
@@ -118,8 +118,7 @@ def swap_numbers(sentence: str, rng: np.random.Generator) -> str | None:
 
 
 def _without_negation(sentence: str, match: re.Match) -> str:
-    word = match.group(0)
-    if word.lower() == "cannot" or (word[-1:].lower() == "t" and word[-2:-1] in "'’"):  # can't → can, doesn't → does
+    if match.lastgroup == "fused":  # can't → can, cannot → can, doesn't → does
         start = match.start()
         while start > 0 and sentence[start - 1].isalpha():
             start -= 1
@@ -193,10 +192,10 @@ class RuleGenerator(NegativeGenerator):
                                                                         self.substitute_entities]
 
         def edited(rule) -> str | None:  # the rule applied to the key sentences; those it cannot edit removed
-            new = {i: rule(parts[i], rng) for i in sorted(keys)}
-            if all(n is None for n in new.values()):
+            new = [rule(p, rng) if i in keys else p for i, p in enumerate(parts)]
+            if all(new[i] is None for i in keys):
                 return None
-            return " ".join(new[i] if i in keys else p for i, p in enumerate(parts) if new.get(i, p) is not None)
+            return " ".join(p for p in new if p is not None)
 
         def dropped(_rule) -> str | None:  # every key sentence removed, if anything is left
             rest = [p for i, p in enumerate(parts) if i not in keys]
