@@ -86,11 +86,12 @@ def generate_pool(ctx: Context, name: str, pool: int) -> list[list[str]]:
     made = ctx.services.cached(f"generated-raw-{generator.fingerprint()}-{pool}-{digest}", compute)
     out = []
     for i, pair in enumerate(pairs):
-        seen = {"", _normalised(pair[1])} | {_normalised(ctx.dataset.corpus.texts[d]) for d in ctx.forbidden(i)}
+        seen = {""} | {_normalised(ctx.dataset.corpus.texts[d]) for d in ctx.forbidden(i)}  # its own positive too
         kept = []
         for text in made[pair]:  # one text per wording (the first written), none that is empty or a positive
-            if _normalised(text) not in seen:
-                seen.add(_normalised(text))
+            wording = _normalised(text)
+            if wording not in seen:
+                seen.add(wording)
                 kept.append(text)
         out.append(kept)
     return out
