@@ -42,6 +42,21 @@ class Claim:
     attempts: int
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A claim just taken; ``from_owner`` is the dead worker it was taken over from (None: it was free)."""
+
+    key: str
+    from_owner: str | None
+
+
+def owner_process(owner: str) -> tuple[str, int] | None:
+    """(host, pid) of a worker id made by :func:`worker_id`, or None when it is not of that form."""
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
+    return (host, int(pid)) if host and pid.isdigit() else None
+
+
 def retry_schema_race(create, attempts: int = 8):
     """Run a schema-creating call, retrying when another worker creates the same tables at the same moment
     (PostgreSQL reports the loser's CREATE TABLE/TYPE as a unique or duplicate-object violation)."""
@@ -101,26 +116,32 @@ class ClaimBoard:
                                  .values(heartbeat=time.time()))
 
     # ------------------------------------------------------------------------------ claims
-    def claim(self, key: str) -> bool:
-        """Take ``key`` if nobody holds it, or if its holder's heartbeat is older than the grace period."""
+    def claim(self, key: str) -> Taken | None:
+        """Take ``key`` if nobody holds it, or if its holder's heartbeat is older than the grace period (then
+        :attr:`Taken.from_owner` names the dead holder, whose leftovers the taker cleans up); None if not."""
         now = time.time()
+        previous = None
         try:
             with self.engine.begin() as conn:
                 conn.execute(sa.insert(claims_table).values(key=key, owner=self.owner, state="running",
                                                             heartbeat=now, attempts=1))
         except sa.exc.IntegrityError:
-            with self.engine.begin() as conn:
+            current = self.get(key)
+            if current is None or not self.is_stale(current):
+                return None
+            with self.engine.begin() as conn:  # compare and swap: only if that holder still holds it, silent
                 taken = conn.execute(
                     sa.update(claims_table)
                     .where(claims_table.c.key == key, claims_table.c.state == "running",
-                           claims_table.c.heartbeat < now - self.grace_s)
+                           claims_table.c.owner == current.owner, claims_table.c.heartbeat < now - self.grace_s)
                     .values(owner=self.owner, heartbeat=now, attempts=claims_table.c.attempts + 1)
                 ).rowcount
             if taken != 1:
-                return False
+                return None
+            previous = current.owner
         with self._lock:
             self._held.add(key)
-        return True
+        return Taken(key, previous)
 
     def done(self, key: str) -> None:
         with self.engine.begin() as conn:

@@ -102,7 +102,6 @@ def worker(
     tuning = plan.suite.tuning
     board = ClaimBoard(claims_url(plan), heartbeat_s=heartbeat or tuning.heartbeat_s,
                        grace_s=grace or tuning.grace_s).start()
-    console.print(f"worker {board.owner} on {plan.suite.suite.name}", markup=False)
     try:
         SuiteRunner(plan, progress=progress and sys.stderr.isatty(), console=console, board=board,
                     poll_s=min(2.0, board.heartbeat_s)).run(validated)

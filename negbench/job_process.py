@@ -16,6 +16,7 @@ import ctypes
 import multiprocessing as mp
 import os
 import signal
+import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from rich.markup import escape
 
 from negbench import errors
 from negbench.provenance import check_code_unchanged
+from negbench.run_lock import remove_temporaries_of
 
 if TYPE_CHECKING:
     from negbench.runner import Job, Plan, SuiteRunner
@@ -65,15 +67,27 @@ def _child(plan: Plan, indices: tuple[int, int, int], parent_run: str | None, pr
         sys.exit(INTERRUPTED)
 
 
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; ``signal 34`` for a number with no name (real-time signals)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def describe_exit(code: int | None) -> str:
     """Why a job process ended, in words (negative codes are signals)."""
     if code is None:
         return "job process did not exit"
     if code < 0:
-        name = signal.Signals(-code).name
         hint = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
-        return f"job process died from signal {name}{hint}"
+        return f"job process died from signal {signal_name(-code)} ({-code}){hint}"
     return f"job process exited with code {code}"
+
+
+def crash_status(code: int | None) -> str:
+    """The status column of a crashed job's rows: the signal that ended it, where one did."""
+    return f"failed: crashed ({signal_name(-code)})" if code is not None and code < 0 else "failed: crashed"
 
 
 def _stop(proc, wait_s: float) -> None:
@@ -118,10 +132,11 @@ def run_isolated(runner: SuiteRunner, job: Job, indices: tuple[int, int, int], p
         raise getattr(errors, kind, errors.NegbenchError)(text, file=file, field=field)
     if proc.exitcode == INTERRUPTED:
         raise KeyboardInterrupt
+    remove_temporaries_of(runner.plan.output_dir, socket.gethostname(), proc.pid)  # it is dead: none in use
     after = _rows(runner, pending)
     unwritten = [(seed, rid) for seed, rid in pending if rid not in after or after[rid] == before.get(rid)]
     if proc.exitcode != 0:
-        runner.record_crash(job, describe_exit(proc.exitcode), unwritten)
+        runner.record_crash(job, describe_exit(proc.exitcode), unwritten, status=crash_status(proc.exitcode))
     elif unwritten:  # no row, yet "success" (strategy code is guarded: something else ended the process)
         runner.record_crash(job, "job process exited (code 0) without finishing its seeds", unwritten)
 

@@ -26,19 +26,23 @@ import re
 import shutil
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from negbench.errors import NegbenchError
 
 LOCK_FILE = ".negbench-run.lock"
 TRAIN_TMP_PREFIX = ".negbench-train-"  # training.py's temporary trainer output directories
+OWNER_FILE = "negbench-owner.json"  # in a temporary directory: the host and pid of the process that made it
 
 # Temporaries of atomic writes (tempfile's 8-character names) and temporary directories under the output
 # directory: results.py (``.results.parquet.XXXXXXXX.tmp``), report.py (``.leaderboard.md.XXXXXXXX``),
 # training.py (``.negbench-train-XXXXXXXX/``, earlier ``tmpXXXXXXXX/``); under a cache directory inside the
 # output directory, mining.py's cache files (``.name-code.pt.XXXXXXXX``).
 _TMP = r"[a-z0-9_]{8}"
-STALE_FILES = re.compile(rf"^\.(results\.parquet|per_query\.parquet)\.{_TMP}\.tmp$|^\.leaderboard\.md\.{_TMP}$")
+STALE_FILES = re.compile(rf"^\.(results\.parquet|per_query\.parquet)\.{_TMP}\.tmp$|^\.leaderboard\.md\.{_TMP}$"
+                         rf"|^\.mlflow-init-{_TMP}\.db$")
 STALE_CACHE_FILES = re.compile(rf"^\..+\.pt\.{_TMP}$")
 STALE_DIRS = re.compile(rf"^tmp{_TMP}$|^{re.escape(TRAIN_TMP_PREFIX)}{_TMP}$")
 
@@ -165,4 +169,36 @@ def remove_stale_temporaries(output_dir: str | Path, cache_dir: str | Path | Non
                 if entry.is_file() and STALE_CACHE_FILES.match(entry.name):
                     entry.unlink(missing_ok=True)
                     removed.append(entry)
+    return removed
+
+
+@contextmanager
+def owned_temporary_dir(parent: str | Path | None) -> Iterator[str]:
+    """A temporary directory (``.negbench-train-XXXXXXXX``) marked with this process's host and pid, so that
+    whoever outlives this process can remove it at once (:func:`remove_temporaries_of`); removed on exit."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=parent, prefix=TRAIN_TMP_PREFIX) as path:
+        owner = {"host": socket.gethostname(), "pid": os.getpid()}
+        (Path(path) / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+        yield path
+
+
+def remove_temporaries_of(output_dir: str | Path, host: str, pid: int) -> list[Path]:
+    """Delete the temporary directories in ``output_dir`` made by the dead process ``pid`` on ``host`` (a
+    crashed job process, a killed worker); others' are left alone. Returns what was removed."""
+    removed: list[Path] = []
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return removed
+    for entry in output_dir.iterdir():
+        if not (entry.is_dir() and not entry.is_symlink() and STALE_DIRS.match(entry.name)):
+            continue
+        try:
+            owner = json.loads((entry / OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(owner, dict) and owner.get("host") == host and owner.get("pid") == pid:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
     return removed

@@ -30,7 +30,7 @@ from rich.markup import escape
 
 from negbench import interrupts
 from negbench.budget import Budget, BudgetError, budget_for, steps_run
-from negbench.claims import ClaimBoard
+from negbench.claims import ClaimBoard, owner_process
 from negbench.config import DatasetConfig, ModelConfig, Suite, TrainingConfig, load_suite, stable_hash
 from negbench.context import Context
 from negbench.curves import dev_curve, time_to_target
@@ -55,7 +55,7 @@ from negbench.registry import Registry, registry
 from negbench.report import write_leaderboard
 from negbench.results import ResultStore
 from negbench.results_sql import SqlResultStore
-from negbench.run_lock import RunLock, remove_stale_temporaries
+from negbench.run_lock import RunLock, remove_stale_temporaries, remove_temporaries_of
 from negbench.strategy import Negatives, Strategy, StrategySpec
 from negbench.tracking import Tracker
 from negbench.training import Diagnostics, train
@@ -181,6 +181,7 @@ class SuiteRunner:
         self.git_rev = git_revision()
         self.cache_dir = Path(self.suite.suite.cache_dir or plan.output_dir / "cache")
         self.tracker = Tracker(self.suite.tracking, plan.output_dir, f"negbench/{self.suite.suite.name}")
+        self.tracker.worker = board.owner if board is not None else None
 
     def say(self, text: str) -> None:
         if self.console is not None:
@@ -212,6 +213,8 @@ class SuiteRunner:
                 for path in remove_stale_temporaries(self.plan.output_dir, self.cache_dir):
                     log.info("removed %s, left by an interrupted run", path)
             lock.downgrade()
+            if self.board is not None:  # only once the output directory is this worker's to share
+                self.say(escape(f"worker {self.board.owner} on {self.suite.suite.name}"))
             return self._run_locked(validated.datasets)
         finally:
             lock.release()
@@ -246,7 +249,8 @@ class SuiteRunner:
         return [(d, m, s) for d in range(len(self.suite.datasets)) for m in range(len(self.suite.models))
                 for s in range(len(self.plan.strategies))]
 
-    def record_crash(self, job: Job, reason: str, seeds: list[tuple[int, str]] | None = None) -> None:
+    def record_crash(self, job: Job, reason: str, seeds: list[tuple[int, str]] | None = None,
+                     status: str = "failed: crashed") -> None:
         """A failed row, with ``reason``, for every seed of ``job`` that its crashed process left unfinished
         (``seeds``: those it wrote no row for; default: every pending seed)."""
         self.tracker.fail_open_runs(keep=set(self.tracker._stack))  # the crashed process's job/seed runs
@@ -257,7 +261,7 @@ class SuiteRunner:
                    "dataset_fingerprint": job.dataset.fingerprint, "model": job.model_cfg.display_name,
                    "strategy": job.spec.label, "strategy_name": job.spec.cls.name,
                    "params": json.dumps(job.spec.raw_params, sort_keys=True, default=str), "seed": seed,
-                   "status": "failed: crashed", "error": reason, "device": device_name(device),
+                   "status": status, "error": reason, "device": device_name(device),
                    **planting_columns(job.dataset),
                    "versions": versions_json(), "config_hash": self.config_hash, "code_revision": code_revision(),
                    "git_rev": self.git_rev, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
@@ -364,9 +368,12 @@ class SuiteRunner:
             claim = self.board.get(key)
             if claim is not None and claim.state == "done":
                 continue
-            if not self.board.claim(key):
+            taken = self.board.claim(key)
+            if taken is None:
                 waiting = True
                 continue
+            if taken.from_owner is not None:
+                self.clean_up_after(taken.from_owner)
             try:
                 with self.tracker.run(job.name, tags=self.job_tags(job)):
                     fn()
@@ -376,6 +383,15 @@ class SuiteRunner:
             self.board.done(key)
             return "progress"
         return "waiting" if waiting else "done"
+
+    def clean_up_after(self, dead: str) -> None:
+        """A unit was taken over from the dead worker ``dead``: close its open MLflow runs (KILLED) and remove
+        the temporary directories it left in the output directory."""
+        closed = self.tracker.close_runs_of(dead)
+        process = owner_process(dead)
+        removed = remove_temporaries_of(self.plan.output_dir, *process) if process else []
+        log.info("took over from dead worker %s: %d MLflow runs closed, %d temporaries removed",
+                 dead, closed, len(removed))
 
     # ------------------------------------------------------------------------------------ stages
     def training_for(self, spec: StrategySpec, overrides: dict[str, Any] | None = None) -> TrainingConfig:

@@ -2,14 +2,24 @@
 
 The default tracking store is a SQLite file in the output directory; an ``http(s)://`` URI in the suite or
 ``MLFLOW_TRACKING_URI`` takes precedence. A run ends FAILED when its block raises, KILLED on SIGTERM or
-SIGINT; runs left RUNNING by a process killed with SIGKILL are marked KILLED when the suite next starts.
+SIGINT; runs left RUNNING by a process killed with SIGKILL are marked KILLED when the suite next starts, or
+at once when a worker takes over the dead worker's unit of work (runs carry their worker's id as a tag).
+
+A SQLite tracking file is created and migrated once, whoever starts first: under an exclusive lock beside it
+(``mlflow.db.lock``), in a temporary file that is renamed into place only once MLflow's schema migration has
+finished, so workers started together never migrate one file at the same time and a process killed while
+migrating leaves no half-migrated database. A file that was half-migrated earlier is reported in one line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import os
 import signal
+import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from negbench.config import TrackingConfig
+from negbench.errors import NegbenchError
+
+WORKER_TAG = "negbench.worker"  # the claim owner of the worker that created a run (see negbench.claims)
 
 
 class Terminated(BaseException):
@@ -38,6 +51,7 @@ class Tracker:
         self.experiment_name = cfg.experiment or experiment
         self.client = None
         self.experiment_id: str | None = None
+        self.worker: str | None = None  # set by a worker: every run it creates is tagged with it
         self._stack: list[str] = []
 
     def start(self, close_stale: bool = True) -> None:
@@ -53,13 +67,18 @@ class Tracker:
         logging.getLogger("alembic").setLevel(logging.ERROR)
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri)
-        experiment = self.client.get_experiment_by_name(self.experiment_name)
-        if experiment is None:
-            artifacts = None if self.uri.startswith("http") else (self.output_dir / "mlartifacts").resolve().as_uri()
-            self.experiment_id = self.client.create_experiment(self.experiment_name, artifact_location=artifacts)
-        else:
-            self.experiment_id = experiment.experiment_id
+        database = sqlite_path(self.uri)
+        with _exclusive(database) if database else contextlib.nullcontext():
+            if database is not None:
+                _create_once(database, (self.output_dir / "mlartifacts").resolve().as_uri())
+            self.client = MlflowClient(tracking_uri=self.uri)
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                artifacts = None if self.uri.startswith("http") else \
+                    (self.output_dir / "mlartifacts").resolve().as_uri()
+                self.experiment_id = self.client.create_experiment(self.experiment_name, artifact_location=artifacts)
+            else:
+                self.experiment_id = experiment.experiment_id
         if close_stale:
             self.close_stale()
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):  # negbench.interrupts may handle it
@@ -92,6 +111,16 @@ class Tracker:
             self.client.set_terminated(run.info.run_id, status="KILLED")
         return len(stale)
 
+    def close_runs_of(self, worker: str) -> int:
+        """Mark the RUNNING runs of a dead ``worker`` KILLED (its unit of work was taken over)."""
+        if self.client is None:
+            return 0
+        query = f"attributes.status = 'RUNNING' and tags.`{WORKER_TAG}` = '{worker}'"
+        stale = self.client.search_runs([self.experiment_id], query, max_results=5000)
+        for run in stale:
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+        return len(stale)
+
     @contextmanager
     def run(self, name: str, *, tags: dict[str, Any] | None = None,
             params: dict[str, Any] | None = None) -> Iterator[str | None]:
@@ -102,6 +131,8 @@ class Tracker:
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
         if self._stack:
             all_tags["mlflow.parentRunId"] = self._stack[-1]
+        if self.worker:
+            all_tags[WORKER_TAG] = self.worker
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
         run_id = run.info.run_id
         self._stack.append(run_id)
@@ -156,3 +187,64 @@ class Tracker:
         if self.client is None or run_id is None or not Path(path).is_file():
             return
         self.client.log_artifact(run_id, str(path))
+
+
+# ---------------------------------------------------------------------------------------- SQLite store
+TMP_PREFIX = ".mlflow-init-"  # a tracking file being created (removed with a killed run's temporaries)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file behind a ``sqlite:///`` tracking URI (None for a server or another database)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(uri[len(prefix):].split("?", 1)[0])
+
+
+@contextmanager
+def _exclusive(database: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<database>.lock`` (released by the kernel however the holder ends)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _create_once(database: Path, artifacts: str) -> None:
+    """Create ``database`` with MLflow's full schema unless it exists; call with :func:`_exclusive` held.
+
+    MLflow creates and migrates a new file when a client first opens it. That happens here in a temporary file
+    beside it, renamed into place when done: a process killed meanwhile leaves only the temporary file. An
+    existing file is checked for the traces of a migration that was interrupted before this lock existed."""
+    if database.exists() and database.stat().st_size > 0:
+        _check_migrated(database)
+        return
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".db", dir=database.parent)
+    os.close(fd)
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        SqlAlchemyStore(f"sqlite:///{tmp}", artifacts).engine.dispose()  # creates and migrates the schema
+        os.replace(tmp, database)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _check_migrated(database: Path) -> None:
+    """A one-line error when ``database`` holds a half-finished schema migration (it would break every run)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise NegbenchError(f"not a readable tracking database ({exc}); move it aside to start a new one "
+                            "(it holds MLflow's tracking only; results are kept elsewhere)", file=database) from None
+    leftovers = sorted(name for name in tables if name.startswith("_alembic_tmp_"))
+    if leftovers or (tables and "alembic_version" not in tables):
+        what = f"leftover tables {', '.join(leftovers)}" if leftovers else "no alembic_version table"
+        raise NegbenchError(f"an MLflow schema migration was interrupted ({what}); move the file aside to start a "
+                            "new tracking database (it holds MLflow's tracking only; results are kept elsewhere)",
+                            file=database)
+

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from negbench.curves import StepRecord, curve_steps
 from negbench.hardness import hardness_stats
 from negbench.loss import InfoNCELoss
 from negbench.negative_diagnostics import PlantedInBatchCounter, planted_copies
-from negbench.run_lock import TRAIN_TMP_PREFIX
+from negbench.run_lock import owned_temporary_dir
 from negbench.strategy import Negatives, Strategy
 
 log = logging.getLogger(__name__)
@@ -366,7 +365,7 @@ def train(
                [("query", query_prompt), ("positive", document_prompt),
                 *[(f"negative_{j}", document_prompt) for j in range(state.num_negatives)]] if prompt}
     on_cuda = device.startswith("cuda")
-    with tempfile.TemporaryDirectory(dir=work_dir, prefix=TRAIN_TMP_PREFIX) as out_dir:
+    with owned_temporary_dir(work_dir) as out_dir:
         args = SentenceTransformerTrainingArguments(
             output_dir=out_dir,
             num_train_epochs=cfg.epochs,

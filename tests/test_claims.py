@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
-from negbench.claims import ClaimBoard
+from negbench.claims import ClaimBoard, owner_process, worker_id
 
 
 def boards(tmp_path, **kw):
@@ -40,3 +42,19 @@ def test_release_frees_at_once(tmp_path):
     a.release("u")
     assert b.claim("u")
     assert [c.key for c in b.with_prefix("u")] == ["u"]
+
+
+def test_a_takeover_names_the_dead_holder_and_a_free_claim_names_none(tmp_path):
+    a, b = boards(tmp_path, heartbeat_s=0.05, grace_s=0.3)
+    taken = a.claim("u")
+    assert taken is not None and taken.from_owner is None
+    time.sleep(0.5)  # a never beats: silent
+    taken = b.claim("u")
+    assert taken is not None and taken.from_owner == "a"
+    assert b.claim("v").from_owner is None
+
+
+def test_owner_process_parses_a_worker_id():
+    host, pid = owner_process(worker_id())
+    assert host == socket.gethostname() and pid == os.getpid()
+    assert owner_process("a") is None and owner_process("host:x:1") is None

@@ -28,11 +28,12 @@ class Leaky(Strategy):
 
 
 class Crasher(Strategy):
-    """Kills its own process while mining (as a segfault or the OOM killer would)."""
+    """Kills its own process in its first training step (as a segfault or the OOM killer would), while the
+    trainer's temporary output directory exists."""
 
     name = "crasher"
 
-    def mine(self, ctx):
+    def on_logits(self, view):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -83,9 +84,10 @@ name = "crasher"
 name = "in-batch"
 """)
     by = {r["strategy"]: r for r in rows.iter_rows(named=True)}
-    assert by["crasher"]["status"] == "failed: crashed"
-    assert "SIGKILL" in by["crasher"]["error"]
+    assert by["crasher"]["status"] == "failed: crashed (SIGKILL)"  # the board shows the status column
+    assert "signal SIGKILL (9)" in by["crasher"]["error"]
     assert by["in-batch"]["status"] == "ok"
+    assert not list((tmp_path / "out").glob(".negbench-train-*"))  # removed when the crash row was written
 
 
 class Exiter(Strategy):

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from negbench.cli import app
-from negbench.run_lock import LOCK_FILE, OutputDirInUse, RunLock, remove_stale_temporaries
+from negbench.run_lock import LOCK_FILE, OutputDirInUse, RunLock, owned_temporary_dir, remove_stale_temporaries
 from tests.test_cli import suite_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,3 +192,37 @@ def test_a_worker_waits_for_another_workers_clean_up_instead_of_being_refused(tm
     assert got and not got[0].exclusive
     got[0].release()
     first.release()
+
+
+def test_a_dead_processes_temporaries_are_removed_and_no_one_elses(tmp_path):
+    """What a killed worker or crashed job process left (its marked training directories) goes at once."""
+    import socket
+
+    from negbench.run_lock import remove_temporaries_of
+
+    host = socket.gethostname()
+    with owned_temporary_dir(tmp_path) as path:
+        assert json.loads((Path(path) / "negbench-owner.json").read_text()) == {"host": host, "pid": os.getpid()}
+    assert not Path(path).exists()
+    dirs = {}
+    for name, owner in (("deadpid1", {"host": host, "pid": 4242}), ("livepid1", {"host": host, "pid": os.getpid()}),
+                        ("otherhst", {"host": "elsewhere", "pid": 4242}), ("unmarked", None)):
+        dirs[name] = tmp_path / f".negbench-train-{name}"
+        dirs[name].mkdir()
+        if owner is not None:
+            (dirs[name] / "negbench-owner.json").write_text(json.dumps(owner))
+    assert remove_temporaries_of(tmp_path, host, 4242) == [dirs["deadpid1"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(d.name for k, d in dirs.items() if k != "deadpid1")
+
+
+def test_a_refused_worker_prints_one_line(tmp_path, toy_data, tiny_model):
+    """The worker's banner used to come before the refusal."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("none",)))
+    with RunLock(tmp_path / "out"):  # a run holds the directory
+        done = subprocess.run([sys.executable, "-m", "negbench", "worker", str(suite), "--storage",
+                               f"sqlite:///{tmp_path / 'shared.db'}"], capture_output=True, text=True, cwd=REPO,
+                              timeout=300)
+    assert done.returncode == 2
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "is in use by negbench run" in lines[0], lines

@@ -7,6 +7,7 @@ with apt-get when missing and running as root); the tests are skipped with the r
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -189,3 +190,81 @@ def test_workers_on_sqlite_storage_keep_results_in_the_database(tmp_path, toy_da
     assert sorted(rows["run_id"].to_list()) == sorted(run_id for run_id, _ in stored)
     per_query = pl.read_parquet(tmp_path / "sqlite" / "per_query.parquet")
     assert set(per_query["run_id"]) == set(rows["run_id"]) and set(per_query["metric"]) == set(METRICS)
+
+
+# ------------------------------------------------------------------ workers started together, a worker killed
+def tracked_suite(tmp_path, name, toy_data, tiny_model, steps: int = 3) -> Path:
+    path = write_suite(tmp_path, name, toy_data, tiny_model, trials=0)
+    text = path.read_text().replace("[tracking]\nenabled = false", "[tracking]\nenabled = true")
+    path.write_text(text.replace("max_steps = 3", f"max_steps = {steps}"))
+    return path
+
+
+def check_finished_store(out: Path) -> None:
+    """Every row ok and unique, no MLflow run left RUNNING, no half-migrated table, no temporaries."""
+    rows = by_job(out)
+    assert rows.height == 6 and rows["run_id"].n_unique() == 6 and (rows["status"] == "ok").all()
+    engine = sa.create_engine(f"sqlite:///{out / 'mlflow.db'}")
+    with engine.connect() as conn:
+        running = conn.execute(sa.text("SELECT count(*) FROM runs WHERE status = 'RUNNING'")).scalar()
+        tables = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    assert running == 0
+    assert "alembic_version" in tables and not [t for t in tables if t.startswith("_alembic_tmp_")]
+    assert not list(out.glob(".negbench-train-*")) and not list(out.glob(".mlflow-init-*"))
+
+
+def start_together(suite: Path, db: Path, n: int, gpus: bool) -> list[subprocess.Popen]:
+    if gpus:  # one command, one worker per id (CUDA_VISIBLE_DEVICES; on a CPU machine every worker uses the CPU)
+        cmd = [sys.executable, "-m", "negbench", "worker", str(suite), "--storage", f"sqlite:///{db}",
+               "--gpus", ",".join(str(i) for i in range(n)), "--heartbeat", "0.5", "--grace", "4"]
+        return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)]
+    return start_workers(suite, f"sqlite:///{db}", n)
+
+
+@pytest.mark.parametrize(("n", "gpus"), [(3, True)])
+def test_workers_started_together_on_a_fresh_sqlite_store_all_finish(tmp_path, toy_data, tiny_model, n, gpus):
+    """Started together, workers used to run MLflow's schema migration on one new mlflow.db at once: one died
+    with an alembic error (3 of 3 tries), sometimes leaving tables that broke every later command."""
+    suite = tracked_suite(tmp_path, "together", toy_data, tiny_model)
+    procs = start_together(suite, tmp_path / "shared.db", n, gpus)
+    assert all(code == 0 for code in wait_all(procs)), [p.stderr.read()[-1500:] for p in procs]
+    check_finished_store(tmp_path / "together")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n", "gpus"), [(2, False), (4, False), (2, True), (4, True)])
+def test_workers_started_together_repeatedly(tmp_path, toy_data, tiny_model, n, gpus):
+    for attempt in range(5):
+        test_workers_started_together_on_a_fresh_sqlite_store_all_finish(tmp_path / str(attempt), toy_data,
+                                                                          tiny_model, n, gpus)
+
+
+def test_a_killed_workers_runs_and_temporaries_are_closed_by_the_worker_that_takes_over(tmp_path, toy_data,
+                                                                                         tiny_model):
+    """The survivor finished the suite, but the dead worker's MLflow runs stayed RUNNING and its training
+    directory stayed until a later `negbench run`."""
+    suite = tracked_suite(tmp_path, "killed", toy_data, tiny_model, steps=15)
+    out = tmp_path / "killed"
+    procs = start_workers(suite, f"sqlite:///{tmp_path / 'shared.db'}", 2)
+    victim, deadline = None, time.time() + 300
+    while victim is None and time.time() < deadline:  # kill a worker while it trains (its directory exists)
+        for entry in out.glob(".negbench-train-*"):
+            try:
+                pid = json.loads((entry / "negbench-owner.json").read_text())["pid"]
+            except (OSError, ValueError):
+                continue
+            victim = next((p for p in procs if p.pid == pid), None)
+        time.sleep(0.01)
+    assert victim is not None, "no worker was ever seen training"
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    (survivor,) = [p for p in procs if p is not victim]
+    assert wait_all([survivor]) == [0], survivor.stderr.read()[-1500:]
+    check_finished_store(out)
+    engine = sa.create_engine(f"sqlite:///{out / 'mlflow.db'}")
+    with engine.connect() as conn:
+        killed = conn.execute(sa.text("SELECT count(*) FROM runs WHERE status = 'KILLED'")).scalar()
+    engine.dispose()
+    assert killed >= 3  # the dead worker's suite, job and seed runs
