@@ -1,3 +1,5 @@
-from negbench.cli import app
+import sys
 
-app()
+from negbench.cli import main
+
+sys.exit(main())

@@ -1,8 +1,24 @@
-"""User-facing errors: one line, naming the file and the field, exit code 2."""
+"""Every exception negbench raises on purpose, in one module.
+
+User errors (:class:`NegbenchError` and its kinds) are reported as one line naming the file and the field, exit
+code 2. The others fail one run, one trial or the whole process in a defined way; each says which.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+__all__ = [
+    "BudgetError",
+    "ConfigError",
+    "DataError",
+    "InvalidTrialError",
+    "ModelError",
+    "NegbenchError",
+    "NonFiniteLossError",
+    "OutputDirInUse",
+    "Terminated",
+]
 
 
 class NegbenchError(Exception):
@@ -40,3 +56,17 @@ class NonFiniteLossError(RuntimeError):
 
 class InvalidTrialError(RuntimeError):
     """A tuning trial drew parameters that the strategy or the budget rejects; that trial fails, not the suite."""
+
+
+class OutputDirInUse(NegbenchError):
+    """Another negbench process holds the output directory's lock (:mod:`negbench.run.lock`)."""
+
+
+class BudgetError(RuntimeError):
+    """A batch composer broke the budget rule (not full batches, too few of them, repeated examples): the run is
+    recorded as failed and the suite goes on."""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so open runs are closed as KILLED (a BaseException: no ``except
+    Exception`` in strategy code may swallow it)."""

@@ -1,6 +1,6 @@
 """How loud the libraries are: negbench's own lines and errors only, unless ``--verbose``.
 
-The choice is kept in ``NEGBENCH_VERBOSE`` so the spawned job processes (:mod:`negbench.job_process`) make
+The choice is kept in ``NEGBENCH_VERBOSE`` so the spawned job processes (:mod:`negbench.run.isolation`) make
 the same one (transformers' "Loading weights" bars otherwise appear in every job).
 """
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+
+__all__ = ["VERBOSE_ENV", "quiet_libraries"]
 
 VERBOSE_ENV = "NEGBENCH_VERBOSE"
 

@@ -1,238 +1,26 @@
-"""The Strategy protocol: how a negative-sampling strategy plugs into negbench's one training loop.
+"""The public surface for strategy authors: the protocol, the values it passes, and the helpers built-in
+strategies use. Third-party plugins import from here (and from :mod:`negbench.context`,
+:mod:`negbench.generators`, :mod:`negbench.testing`); the modules behind it may move between releases."""
 
-A strategy changes *which negatives the model sees*, never the model, the loss formula or the optimiser.
-Every hook is optional; a strategy overrides only what it changes:
-
-* :meth:`Strategy.mine` — offline candidates per training example (cached services: BM25, dense);
-* :meth:`Strategy.sample` — per-epoch choice of ``num_negatives`` among the candidates;
-* :meth:`Strategy.batches` — batch composition (which examples share a batch: in-batch negatives);
-* :meth:`Strategy.on_logits` — mask / weight / extend the logit view inside the shared InfoNCE loss;
-* :meth:`Strategy.refresh` — periodic re-mining or re-clustering during training.
-
-Negatives are document indices: corpus documents, or training-only texts a strategy adds with
-:meth:`negbench.context.Context.add_texts` (generated negatives; indices from ``len(corpus)`` on), which the
-trainer embeds like any document and which are never retrieved or evaluated. A strategy may own trainable parts
-of its own (``ar2``'s ranker), stepped inside its hooks: their time and memory are part of the run's.
-"""
-
-from __future__ import annotations
-
-import dataclasses
-import math
-import typing
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
-
-import numpy as np
-import torch
-from pydantic import TypeAdapter, ValidationError
-
+from negbench.core.batching import pack, random_batches
+from negbench.core.models import load_encoder
+from negbench.core.registry import generators
+from negbench.core.search import encode, exact_topk
+from negbench.core.strategy import EmptyParams, Strategy, StrategySpec
+from negbench.core.types import LogitView, Negatives
 from negbench.errors import ConfigError
 
-if TYPE_CHECKING:
-    from optuna.distributions import BaseDistribution
-
-    from negbench.context import Context
-
-
-@dataclass
-class Negatives:
-    """Negatives per training example: ``ids[i]`` are corpus indices for example ``i`` (best first).
-
-    ``scores[i]`` holds the score each candidate had when mined (e.g. base-model cosine), when known.
-    """
-
-    ids: list[np.ndarray]
-    scores: list[np.ndarray] | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, i: int, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        positions = np.asarray(positions, dtype=np.int64)
-        scores = None if self.scores is None else self.scores[i][positions]
-        return self.ids[i][positions], scores
-
-
-@dataclass
-class LogitView:
-    """What the shared InfoNCE loss sees for one batch; strategies may mask, weight or extend it.
-
-    Rows are the batch's queries; columns are the batch's documents: first the ``B`` positives (row ``i``'s
-    target is column ``target[i]``), then each negative column of every example. ``mask`` marks columns left
-    out of a row's softmax denominator (labelled positives of that query are masked by the loss itself).
-    ``extra_logits`` are additional negatives per row (synthetic mixtures, a memory queue, …), already
-    multiplied by ``scale``. ``row_weight`` scales each row's cross-entropy term.
-
-    Two optional extensions leave the formula InfoNCE and are the identity when unset:
-
-    * ``column_weight`` ``(B, N)``: a non-negative weight per column in the row's softmax *denominator*
-      (``exp(s_ij)`` becomes ``w_ij · exp(s_ij)``; 1 everywhere is plain InfoNCE, 0 is a mask). The target
-      column is always weighted 1. For corrections that down-weight likely false negatives.
-    * ``soft_target`` ``(B, N + M)``: a distribution over the row's columns (then its extra negatives) to
-      fit instead of the one-hot ``target`` (cross-entropy against it; one-hot at ``target`` is plain
-      InfoNCE). For distillation from a ranker over the retriever's own candidates.
-    """
-
-    query: torch.Tensor
-    docs: torch.Tensor
-    logits: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    row_weight: torch.Tensor
-    example_ids: torch.Tensor
-    doc_ids: torch.Tensor
-    scale: float
-    step: int = 0
-    extra_logits: torch.Tensor | None = None
-    column_weight: torch.Tensor | None = None
-    soft_target: torch.Tensor | None = None
-
-    def replace(self, **changes: Any) -> LogitView:
-        return dataclasses.replace(self, **changes)
-
-    def add_negatives(self, logits: torch.Tensor) -> LogitView:
-        """Append ``(B, M)`` scaled logits of extra negatives to every row."""
-        extra = logits if self.extra_logits is None else torch.cat([self.extra_logits, logits], dim=1)
-        return self.replace(extra_logits=extra)
-
-    def positive_logits(self) -> torch.Tensor:
-        return self.logits.gather(1, self.target[:, None]).squeeze(1)
-
-    def negative_mask(self) -> torch.Tensor:
-        """True where a column is an active negative for that row (not masked, not the target)."""
-        target_cols = torch.zeros_like(self.mask)
-        target_cols[torch.arange(len(self.target)), self.target] = True
-        return ~self.mask & ~target_cols
-
-
-@dataclass(frozen=True)
-class EmptyParams:
-    """A strategy without parameters."""
-
-
-class Strategy:
-    """Base class of every strategy (built-in or plugin). Subclasses set ``name`` and override hooks."""
-
-    name: ClassVar[str] = ""
-    citation: ClassVar[str] = ""
-    requires: ClassVar[frozenset[str]] = frozenset()  # services: "bm25", "dense", "guide"
-    trains: ClassVar[bool] = True  # False only for the zero-shot reference
-    Params: ClassVar[type] = EmptyParams
-
-    def __init__(self, params: Any = None) -> None:
-        self.params = params if params is not None else self.Params()
-        self.state: dict[str, Any] = {}
-
-    # ------------------------------------------------------------------ parameters and search space
-    @classmethod
-    def parse_params(cls, raw: dict[str, Any], where: str = "params") -> Any:
-        """Validate TOML/Optuna values into the frozen ``Params`` dataclass; errors name the field."""
-        known = {f.name for f in dataclasses.fields(cls.Params)}
-        for key in raw:
-            if key not in known:
-                raise ConfigError(
-                    f"strategy {cls.name!r} has no parameter {key!r} (has: {', '.join(sorted(known)) or 'none'})",
-                    field=f"{where}.{key}",
-                )
-        try:
-            hints = typing.get_type_hints(cls.Params)
-        except Exception:  # a plugin's annotation that does not resolve: its dataclass validation still runs
-            hints = {}
-        for key, value in raw.items():  # strict per field: no bool for an int, no float for an int, no string
-            if isinstance(value, float) and not math.isfinite(value):  # for a number; finite numbers only
-                raise ConfigError(f"must be a finite number, got {value}", field=f"{where}.{key}")
-            try:
-                TypeAdapter(hints.get(key, Any)).validate_python(value, strict=True)
-            except ValidationError as exc:
-                raise ConfigError(f"{exc.errors()[0]['msg']}, got {value!r}", field=f"{where}.{key}") from None
-        try:
-            return TypeAdapter(cls.Params).validate_python(dict(raw))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            message = err["msg"].removeprefix("Value error, ")
-            loc = ".".join(str(p) for p in err["loc"])
-            if not loc and message.split(maxsplit=1)[0] in known:  # a __post_init__ check: "<field> must …"
-                loc = message.split(maxsplit=1)[0]
-            raise ConfigError(message, field=f"{where}.{loc}" if loc else where) from None
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc), field=where) from None
-
-    @classmethod
-    def from_params(cls, raw: dict[str, Any] | None = None, where: str = "params") -> Strategy:
-        return cls(cls.parse_params(raw or {}, where))
-
-    @classmethod
-    def search_space(cls) -> dict[str, BaseDistribution]:
-        """Default Optuna search space over ``Params`` fields; suites may narrow or replace it."""
-        return {}
-
-    # -------------------------------------------------------------------------------------- hooks
-    def setup(self, ctx: Context) -> None:
-        """Called once before mining; build indices, clusters, guide models."""
-
-    def mine(self, ctx: Context) -> Negatives | None:
-        """Offline candidate negatives per training example, or None (no mined negatives)."""
-        return None
-
-    def sample(self, ctx: Context, candidates: Negatives, epoch: int) -> Negatives:
-        """Choose ``ctx.num_negatives`` per example for this epoch; default: the top candidates."""
-        chosen = []
-        for i, ids in enumerate(candidates.ids):
-            chosen.append(ctx.fill_random(i, ids[: ctx.num_negatives], epoch))
-        return Negatives(chosen)
-
-    def batches(self, ctx: Context, epoch: int) -> list[list[int]] | None:
-        """Batch composition for this epoch (lists of example indices), or None for random batches.
-
-        A composer must return at least ``ctx.steps_per_epoch`` batches of exactly ``ctx.batch_size``
-        examples (no example twice); the trainer takes the first ``ctx.steps_per_epoch`` full ones and drops
-        the short remainder (see :mod:`negbench.budget`).
-        """
-        return None
-
-    # ------------------------------------------------------------------------------------- budget
-    def examples_per_epoch(self, n: int) -> int:
-        """Training examples composed per epoch out of ``n``; override only to change the budget by design."""
-        return n
-
-    def budget_reason(self) -> str | None:
-        """Why this strategy's data budget differs from the others' by design (None: it does not)."""
-        return None
-
-    def on_logits(self, view: LogitView) -> LogitView:
-        """Mask, weight or extend the logits of one batch inside the shared loss."""
-        return view
-
-    def refresh_due(self, step: int) -> bool:
-        """Whether :meth:`refresh` should run after optimiser step ``step``."""
-        return False
-
-    def refresh(self, ctx: Context, step: int) -> Negatives | None:
-        """Re-mine or re-cluster with the model being trained; new candidates, or None to keep them."""
-        return None
-
-    # ------------------------------------------------------------------------------------- resume
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.state)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state = dict(state)
-
-
-@dataclass
-class StrategySpec:
-    """A strategy class plus the validated params a suite gave it (what the runner instantiates)."""
-
-    cls: type[Strategy]
-    params: Any
-    label: str
-    raw_params: dict[str, Any] = field(default_factory=dict)
-    index: int = 0  # position in the suite's [[strategies]]
-    space: dict[str, Any] = field(default_factory=dict)  # merged Optuna search space
-
-    def build(self, overrides: dict[str, Any] | None = None) -> Strategy:
-        if not overrides:
-            return self.cls(self.params)
-        return self.cls(self.cls.parse_params({**self.raw_params, **overrides}))
+__all__ = [
+    "ConfigError",
+    "EmptyParams",
+    "LogitView",
+    "Negatives",
+    "Strategy",
+    "StrategySpec",
+    "encode",
+    "exact_topk",
+    "generators",
+    "load_encoder",
+    "pack",
+    "random_batches",
+]

@@ -16,6 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
+__all__ = ["NegativeGenerator"]
+
 
 class NegativeGenerator:
     """Base class of text-negative generators; subclasses set ``name`` and implement :meth:`generate`.

@@ -35,6 +35,18 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from negbench.generators import NegativeGenerator
 
+__all__ = [
+    "ENTITY_KINDS",
+    "RuleGenerator",
+    "acronyms_of",
+    "content_words",
+    "key_sentences",
+    "names_of",
+    "negate",
+    "sentences",
+    "swap_numbers",
+]
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*")
 # an integer, a decimal with a point, or an integer with thousands commas (ASCII digits only); a decimal comma
@@ -42,8 +54,10 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*")
 _NUMBER = re.compile(r"(?<![\w.,])([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+(?:\.[0-9]+)?)(?![\w]|[.,][0-9])")
 _TOKEN = re.compile(r"(?<![\w-])[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?![\w-])")
 _CAPITALISED = re.compile(r"(?<=[a-z] )[A-Z][a-z]{2,}\b")  # a name inside a sentence (not after a colon)
-_AUXILIARY = re.compile(r"\b(is|are|was|were|can|could|does|do|did|has|have|had|will|would|may|might|should|"
-                        r"must)\b")
+_AUXILIARY = re.compile(
+    r"\b(is|are|was|were|can|could|does|do|did|has|have|had|will|would|may|might|should|"
+    r"must)\b"
+)
 _NEGATION = re.compile(r"(?P<word>\b(?:not|never)\b\s*)|(?P<fused>\bcannot\b|n['’]t\b)", re.IGNORECASE)
 _CONTRACTIONS = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is", "cannot": "can"}
 _STOP = frozenset(STOPWORDS_EN_PLUS)
@@ -112,7 +126,7 @@ def swap_numbers(sentence: str, rng: np.random.Generator) -> str | None:
         values = [_changed_number(v, rng) for v in values]
     out, last = [], 0
     for match, value in zip(found, values, strict=True):
-        out += [sentence[last:match.start(1)], value]
+        out += [sentence[last : match.start(1)], value]
         last = match.end(1)
     return "".join([*out, sentence[last:]])
 
@@ -122,10 +136,10 @@ def _without_negation(sentence: str, match: re.Match) -> str:
         start = match.start()
         while start > 0 and sentence[start - 1].isalpha():
             start -= 1
-        whole = sentence[start:match.end()]
+        whole = sentence[start : match.end()]
         base = _CONTRACTIONS.get(whole.lower().replace("’", "'"), whole[: len(whole) - 3])
-        return sentence[:start] + (base[0].upper() + base[1:] if whole[0].isupper() else base) + sentence[match.end():]
-    before, rest = sentence[:match.start()], sentence[match.end():]
+        return sentence[:start] + (base[0].upper() + base[1:] if whole[0].isupper() else base) + sentence[match.end() :]
+    before, rest = sentence[: match.start()], sentence[match.end() :]
     if not rest[:1].isalnum():  # "did not, however," → "did, however,"; "did not." → "did."
         before = before.rstrip()
     if match.start() == 0 and rest:  # "Not all cells divide." → "All cells divide."
@@ -148,7 +162,7 @@ def negate(sentence: str, rng: np.random.Generator) -> str | None:
         return _without_negation(sentence, negation)
     auxiliary = _AUXILIARY.search(sentence)
     if auxiliary:
-        return f"{sentence[:auxiliary.end()]} not{sentence[auxiliary.end():]}"
+        return f"{sentence[: auxiliary.end()]} not{sentence[auxiliary.end() :]}"
     return f"It is not the case that {_lowered_start(sentence)}" if sentence.strip() else None
 
 
@@ -188,8 +202,7 @@ class RuleGenerator(NegativeGenerator):
         keys = set(key_sentences(query, parts))
         if not keys:  # nothing in the text is about the query: no edit could make it a hard negative
             return []
-        edits: list[Callable[[str, np.random.Generator], str | None]] = [swap_numbers, negate,
-                                                                        self.substitute_entities]
+        edits: list[Callable[[str, np.random.Generator], str | None]] = [swap_numbers, negate, self.substitute_entities]
 
         def edited(rule) -> str | None:  # the rule applied to the key sentences; those it cannot edit removed
             new = [rule(p, rng) if i in keys else p for i, p in enumerate(parts)]

@@ -1,1 +1,3 @@
 """Built-in strategies; each registers through the ``negbench.strategies`` entry-point group."""
+
+__all__ = []

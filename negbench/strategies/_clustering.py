@@ -4,13 +4,15 @@
 * :func:`balanced_clusters` — recursive balanced 2-means (NGAME / SiameseXML clustering) into clusters
   of at most ``size`` points;
 * :func:`chain_order` — clusters ordered so that each is followed by its nearest unvisited neighbour
-  (composers fill a batch from the nearest clusters, :func:`negbench.batching.pack`);
+  (composers fill a batch from the nearest clusters, :func:`negbench.core.batching.pack`);
 * :func:`seed_of`, :func:`normalise` — small utilities.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["balanced_clusters", "chain_order", "interleave", "kmeans", "normalise", "seed_of"]
 
 
 def seed_of(rng: np.random.Generator) -> int:
@@ -57,8 +59,7 @@ def _balanced_split(x: np.ndarray, n_left: int, rng: np.random.Generator, iters:
     return left
 
 
-def balanced_clusters(x: np.ndarray, size: int, rng: np.random.Generator,
-                      iters: int = 10) -> list[np.ndarray]:
+def balanced_clusters(x: np.ndarray, size: int, rng: np.random.Generator, iters: int = 10) -> list[np.ndarray]:
     """Recursively bisect the rows of ``x`` with balanced 2-means until every cluster has <= ``size`` rows.
 
     A node of ``n`` rows needs ``m = ceil(n / size)`` clusters; it is split ``m // 2 : m - m // 2`` in
@@ -81,8 +82,7 @@ def balanced_clusters(x: np.ndarray, size: int, rng: np.random.Generator,
 
 def interleave(lists: list[list[int]]) -> list[int]:
     """Merge lists so that each is spread evenly over the result (proportional round-robin)."""
-    keyed = [((j + 0.5) / len(items), g, item)
-             for g, items in enumerate(lists) for j, item in enumerate(items)]
+    keyed = [((j + 0.5) / len(items), g, item) for g, items in enumerate(lists) for j, item in enumerate(items)]
     return [item for _, _, item in sorted(keyed)]
 
 

@@ -12,6 +12,8 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from negbench.context import Context
 from negbench.strategy import Negatives, Strategy
 
+__all__ = ["POSITIVE_SLACK", "RankWindowStrategy", "WindowParams", "check_window", "window", "window_sample"]
+
 # room below range_max for labelled positives that get removed from a retriever's list
 POSITIVE_SLACK = 32
 

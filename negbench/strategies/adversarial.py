@@ -30,6 +30,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from negbench.strategy import LogitView, Strategy
 
+__all__ = ["Adversarial", "AdversarialParams", "imposters"]
+
 
 @dataclass(frozen=True)
 class AdversarialParams:
@@ -68,8 +70,10 @@ class Adversarial(Strategy):
     """One norm-bounded imposter of the positive per row, as an extra negative logit."""
 
     name = "adversarial"
-    citation = ("Lee et al. 2021, Contrastive Learning with Adversarial Perturbations for Conditional Text "
-                "Generation (CLAPS), ICLR 2021.")
+    citation = (
+        "Lee et al. 2021, Contrastive Learning with Adversarial Perturbations for Conditional Text "
+        "Generation (CLAPS), ICLR 2021."
+    )
     Params = AdversarialParams
 
     @classmethod
@@ -89,6 +93,7 @@ class Adversarial(Strategy):
         if self.params.weight != 1.0:
             logits = logits + math.log(self.params.weight)
         with torch.no_grad():
-            self.state["imposter_minus_positive"] = float((logits.squeeze(1) - view.logits[rows, view.target]
-                                                           ).mean() / view.scale)
+            self.state["imposter_minus_positive"] = float(
+                (logits.squeeze(1) - view.logits[rows, view.target]).mean() / view.scale
+            )
         return view.add_negatives(logits)

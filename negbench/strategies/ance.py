@@ -21,6 +21,8 @@ from negbench.strategies._windows import check_window
 from negbench.strategies.dense import DenseNegatives
 from negbench.strategy import Negatives
 
+__all__ = ["ANCE", "ANCEParams"]
+
 
 @dataclass(frozen=True)
 class ANCEParams:

@@ -49,6 +49,8 @@ from negbench.context import Context
 from negbench.strategies.ance import ANCE, ANCEParams
 from negbench.strategy import LogitView
 
+__all__ = ["AR2", "MAX_WARMUP", "MIN_TEMPERATURE", "AR2Params", "Ranker", "own_columns", "soft_target"]
+
 MIN_TEMPERATURE = 0.01
 MAX_WARMUP = 100_000
 log = logging.getLogger(__name__)
@@ -67,8 +69,9 @@ class AR2Params(ANCEParams):
         if not 0.0 <= self.ranker_lr <= 1.0:
             raise ValueError(f"ranker_lr must be in [0, 1] (0: a frozen ranker), got {self.ranker_lr}")
         if not 1 <= self.ranker_warmup <= MAX_WARMUP:
-            raise ValueError(f"ranker_warmup must be in [1, {MAX_WARMUP}] updates (a fresh head is noise), got "
-                             f"{self.ranker_warmup}")
+            raise ValueError(
+                f"ranker_warmup must be in [1, {MAX_WARMUP}] updates (a fresh head is noise), got {self.ranker_warmup}"
+            )
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         if not MIN_TEMPERATURE <= self.temperature <= 100.0:  # below, float32 scores / T overflow to inf
@@ -100,8 +103,14 @@ class Ranker(nn.Module):
 
     def forward(self, queries: list[str], documents: list[str]) -> torch.Tensor:
         device = self.head.weight.device
-        encoded = self.tokenizer(queries, documents, padding=True, truncation="longest_first",
-                                 max_length=self.max_length, return_tensors="pt").to(device)
+        encoded = self.tokenizer(
+            queries,
+            documents,
+            padding=True,
+            truncation="longest_first",
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(device)
         hidden = self.transformer(**encoded).last_hidden_state[:, 0]
         return self.head(hidden).squeeze(-1)
 
@@ -154,8 +163,12 @@ class AR2(ANCE):
         self.state.update(ranker_updates=0, ranker_hits=0, ranker_rows=0, distilled_steps=0, ranker_s=0.0)
         if self.params.ranker_lr > 0:
             if ctx.total_steps is not None and self.params.ranker_warmup >= ctx.total_steps:
-                log.warning("ar2: ranker_warmup=%d >= the run's %d steps: the ranker trains but is never trusted, "
-                            "so this run is ance plus the ranker's cost", self.params.ranker_warmup, ctx.total_steps)
+                log.warning(
+                    "ar2: ranker_warmup=%d >= the run's %d steps: the ranker trains but is never trusted, "
+                    "so this run is ance plus the ranker's cost",
+                    self.params.ranker_warmup,
+                    ctx.total_steps,
+                )
             self.ranker = Ranker.from_bi_encoder(ctx.services.base_model, self.seed)
             self.optimizer = torch.optim.AdamW(self.ranker.parameters(), lr=self.params.ranker_lr)
 
@@ -197,10 +210,12 @@ class AR2(ANCE):
             self.optimizer.zero_grad(set_to_none=True)
             for start in range(0, rows, chunk):  # the batch's mean cross-entropy, backpropagated chunk by chunk
                 stop = min(start + chunk, rows)
-                part = ranker(queries[start * width:stop * width], documents[start * width:stop * width])
+                part = ranker(queries[start * width : stop * width], documents[start * width : stop * width])
                 part = part.view(stop - start, width).masked_fill(masked[start:stop], float("-inf"))
-                chunk_loss = F.cross_entropy(part, torch.zeros(stop - start, dtype=torch.long, device=device),
-                                             reduction="sum") / rows
+                chunk_loss = (
+                    F.cross_entropy(part, torch.zeros(stop - start, dtype=torch.long, device=device), reduction="sum")
+                    / rows
+                )
                 chunk_loss.backward()
                 parts.append(part.detach())
                 loss += float(chunk_loss.detach())

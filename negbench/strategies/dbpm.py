@@ -30,6 +30,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from negbench.context import Context
 from negbench.strategy import LogitView, Strategy
 
+__all__ = ["DBPM", "DBPMParams", "row_losses"]
+
 
 @dataclass(frozen=True)
 class DBPMParams:
@@ -66,8 +68,10 @@ class DBPM(Strategy):
     """Track each pair's loss history; down-weight pairs whose history is an outlier of the population."""
 
     name = "dbpm"
-    citation = ("Lan et al. 2024, Towards Enhancing Time Series Contrastive Learning: "
-                "A Dynamic Bad Pair Mining Approach (DBPM), ICLR.")
+    citation = (
+        "Lan et al. 2024, Towards Enhancing Time Series Contrastive Learning: "
+        "A Dynamic Bad Pair Mining Approach (DBPM), ICLR."
+    )
     Params = DBPMParams
 
     @classmethod

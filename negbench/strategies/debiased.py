@@ -56,6 +56,8 @@ from optuna.distributions import FloatDistribution
 
 from negbench.strategy import LogitView, Strategy
 
+__all__ = ["Debiased", "DebiasedParams", "debiased_estimate", "debiased_negative_logit"]
+
 
 @dataclass(frozen=True)
 class DebiasedParams:
@@ -96,8 +98,9 @@ def debiased_estimate(view: LogitView, tau_plus: float) -> dict[str, torch.Tenso
     else:
         positive = view.positive_logits().float()
         over = math.log(tau_plus) + log_n + positive - lse  # log(τ⁺·N·e^{s⁺} / Σ e^{s_j})
-        paper = torch.where(over < 0, lse + torch.log1p(-torch.exp(over.clamp(max=-1e-6))),
-                            torch.full_like(lse, float("-inf")))
+        paper = torch.where(
+            over < 0, lse + torch.log1p(-torch.exp(over.clamp(max=-1e-6))), torch.full_like(lse, float("-inf"))
+        )
         # log of the mass left after removing the k = τ⁺·N most similar negatives (fractional k)
         ordered = s.sort(dim=1, descending=True).values
         rank = torch.arange(ordered.shape[1], device=ordered.device, dtype=ordered.dtype)
@@ -105,8 +108,13 @@ def debiased_estimate(view: LogitView, tau_plus: float) -> dict[str, torch.Tenso
         bound = torch.logsumexp(ordered + keep.log(), dim=1)
         log_ng = torch.maximum(torch.maximum(paper, bound) - math.log1p(-tau_plus), floor)
     minus_inf = torch.full_like(log_ng, float("-inf"))
-    return {"log_ng": torch.where(has, log_ng, minus_inf), "paper": paper, "batch_bound": bound, "floor": floor,
-            "has_negatives": has}
+    return {
+        "log_ng": torch.where(has, log_ng, minus_inf),
+        "paper": paper,
+        "batch_bound": bound,
+        "floor": floor,
+        "has_negatives": has,
+    }
 
 
 def debiased_negative_logit(view: LogitView, tau_plus: float) -> torch.Tensor:

@@ -11,6 +11,8 @@ from negbench.context import Context
 from negbench.strategies._windows import RankWindowStrategy
 from negbench.strategy import Negatives
 
+__all__ = ["DenseNegatives"]
+
 
 class DenseNegatives(RankWindowStrategy):
     name = "dense"

@@ -14,7 +14,7 @@ random, so a pair and the pairs most confusable with it share a batch.
 
 Departures: the stream of (anchor, neighbours) groups is cut into negbench's full batches of the suite's
 batch size (the fairness rule; a group can straddle two batches, and clashing pairs — one query's twin, one
-positive twice — wait for the next batch, see :mod:`negbench.batching`); the first epoch uses the base model
+positive twice — wait for the next batch, see :mod:`negbench.core.batching`); the first epoch uses the base model
 where Sample4Geo starts from a random order or pre-computed GPS neighbours; the loss is negbench's InfoNCE.
 Re-encoding happens when an epoch's batches are composed, inside the training clock: its cost is in
 ``train_s``.
@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from optuna.distributions import IntDistribution
 
-from negbench.batching import pack
 from negbench.context import Context
-from negbench.search import exact_topk
 from negbench.strategies.ngame import pair_embeddings
-from negbench.strategy import Strategy
+from negbench.strategy import Strategy, exact_topk, pack
+
+__all__ = ["DSS", "DSSParams", "nearest_pairs", "similarity_stream"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ class DSSParams:
         if self.neighbour_select < 1:
             raise ValueError(f"neighbour_select must be >= 1, got {self.neighbour_select}")
         if self.neighbour_range < self.neighbour_select:
-            raise ValueError(f"neighbour_range ({self.neighbour_range}) must be >= neighbour_select "
-                             f"({self.neighbour_select})")
+            raise ValueError(
+                f"neighbour_range ({self.neighbour_range}) must be >= neighbour_select ({self.neighbour_select})"
+            )
         if self.refresh_epochs < 1:
             raise ValueError(f"refresh_epochs must be >= 1, got {self.refresh_epochs}")
 

@@ -26,7 +26,9 @@ import numpy as np
 from optuna.distributions import IntDistribution
 
 from negbench.context import Context
-from negbench.strategy import Negatives, Strategy
+from negbench.strategy import ConfigError, Negatives, Strategy, generators
+
+__all__ = ["MAX_POOL", "Generated", "GeneratedParams", "generate_pool", "pair_rng"]
 
 MAX_POOL = 32  # texts per pair: more is a generation cost, not a better negative (an example uses a few)
 
@@ -38,9 +40,6 @@ class GeneratedParams:
     per_example: int = 1
 
     def __post_init__(self) -> None:
-        from negbench.errors import ConfigError
-        from negbench.registry import generators
-
         try:
             generators.get(self.generator)
         except ConfigError as exc:  # unknown or broken: reported on the field by parse_params
@@ -65,8 +64,6 @@ def generate_pool(ctx: Context, name: str, pool: int) -> list[list[str]]:
     """Up to ``pool`` generated texts per training example, from the generator ``name`` (its raw output cached per
     dataset and training pairs). A text that is empty, or the same (up to whitespace) as a labelled positive of
     the example's query, is dropped: it would be a false negative; texts that differ only in whitespace are one."""
-    from negbench.registry import generators
-
     generator = generators.get(name)()
     pairs = [(e.query, ctx.dataset.corpus.texts[e.doc]) for e in ctx.examples]
     digest = hashlib.sha256("\0\1".join(q + "\0" + d for q, d in pairs).encode()).hexdigest()[:12]
@@ -78,8 +75,10 @@ def generate_pool(ctx: Context, name: str, pool: int) -> list[list[str]]:
             if (query, positive) not in made:
                 texts = generator.generate(query, positive, pool, pair_rng(name, query, positive))
                 if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
-                    raise TypeError(f"generator {name!r}: generate() must return a list of str, got "
-                                    f"{type(texts).__name__} {str(texts)[:80]!r}")
+                    raise TypeError(
+                        f"generator {name!r}: generate() must return a list of str, got "
+                        f"{type(texts).__name__} {str(texts)[:80]!r}"
+                    )
                 made[(query, positive)] = list(texts)[:pool]  # the generator was asked for ``pool``
         return made
 
@@ -101,8 +100,7 @@ class Generated(Strategy):
     """Negatives written from each positive by a generator plugin (training-only texts), topped up at random."""
 
     name = "generated"
-    citation = ("Sahin et al. 2023, Generative Negative Mining (arXiv:2311.03964); "
-                "Don't Retrieve, Generate (2025).")
+    citation = "Sahin et al. 2023, Generative Negative Mining (arXiv:2311.03964); Don't Retrieve, Generate (2025)."
     Params = GeneratedParams
 
     @classmethod

@@ -28,7 +28,9 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from negbench.context import Context
-from negbench.strategy import LogitView, Strategy
+from negbench.strategy import LogitView, Strategy, load_encoder
+
+__all__ = ["GIST", "GISTParams", "guided_mask"]
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,7 @@ class GIST(Strategy):
     def setup(self, ctx: Context) -> None:
         model, services = None, ctx.guided().services  # the suite's guide (cached), else the base model
         if self.params.guide:
-            from negbench.config import ModelConfig
-            from negbench.models import load_model
-
-            model = load_model(ModelConfig(spec=self.params.guide, max_seq_length=self.params.guide_max_seq_length))
+            model = load_encoder(self.params.guide, self.params.guide_max_seq_length)
             services = ctx.services
         queries = services.query_embeddings(ctx.query_ids, model)
         docs = services.corpus_embeddings(model)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from negbench.strategy import Strategy
 
+__all__ = ["InBatch"]
+
 
 class InBatch(Strategy):
     name = "in-batch"

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 from negbench.strategy import Strategy
 
+__all__ = ["LargeBatch", "LargeBatchParams"]
+
 
 @dataclass(frozen=True)
 class LargeBatchParams:
@@ -53,8 +55,10 @@ class LargeBatch(Strategy):
     """GradCache large batches: the shared loss runs in cached mini-batches of ``mini_batch_size``."""
 
     name = "large-batch"
-    citation = ("Gao et al. 2021, Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup "
-                "(GradCache); PEG-style large in-batch-negative batches.")
+    citation = (
+        "Gao et al. 2021, Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup "
+        "(GradCache); PEG-style large in-batch-negative batches."
+    )
     Params = LargeBatchParams
 
     def __init__(self, params: LargeBatchParams | None = None) -> None:

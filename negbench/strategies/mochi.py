@@ -24,6 +24,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from negbench.context import Context
 from negbench.strategy import LogitView, Strategy
 
+__all__ = ["Mixtures", "MoCHi", "MoCHiParams", "hard_negative_mixtures"]
+
 
 @dataclass(frozen=True)
 class MoCHiParams:
@@ -63,8 +65,14 @@ def _pick(counts: torch.Tensor, shape: tuple[int, int], generator: torch.Generat
     return (u * counts[:, None]).long().clamp(max=(counts - 1).clamp(min=0)[:, None])
 
 
-def hard_negative_mixtures(query: torch.Tensor, docs: torch.Tensor, logits: torch.Tensor, active: torch.Tensor,
-                           params: MoCHiParams, generator: torch.Generator) -> Mixtures:
+def hard_negative_mixtures(
+    query: torch.Tensor,
+    docs: torch.Tensor,
+    logits: torch.Tensor,
+    active: torch.Tensor,
+    params: MoCHiParams,
+    generator: torch.Generator,
+) -> Mixtures:
     """MoCHi's synthetic negatives for every row, from the rows' ``hardest`` active negatives."""
     with torch.no_grad():
         device = query.device
@@ -136,8 +144,9 @@ class MoCHi(Strategy):
         return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
     def on_logits(self, view: LogitView) -> LogitView:
-        mix = hard_negative_mixtures(view.query, view.docs, view.logits, view.negative_mask(), self.params,
-                                     self._generator())
+        mix = hard_negative_mixtures(
+            view.query, view.docs, view.logits, view.negative_mask(), self.params, self._generator()
+        )
         self.last_mixtures = mix
         logits = view.scale * torch.einsum("bd,bmd->bm", view.query, mix.embeddings.to(view.query.dtype))
         return view.add_negatives(logits.masked_fill(~mix.valid, float("-inf")))

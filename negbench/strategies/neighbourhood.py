@@ -26,6 +26,8 @@ from negbench.strategies._clustering import kmeans, seed_of
 from negbench.strategies._windows import window_sample
 from negbench.strategy import Negatives, Strategy
 
+__all__ = ["Neighbourhood", "NeighbourhoodParams"]
+
 
 @dataclass(frozen=True)
 class NeighbourhoodParams:

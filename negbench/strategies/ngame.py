@@ -29,12 +29,12 @@ from typing import Literal
 import numpy as np
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
-from negbench.batching import pack
 from negbench.context import Context
-from negbench.search import encode
 from negbench.strategies._clustering import balanced_clusters, normalise
 from negbench.strategies._windows import window_sample
-from negbench.strategy import Negatives, Strategy
+from negbench.strategy import Negatives, Strategy, encode, pack
+
+__all__ = ["NGAME", "NGAMEParams", "pair_embeddings"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,7 @@ def pair_embeddings(ctx: Context, model=None) -> tuple[np.ndarray, np.ndarray]:
 
 class NGAME(Strategy):
     name = "ngame"
-    citation = (
-        "Dahiya et al. 2023, NGAME: Negative Mining-aware Mini-batching for Extreme Classification, "
-        "WSDM 2023."
-    )
+    citation = "Dahiya et al. 2023, NGAME: Negative Mining-aware Mini-batching for Extreme Classification, WSDM 2023."
     requires = frozenset({"dense"})
     Params = NGAMEParams
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from negbench.strategy import Strategy
 
+__all__ = ["NoTraining"]
+
 
 class NoTraining(Strategy):
     """Zero-shot reference row: every leaderboard carries the untrained base model."""

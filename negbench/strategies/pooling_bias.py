@@ -41,6 +41,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from negbench.context import Context
 from negbench.strategy import LogitView, Negatives, Strategy
 
+__all__ = ["CoupledModel", "PoolingBias", "PoolingBiasParams", "fit_coupled", "true_negative_weight"]
+
 
 @dataclass(frozen=True)
 class PoolingBiasParams:
@@ -75,8 +77,7 @@ class CoupledModel:
         return r, s
 
 
-def fit_coupled(features: torch.Tensor, labels: torch.Tensor, l2: float = 1e-3, iterations: int = 200
-                ) -> CoupledModel:
+def fit_coupled(features: torch.Tensor, labels: torch.Tensor, l2: float = 1e-3, iterations: int = 200) -> CoupledModel:
     """Maximum-likelihood fit of ``P(y = 1) = σ(a·[1, x₀]) · σ(b·[1, x₁, x₂])`` (L-BFGS, L2 on the slopes).
 
     The selection intercept starts high and the relevance one low (most unlabelled pool documents are
@@ -114,8 +115,10 @@ class PoolingBias(Strategy):
     """Negatives from a top-``depth`` list, each weighted by its estimated probability of being a true negative."""
 
     name = "pooling-bias"
-    citation = ("Cai et al. 2022, Hard Negatives or False Negatives: Correcting Pooling Bias in Training Neural "
-                "Ranking Models (CET), CIKM 2022.")
+    citation = (
+        "Cai et al. 2022, Hard Negatives or False Negatives: Correcting Pooling Bias in Training Neural "
+        "Ranking Models (CET), CIKM 2022."
+    )
     requires = frozenset({"bm25", "dense"})
     Params = PoolingBiasParams
 
@@ -154,8 +157,10 @@ class PoolingBias(Strategy):
         depth = self.params.depth
         _, bm25 = ctx.services.bm25_topk(ctx.query_ids, depth)
         _, dense = teacher.services.dense_topk(ctx.query_ids, depth)
-        self._ranks = [({int(d): k + 1 for k, d in enumerate(b)}, {int(d): k + 1 for k, d in enumerate(e)})
-                       for b, e in zip(bm25, dense, strict=True)]
+        self._ranks = [
+            ({int(d): k + 1 for k, d in enumerate(b)}, {int(d): k + 1 for k, d in enumerate(e)})
+            for b, e in zip(bm25, dense, strict=True)
+        ]
         labelled: list[set[int]] = [set() for _ in ctx.query_ids]  # the training qrels only
         for example, row in zip(ctx.examples, ctx.example_query, strict=True):
             labelled[int(row)].add(example.doc)
@@ -166,8 +171,7 @@ class PoolingBias(Strategy):
                 rows.append(row)
                 docs.append(doc)
                 labels.append(1.0 if doc in positives else 0.0)
-        self.model = fit_coupled(self.features(np.array(rows), np.array(docs)), torch.tensor(labels),
-                                 self.params.l2)
+        self.model = fit_coupled(self.features(np.array(rows), np.array(docs)), torch.tensor(labels), self.params.l2)
         self._query_row = ctx.example_query
 
     def weights(self, example_ids: torch.Tensor, doc_ids: torch.Tensor) -> torch.Tensor:

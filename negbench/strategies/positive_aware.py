@@ -23,6 +23,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from negbench.context import Context
 from negbench.strategy import Negatives, Strategy
 
+__all__ = ["PositiveAware", "PositiveAwareParams", "positive_aware_filter"]
+
 
 @dataclass(frozen=True)
 class PositiveAwareParams:

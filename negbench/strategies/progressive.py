@@ -34,6 +34,8 @@ from negbench.context import Context
 from negbench.strategies._windows import window, window_sample
 from negbench.strategy import Negatives, Strategy
 
+__all__ = ["Progressive", "ProgressiveParams", "progress"]
+
 
 @dataclass(frozen=True)
 class ProgressiveParams:
@@ -73,8 +75,7 @@ def progress(phase: int, phases: int, schedule: str, stages: int) -> float:
 class Progressive(Strategy):
     name = "progressive"
     citation = (
-        "Wu et al. 2023, PEG: Towards Robust Text Retrieval with Progressive Learning; "
-        "curriculum hard-negative mining."
+        "Wu et al. 2023, PEG: Towards Robust Text Retrieval with Progressive Learning; curriculum hard-negative mining."
     )
     requires = frozenset({"dense"})
     Params = ProgressiveParams

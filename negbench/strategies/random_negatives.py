@@ -11,6 +11,8 @@ import numpy as np
 from negbench.context import Context
 from negbench.strategy import Negatives, Strategy
 
+__all__ = ["RandomNegatives"]
+
 
 class RandomNegatives(Strategy):
     name = "random"

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from negbench.batching import random_batches
 from negbench.context import Context
-from negbench.strategy import Strategy
+from negbench.strategy import Strategy, random_batches
+
+__all__ = ["RS2", "RS2Params"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,7 @@ class RS2Params:
 
 class RS2(Strategy):
     name = "rs2"
-    citation = (
-        "Okanovic et al. 2023, Repeated Random Sampling for Minimizing the Time-to-Accuracy of Learning "
-        "(RS2)."
-    )
+    citation = "Okanovic et al. 2023, Repeated Random Sampling for Minimizing the Time-to-Accuracy of Learning (RS2)."
     Params = RS2Params
 
     @classmethod

@@ -25,6 +25,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from negbench.context import Context
 from negbench.strategy import Negatives, Strategy
 
+__all__ = ["SimANS", "SimANSParams", "simans_log_density", "simans_pick", "simans_probabilities"]
+
 
 @dataclass(frozen=True)
 class SimANSParams:
@@ -53,8 +55,9 @@ def simans_probabilities(scores: np.ndarray, positive: float, a: float, b: float
     return p / p.sum()
 
 
-def simans_pick(rng: np.random.Generator, scores: np.ndarray, positive: float, a: float, b: float,
-                k: int) -> np.ndarray:
+def simans_pick(
+    rng: np.random.Generator, scores: np.ndarray, positive: float, a: float, b: float, k: int
+) -> np.ndarray:
     """Positions of ``min(k, n)`` distinct candidates drawn from the SimANS density (Gumbel top-k)."""
     if len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -64,9 +67,7 @@ def simans_pick(rng: np.random.Generator, scores: np.ndarray, positive: float, a
 
 class SimANS(Strategy):
     name = "simans"
-    citation = (
-        "Zhou et al. 2022, SimANS: Simple Ambiguous Negatives Sampling for Dense Text Retrieval, EMNLP 2022."
-    )
+    citation = "Zhou et al. 2022, SimANS: Simple Ambiguous Negatives Sampling for Dense Text Retrieval, EMNLP 2022."
     requires = frozenset({"dense"})
     Params = SimANSParams
 
@@ -93,7 +94,8 @@ class SimANS(Strategy):
         chosen = []
         for i, ids in enumerate(candidates.ids):
             rng = ctx.rng("simans", i, epoch)
-            pick = simans_pick(rng, candidates.scores[i], float(positive[i]), self.params.a, self.params.b,
-                               ctx.num_negatives)
+            pick = simans_pick(
+                rng, candidates.scores[i], float(positive[i]), self.params.a, self.params.b, ctx.num_negatives
+            )
             chosen.append(ctx.fill_random(i, ids[pick], epoch))
         return Negatives(chosen)

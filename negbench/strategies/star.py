@@ -24,6 +24,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from negbench.context import Context
 from negbench.strategy import Negatives, Strategy
 
+__all__ = ["STAR", "STARParams", "hard_count"]
+
 
 @dataclass(frozen=True)
 class STARParams:
@@ -46,9 +48,7 @@ def hard_count(rng: np.random.Generator, ratio: float, k: int) -> int:
 
 class STAR(Strategy):
     name = "star"
-    citation = (
-        "Zhan et al. 2021, Optimizing Dense Retrieval Model Training with Hard Negatives (STAR), SIGIR 2021."
-    )
+    citation = "Zhan et al. 2021, Optimizing Dense Retrieval Model Training with Hard Negatives (STAR), SIGIR 2021."
     requires = frozenset({"dense"})
     Params = STARParams
 

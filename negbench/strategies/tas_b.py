@@ -32,10 +32,11 @@ from typing import Literal
 import numpy as np
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
-from negbench.batching import pack
 from negbench.context import Context
 from negbench.strategies._clustering import chain_order, interleave, kmeans, seed_of
-from negbench.strategy import Negatives, Strategy
+from negbench.strategy import Negatives, Strategy, pack
+
+__all__ = ["TASB", "TASBParams", "balanced_margin_pick", "margin_bins", "teacher_scores"]
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,7 @@ class TASB(Strategy):
         else:
             full = ctx.dense_candidates(depth + 32)
             ids = [c[:depth] for c in full.ids]
-            scores = ([s[:depth] for s in full.scores] if ctx.guided() is ctx
-                      else teacher_scores(ctx, Negatives(ids)))
+            scores = [s[:depth] for s in full.scores] if ctx.guided() is ctx else teacher_scores(ctx, Negatives(ids))
         self.state["positive_scores"] = ctx.guided().positive_scores()
         return Negatives(ids, scores)
 

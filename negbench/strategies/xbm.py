@@ -27,6 +27,8 @@ from optuna.distributions import IntDistribution
 from negbench.context import Context
 from negbench.strategy import LogitView, Strategy
 
+__all__ = ["XBM", "XBMParams"]
+
 
 @dataclass(frozen=True)
 class XBMParams:

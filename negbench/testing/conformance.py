@@ -24,12 +24,14 @@ import numpy as np
 import pytest
 import torch
 
-from negbench.config import TrainingConfig
+from negbench.config.suite import TrainingConfig
 from negbench.context import Context
-from negbench.data import load_dataset
-from negbench.mining import MiningServices
+from negbench.core.mining import MiningServices
+from negbench.data.dataset import load_dataset
 from negbench.strategy import Strategy
 from negbench.testing.fixtures import build_tiny_encoder, write_toy_beir
+
+__all__ = ["StrategyConformance", "make_context", "to_toml", "toy_setup"]
 
 _FIXTURE_CACHE: dict[str, tuple[Path, Path]] = {}
 
@@ -44,26 +46,42 @@ def toy_setup(root: Path) -> tuple[Path, Path]:
     return _FIXTURE_CACHE[key]
 
 
-def make_context(data_dir: Path, model_dir: Path, cache_dir: Path, *, seed: int = 0, num_negatives: int = 2,
-                 batch_size: int = 8, epochs: int = 2, guide_dir: Path | None = None) -> Context:
+def make_context(
+    data_dir: Path,
+    model_dir: Path,
+    cache_dir: Path,
+    *,
+    seed: int = 0,
+    num_negatives: int = 2,
+    batch_size: int = 8,
+    epochs: int = 2,
+    guide_dir: Path | None = None,
+) -> Context:
     """A ready Context over the toy dataset with the tiny encoder as base model (and ``guide_dir``'s model as
     the teacher, when given)."""
-    from negbench.config import DatasetConfig
+    from negbench.config.suite import DatasetConfig
 
     dataset = load_dataset(DatasetConfig(source=str(data_dir)))
-    return Context(dataset=dataset, examples=dataset.training_examples(),
-                   services=_services(dataset, model_dir, cache_dir), num_negatives=num_negatives,
-                   batch_size=batch_size, epochs=epochs, seed=seed,
-                   guide_services=None if guide_dir is None else _services(dataset, guide_dir, cache_dir))
+    return Context(
+        dataset=dataset,
+        examples=dataset.training_examples(),
+        services=_services(dataset, model_dir, cache_dir),
+        num_negatives=num_negatives,
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
+        guide_services=None if guide_dir is None else _services(dataset, guide_dir, cache_dir),
+    )
 
 
 def _services(dataset, model_dir: Path, cache_dir: Path) -> MiningServices:
-    from negbench.config import ModelConfig
-    from negbench.models import load_model, model_fingerprint
+    from negbench.config.suite import ModelConfig
+    from negbench.core.models import load_model, model_fingerprint
 
     model_cfg = ModelConfig(spec=str(model_dir), max_seq_length=32, batch_size=32)
-    return MiningServices(dataset, lambda: load_model(model_cfg, "cpu"), model_fingerprint(str(model_dir), 32),
-                          cache_dir, batch_size=32)
+    return MiningServices(
+        dataset, lambda: load_model(model_cfg, "cpu"), model_fingerprint(str(model_dir), 32), cache_dir, batch_size=32
+    )
 
 
 def to_toml(params: dict[str, Any]) -> str:
@@ -164,10 +182,10 @@ class StrategyConformance:
         """Two epochs train with a finite loss and change the model, under the data-budget rule as trained, not as
         declared: each epoch is ``steps_per_epoch`` full batches, and a strategy that declares no departure trains
         what ``in-batch`` trains, ``n // batch_size`` full batches."""
-        from negbench.budget import EQUAL, budget_for
-        from negbench.config import ModelConfig
-        from negbench.models import load_model
-        from negbench.training import train
+        from negbench.config.suite import ModelConfig
+        from negbench.core.budget import EQUAL, budget_for
+        from negbench.core.models import load_model
+        from negbench.core.training.loop import train
 
         strategy = self.build()
         if not strategy.trains:
@@ -179,8 +197,16 @@ class StrategyConformance:
         model = load_model(ModelConfig(spec=str(toy[1]), max_seq_length=32), "cpu")
         before = [p.detach().clone() for p in model.parameters()]
         strategy.setup(ctx)
-        outcome = train(model, ctx, strategy, cfg, device="cpu", candidates=strategy.mine(ctx), budget=budget,
-                        mini_batch_size=getattr(strategy, "mini_batch_size", None))
+        outcome = train(
+            model,
+            ctx,
+            strategy,
+            cfg,
+            device="cpu",
+            candidates=strategy.mine(ctx),
+            budget=budget,
+            mini_batch_size=getattr(strategy, "mini_batch_size", None),
+        )
         assert outcome.steps == cfg.epochs * budget.steps_per_epoch
         assert outcome.batch_sizes == [cfg.batch_size] * outcome.steps, "a batch was not full"
         assert outcome.examples_seen == cfg.epochs * budget.examples_per_epoch

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["TOPICS", "build_tiny_encoder", "write_toy_beir"]
+
 TOPICS = [
     "protein enzyme cell membrane receptor binding kinase",
     "galaxy star orbit planet telescope gravity comet",
@@ -22,8 +24,9 @@ TOPICS = [
 ]
 
 
-def write_toy_beir(root: str | Path, *, docs_per_topic: int = 16, seed: int = 0, test_queries: int = 24,
-                   words_per_doc: int = 12) -> Path:
+def write_toy_beir(
+    root: str | Path, *, docs_per_topic: int = 16, seed: int = 0, test_queries: int = 24, words_per_doc: int = 12
+) -> Path:
     """Write a small BEIR directory: topical documents, one query per document (a subset of its words).
 
     Documents of one topic share vocabulary, so neighbours are hard negatives and a tiny encoder can
@@ -57,8 +60,9 @@ def write_toy_beir(root: str | Path, *, docs_per_topic: int = 16, seed: int = 0,
     return root
 
 
-def build_tiny_encoder(path: str | Path, texts: list[str] | None = None, *, dim: int = 32, layers: int = 2,
-                       seed: int = 0) -> Path:
+def build_tiny_encoder(
+    path: str | Path, texts: list[str] | None = None, *, dim: int = 32, layers: int = 2, seed: int = 0
+) -> Path:
     """Save a tiny random BERT + mean pooling + normalisation as a sentence-transformers model at ``path``."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -82,11 +86,24 @@ def build_tiny_encoder(path: str | Path, texts: list[str] | None = None, *, dim:
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    )
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=dim, num_hidden_layers=layers,
-                        num_attention_heads=2, intermediate_size=2 * dim, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=dim,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * dim,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(hf_dir)
     fast.save_pretrained(hf_dir)
     transformer = Transformer(str(hf_dir), max_seq_length=64)

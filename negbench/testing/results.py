@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from negbench.results import ResultStore
+from negbench.run.store.parquet import ResultStore
+
+__all__ = [
+    "DEFAULT_STRATEGIES",
+    "synthetic_frames",
+    "synthetic_overlap",
+    "synthetic_rows",
+    "synthetic_steps",
+    "synthetic_store",
+]
 
 DEFAULT_STRATEGIES: dict[str, float] = {"none": -0.10, "in-batch": 0.0, "bm25": 0.05, "dense": 0.03}
 
@@ -97,18 +106,18 @@ def synthetic_frames(pairs) -> tuple[Any, Any]:
     import polars as pl
 
     rows = pl.DataFrame([r for r, _ in pairs])
-    per_query = pl.DataFrame([
-        {"run_id": r["run_id"], "metric": m, "query_id": q, "score": s}
-        for r, pq in pairs
-        for m, scores in (pq or {}).items()
-        for q, s in scores.items()
-    ])
+    per_query = pl.DataFrame(
+        [
+            {"run_id": r["run_id"], "metric": m, "query_id": q, "score": s}
+            for r, pq in pairs
+            for m, scores in (pq or {}).items()
+            for q, s in scores.items()
+        ]
+    )
     return rows, per_query
 
 
-def synthetic_store(
-    directory: str | Path, strategies: Mapping[str, float] | None = None, **kwargs: Any
-) -> ResultStore:
+def synthetic_store(directory: str | Path, strategies: Mapping[str, float] | None = None, **kwargs: Any) -> ResultStore:
     """Write :func:`synthetic_rows` to a :class:`ResultStore` at ``directory`` (see its arguments)."""
     store = ResultStore(directory)
     for row, per_query in synthetic_rows(strategies, **kwargs):
@@ -134,14 +143,31 @@ def synthetic_steps(
         eff = effects.get(row["strategy"], 0.0)
         for k in range(1, points + 1):
             common = {"run_id": row["run_id"], "step": 10 * k, "examples": 320 * k}
-            records.append({**common, "kind": "dev", "metric": metric, "wall_s": 2.0 * k * (1 - eff),
-                            "value": 0.3 + eff + 0.05 * float(np.log(k)) + 0.001 * row["seed"]})
-            records += [{**common, "kind": "hardness", "metric": name, "wall_s": 2.0 * k,
-                         "value": 0.5 + (i + 1) * eff * k} for i, name in enumerate(hardness)]
-    return pl.DataFrame(records, schema={"run_id": pl.String, "step": pl.Int64, "examples": pl.Int64,
-                                         "kind": pl.String, "metric": pl.String, "wall_s": pl.Float64,
-                                         "value": pl.Float64}).select(
-        "run_id", "kind", "metric", "step", "examples", "wall_s", "value")
+            records.append(
+                {
+                    **common,
+                    "kind": "dev",
+                    "metric": metric,
+                    "wall_s": 2.0 * k * (1 - eff),
+                    "value": 0.3 + eff + 0.05 * float(np.log(k)) + 0.001 * row["seed"],
+                }
+            )
+            records += [
+                {**common, "kind": "hardness", "metric": name, "wall_s": 2.0 * k, "value": 0.5 + (i + 1) * eff * k}
+                for i, name in enumerate(hardness)
+            ]
+    return pl.DataFrame(
+        records,
+        schema={
+            "run_id": pl.String,
+            "step": pl.Int64,
+            "examples": pl.Int64,
+            "kind": pl.String,
+            "metric": pl.String,
+            "wall_s": pl.Float64,
+            "value": pl.Float64,
+        },
+    ).select("run_id", "kind", "metric", "step", "examples", "wall_s", "value")
 
 
 def synthetic_overlap(rows: Any, jaccard: float = 0.3) -> Any:
@@ -152,7 +178,15 @@ def synthetic_overlap(rows: Any, jaccard: float = 0.3) -> Any:
     out = []
     for (dataset, model), group in rows.group_by("dataset", "model", maintain_order=True):
         names = list(dict.fromkeys(group["strategy"].to_list()))
-        out += [{"dataset": dataset, "model": model, "strategy_a": a, "strategy_b": b,
-                 "jaccard": 0.8 if a[0] == b[0] else jaccard}
-                for i, a in enumerate(names) for b in names[i + 1:]]
+        out += [
+            {
+                "dataset": dataset,
+                "model": model,
+                "strategy_a": a,
+                "strategy_b": b,
+                "jaccard": 0.8 if a[0] == b[0] else jaccard,
+            }
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        ]
     return pl.DataFrame(out)

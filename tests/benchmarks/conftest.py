@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from negbench.config import DatasetConfig
-from negbench.data import RetrievalDataset, load_dataset
+from negbench.config.suite import DatasetConfig
+from negbench.data.dataset import RetrievalDataset, load_dataset
 from negbench.testing import write_toy_beir
 
 

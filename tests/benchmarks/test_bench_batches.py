@@ -1,11 +1,11 @@
-"""Batch samplers: ``negbench.training.random_batches`` (no shared query or positive within a batch)."""
+"""Batch samplers: ``negbench.core.training.loop.random_batches`` (no shared query or positive within a batch)."""
 
 from __future__ import annotations
 
 import pytest
 
-from negbench.context import Context
-from negbench.training import random_batches
+from negbench.core.batching import random_batches
+from negbench.core.context import Context
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negbench.loss import info_nce
-from negbench.registry import registry
-from negbench.strategy import LogitView
+from negbench.core.loss import info_nce
+from negbench.core.registry import registry
+from negbench.core.strategy import LogitView
 
 B, K, DIM, SCALE = 64, 3, 384, 20.0
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from negbench.config import DatasetConfig, ModelConfig
-from negbench.data import load_dataset
-from negbench.mining import MiningServices
-from negbench.models import load_model, model_fingerprint
-from negbench.search import exact_topk
+from negbench.config.suite import DatasetConfig, ModelConfig
+from negbench.core.mining import MiningServices
+from negbench.core.models import load_model, model_fingerprint
+from negbench.core.search import exact_topk
+from negbench.data.dataset import load_dataset
 
 K = 50
 
@@ -76,8 +76,6 @@ def test_dense_search_large(benchmark, n_docs: int) -> None:
     gen = torch.Generator().manual_seed(0)
     queries = torch.nn.functional.normalize(torch.randn(1000, 384, generator=gen), dim=-1)
     docs = torch.nn.functional.normalize(torch.randn(n_docs, 384, generator=gen), dim=-1)
-    _scores, idx = benchmark.pedantic(
-        exact_topk, args=(queries, docs, 100), kwargs={"chunk_size": 50_000}, rounds=3
-    )
+    _scores, idx = benchmark.pedantic(exact_topk, args=(queries, docs, 100), kwargs={"chunk_size": 50_000}, rounds=3)
     benchmark.extra_info.update(docs=n_docs, queries=1000, k=100)
     assert idx.shape == (1000, 100)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from negbench.html_report import render_html
-from negbench.report import leaderboard_markdown
-from negbench.stats import significance
+from negbench.report.html import render_html
+from negbench.report.markdown import leaderboard_markdown
+from negbench.report.stats import significance
 from negbench.testing.results import synthetic_frames, synthetic_rows
 
 STRATEGIES = {f"s{i}": 0.01 * i for i in range(7)} | {"in-batch": 0.0}

@@ -17,8 +17,10 @@ from negbench.generators.rules import (
     swap_numbers,
 )
 
-POSITIVE = ("Aspirin was studied in a large cohort. The trial enrolled 120 patients with TNF deficiency over 3 "
-            "years and the drug is effective in 40 of them. Follow-up continues in Europe.")
+POSITIVE = (
+    "Aspirin was studied in a large cohort. The trial enrolled 120 patients with TNF deficiency over 3 "
+    "years and the drug is effective in 40 of them. Follow-up continues in Europe."
+)
 QUERY = "how many patients in the aspirin trial with TNF deficiency"
 DONORS = ["IL-6 signalling in mice. BRCA1 carriers were followed in Japan.", POSITIVE]
 
@@ -76,14 +78,22 @@ def test_negation_is_added_after_the_auxiliary_or_removed():
     assert negate("Cells divide rapidly.", rng) == "It is not the case that cells divide rapidly."
 
 
-@pytest.mark.parametrize(("sentence", "negated"), [
-    ("It can't be done.", "It can be done."), ("It won't rain.", "It will rain."),
-    ("Cells cannot divide.", "Cells can divide."), ("Not all cells divide.", "All cells divide."),
-    ("The protein doesn't bind.", "The protein does bind."), ("It is never used.", "It is used."),
-    ("(Isn't) it?", "(Is) it?"), ("The drug did not, however, reduce it.", "The drug did, however, reduce it."),
-    ("Mice did not.", "Mice did."), ("X doesn’t divide.", "X does divide."),
-    ("TNF rises in sepsis.", "It is not the case that TNF rises in sepsis."),
-])
+@pytest.mark.parametrize(
+    ("sentence", "negated"),
+    [
+        ("It can't be done.", "It can be done."),
+        ("It won't rain.", "It will rain."),
+        ("Cells cannot divide.", "Cells can divide."),
+        ("Not all cells divide.", "All cells divide."),
+        ("The protein doesn't bind.", "The protein does bind."),
+        ("It is never used.", "It is used."),
+        ("(Isn't) it?", "(Is) it?"),
+        ("The drug did not, however, reduce it.", "The drug did, however, reduce it."),
+        ("Mice did not.", "Mice did."),
+        ("X doesn’t divide.", "X does divide."),
+        ("TNF rises in sepsis.", "It is not the case that TNF rises in sepsis."),
+    ],
+)
 def test_a_negation_is_removed_as_a_word_not_as_letters(sentence, negated):
     """Removing "n't" letter by letter gave "It ca be done." and "It wo rain."; "Not all …", "cannot", "not" before
     punctuation and a curly "doesn’t" were not seen as negations ("did not not, however"), and an acronym starting
@@ -112,15 +122,18 @@ def test_a_number_of_any_length_is_changed_exactly():
     token = "12345678901234567890123"
     for seed in range(10):
         new, value = int(_changed_number(token, np.random.default_rng(seed))), int(token)
-        assert 0 < abs(new - value) < 10 or any(new == round(Decimal(value) * Decimal(f))
-                                                for f in ("0.5", "2", "3", "1.5", "0.25"))
+        assert 0 < abs(new - value) < 10 or any(
+            new == round(Decimal(value) * Decimal(f)) for f in ("0.5", "2", "3", "1.5", "0.25")
+        )
 
 
 def test_every_sentence_tied_for_most_query_words_is_edited():
     """A title that repeats the claim (SciFact joins title and abstract) tied with the abstract's sentence: the
     first on a tie was the only one edited, so the untouched other sentence still supported the query."""
-    text = ("Aspirin lowers stroke risk in adults. Methods were standard. In adults, aspirin lowers the stroke "
-            "risk by 20 percent.")
+    text = (
+        "Aspirin lowers stroke risk in adults. Methods were standard. In adults, aspirin lowers the stroke "
+        "risk by 20 percent."
+    )
     query = "aspirin lowers stroke risk in adults"
     parts = sentences(text)
     assert key_sentences(query, parts) == [0, 2]
@@ -134,8 +147,9 @@ def test_every_sentence_tied_for_most_query_words_is_edited():
 
 def test_a_text_about_nothing_the_query_asks_gives_no_negatives():
     assert key_sentences("quantum chromodynamics", ["Cells divide.", "Mice sleep."]) == []
-    assert _generator().generate("quantum chromodynamics", "Cells divide. Mice sleep.", 4,
-                                 np.random.default_rng(0)) == []
+    assert (
+        _generator().generate("quantum chromodynamics", "Cells divide. Mice sleep.", 4, np.random.default_rng(0)) == []
+    )
 
 
 def test_generation_stops_when_the_rules_run_dry(monkeypatch):
@@ -157,10 +171,12 @@ def test_the_fingerprint_covers_the_module_not_only_the_class(tmp_path, monkeypa
     """Only the class's source was hashed, so editing a helper function of the module reused stale texts."""
     import importlib
 
-    body = ("from negbench.generators import NegativeGenerator\n\n"
-            "def edit(text):\n    return text + {suffix!r}\n\n"
-            "class Gen(NegativeGenerator):\n    name = 'gen'\n\n"
-            "    def generate(self, query, positive, count, rng):\n        return [edit(positive)]\n")
+    body = (
+        "from negbench.generators import NegativeGenerator\n\n"
+        "def edit(text):\n    return text + {suffix!r}\n\n"
+        "class Gen(NegativeGenerator):\n    name = 'gen'\n\n"
+        "    def generate(self, query, positive, count, rng):\n        return [edit(positive)]\n"
+    )
     (tmp_path / "gen_a.py").write_text(body.format(suffix=" a"))
     (tmp_path / "gen_b.py").write_text(body.format(suffix=" b"))
     monkeypatch.syspath_prepend(str(tmp_path))

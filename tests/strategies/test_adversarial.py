@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negbench.loss import info_nce
+from negbench.core.loss import info_nce
+from negbench.core.strategy import LogitView
 from negbench.strategies.adversarial import Adversarial, AdversarialParams, imposters
-from negbench.strategy import LogitView
 
 SCALE = 20.0
 
@@ -18,13 +18,22 @@ def _view(batch: int = 6, negatives: int = 2, dim: int = 16, seed: int = 0) -> L
     gen = torch.Generator().manual_seed(seed)
     query = F.normalize(torch.randn(batch, dim, generator=gen), dim=-1)
     positive = F.normalize(query + 0.8 * torch.randn(batch, dim, generator=gen), dim=-1)
-    hard = F.normalize(positive.repeat(negatives, 1) + 0.05 * torch.randn(batch * negatives, dim, generator=gen),
-                       dim=-1)
+    hard = F.normalize(
+        positive.repeat(negatives, 1) + 0.05 * torch.randn(batch * negatives, dim, generator=gen), dim=-1
+    )
     docs = torch.cat([positive, hard])
     n = docs.shape[0]
-    return LogitView(query=query, docs=docs, logits=SCALE * query @ docs.T, target=torch.arange(batch),
-                     mask=torch.zeros(batch, n, dtype=torch.bool), row_weight=torch.ones(batch),
-                     example_ids=torch.arange(batch), doc_ids=torch.arange(n), scale=SCALE)
+    return LogitView(
+        query=query,
+        docs=docs,
+        logits=SCALE * query @ docs.T,
+        target=torch.arange(batch),
+        mask=torch.zeros(batch, n, dtype=torch.bool),
+        row_weight=torch.ones(batch),
+        example_ids=torch.arange(batch),
+        doc_ids=torch.arange(n),
+        scale=SCALE,
+    )
 
 
 def test_imposters_stay_within_the_bound_and_score_above_the_positive_and_its_nearest_negative():

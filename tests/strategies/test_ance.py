@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from negbench.config import ModelConfig
-from negbench.models import load_model
+from negbench.config.suite import ModelConfig
+from negbench.core.models import load_model
 from negbench.strategies.ance import ANCE
 
 

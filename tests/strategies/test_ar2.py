@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from negbench.config import ModelConfig, TrainingConfig
-from negbench.loss import info_nce
-from negbench.models import load_model
+from negbench.config.suite import ModelConfig, TrainingConfig
+from negbench.core.loss import info_nce
+from negbench.core.models import load_model
+from negbench.core.strategy import LogitView
+from negbench.core.training.loop import train
 from negbench.strategies.ar2 import AR2, AR2Params, own_columns
 from negbench.strategies.dense import DenseNegatives
-from negbench.strategy import LogitView
-from negbench.training import train
 
 SCALE = 20.0
 
@@ -27,8 +27,7 @@ def _run(ctx, model_dir, strategy, steps: int = 4):
     return outcome, [p.detach().clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("params", [{"ranker_lr": 0.0}, {"ranker_lr": 1e-3, "ranker_warmup": 1,
-                                                         "distill_weight": 0.0}])
+@pytest.mark.parametrize("params", [{"ranker_lr": 0.0}, {"ranker_lr": 1e-3, "ranker_warmup": 1, "distill_weight": 0.0}])
 def test_without_the_rankers_distribution_it_is_the_static_dense_run(ctx, tiny_model, params):
     window = {"range_max": 10, "sampling": "top"}
     dense_outcome, dense_params = _run(ctx, tiny_model, DenseNegatives.from_params(window))
@@ -59,9 +58,17 @@ def _batch_view(ctx, batch: int = 8) -> LogitView:
     doc_ids = torch.cat([positives, *negatives])
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(batch, len(doc_ids), generator=gen)
-    return LogitView(query=torch.zeros(batch, 4), docs=torch.zeros(len(doc_ids), 4), logits=logits,
-                     target=torch.arange(batch), mask=torch.zeros(batch, len(doc_ids), dtype=torch.bool),
-                     row_weight=torch.ones(batch), example_ids=examples, doc_ids=doc_ids, scale=SCALE)
+    return LogitView(
+        query=torch.zeros(batch, 4),
+        docs=torch.zeros(len(doc_ids), 4),
+        logits=logits,
+        target=torch.arange(batch),
+        mask=torch.zeros(batch, len(doc_ids), dtype=torch.bool),
+        row_weight=torch.ones(batch),
+        example_ids=examples,
+        doc_ids=doc_ids,
+        scale=SCALE,
+    )
 
 
 def test_the_ranker_learns_to_pick_the_positive_among_the_retrievers_candidates(ctx):
@@ -149,9 +156,20 @@ def test_a_chunked_ranker_step_is_the_same_step(ctx):
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(grads_a, grads_b, strict=True))
 
 
-@pytest.mark.parametrize("bad", [{"ranker_lr": -1e-5}, {"ranker_warmup": 0}, {"distill_weight": 1.5},
-                                 {"temperature": 0.0}, {"refresh_every": 0}, {"ranker_chunk": 0},
-                                 {"temperature": 1e-300}, {"temperature": 0.009}, {"ranker_warmup": 10**19}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"ranker_lr": -1e-5},
+        {"ranker_warmup": 0},
+        {"distill_weight": 1.5},
+        {"temperature": 0.0},
+        {"refresh_every": 0},
+        {"ranker_chunk": 0},
+        {"temperature": 1e-300},
+        {"temperature": 0.009},
+        {"ranker_warmup": 10**19},
+    ],
+)
 def test_bad_params(bad):
     with pytest.raises(ValueError):
         AR2Params(**bad)

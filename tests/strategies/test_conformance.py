@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from negbench.registry import registry
+from negbench.core.registry import registry
 from negbench.testing import StrategyConformance
 
 DEFAULT_PARAMS = {
@@ -25,8 +25,11 @@ DEFAULT_PARAMS = {
 
 def _make(name: str):
     cls = registry.get(name)
-    return type(f"TestConformance_{name.replace('-', '_')}", (StrategyConformance,),
-                {"strategy_cls": cls, "params": DEFAULT_PARAMS.get(name, {})})
+    return type(
+        f"TestConformance_{name.replace('-', '_')}",
+        (StrategyConformance,),
+        {"strategy_cls": cls, "params": DEFAULT_PARAMS.get(name, {})},
+    )
 
 
 for _name in registry.names():

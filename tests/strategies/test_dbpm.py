@@ -7,10 +7,10 @@ import io
 import pytest
 import torch
 
+from negbench.core.loss import info_nce
+from negbench.core.strategy import LogitView
 from negbench.errors import ConfigError
-from negbench.loss import info_nce
 from negbench.strategies.dbpm import DBPM, row_losses
-from negbench.strategy import LogitView
 
 N = 16  # training pairs in the toy population
 
@@ -21,10 +21,18 @@ def _view(example_ids: list[int], positive_logit: dict[int, float], step: int) -
     logits = torch.zeros(batch, batch)
     for row, e in enumerate(example_ids):
         logits[row, row] = positive_logit.get(e, 4.0 + 0.1 * (e % 5))
-    return LogitView(query=torch.zeros(batch, 2), docs=torch.zeros(batch, 2), logits=logits,
-                     target=torch.arange(batch), mask=torch.zeros(batch, batch, dtype=torch.bool),
-                     row_weight=torch.ones(batch), example_ids=torch.tensor(example_ids), doc_ids=torch.arange(batch),
-                     scale=20.0, step=step)
+    return LogitView(
+        query=torch.zeros(batch, 2),
+        docs=torch.zeros(batch, 2),
+        logits=logits,
+        target=torch.arange(batch),
+        mask=torch.zeros(batch, batch, dtype=torch.bool),
+        row_weight=torch.ones(batch),
+        example_ids=torch.tensor(example_ids),
+        doc_ids=torch.arange(batch),
+        scale=20.0,
+        step=step,
+    )
 
 
 def _epochs(dbpm: DBPM, hard: dict[int, float] | list[dict[int, float]], epochs: int = 2) -> list[LogitView]:

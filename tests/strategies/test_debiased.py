@@ -9,14 +9,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from negbench.core.loss import info_nce
+from negbench.core.strategy import LogitView
 from negbench.errors import ConfigError
-from negbench.loss import info_nce
 from negbench.strategies.debiased import Debiased, debiased_estimate
-from negbench.strategy import LogitView
 
 
-def _view(batch: int = 6, columns_per_row: int = 3, dim: int = 8, scale: float = 20.0, seed: int = 0,
-          extra: bool = False, aligned: bool = False) -> LogitView:
+def _view(
+    batch: int = 6,
+    columns_per_row: int = 3,
+    dim: int = 8,
+    scale: float = 20.0,
+    seed: int = 0,
+    extra: bool = False,
+    aligned: bool = False,
+) -> LogitView:
     gen = torch.Generator().manual_seed(seed)
     query = F.normalize(torch.randn(batch, dim, generator=gen, dtype=torch.float64), dim=-1).requires_grad_()
     docs = F.normalize(torch.randn(batch * columns_per_row, dim, generator=gen, dtype=torch.float64), dim=-1)
@@ -26,9 +33,17 @@ def _view(batch: int = 6, columns_per_row: int = 3, dim: int = 8, scale: float =
     mask = torch.zeros(batch, batch * columns_per_row, dtype=torch.bool)
     if batch > 3:
         mask[0, 7] = mask[3, 1] = True  # labelled positives the loss masks
-    view = LogitView(query=query, docs=docs, logits=scale * query @ docs.T, target=torch.arange(batch), mask=mask,
-                     row_weight=torch.ones(batch, dtype=torch.float64), example_ids=torch.arange(batch),
-                     doc_ids=torch.arange(batch * columns_per_row), scale=scale)
+    view = LogitView(
+        query=query,
+        docs=docs,
+        logits=scale * query @ docs.T,
+        target=torch.arange(batch),
+        mask=mask,
+        row_weight=torch.ones(batch, dtype=torch.float64),
+        example_ids=torch.arange(batch),
+        doc_ids=torch.arange(batch * columns_per_row),
+        scale=scale,
+    )
     if extra:  # e.g. a memory of earlier documents, one of them masked (−inf)
         memory = F.normalize(torch.randn(4, dim, generator=gen, dtype=torch.float64), dim=-1)
         logits = (scale * query @ memory.T).clone()
@@ -65,10 +80,17 @@ def _minilm_like(batch: int = 32, mined: int = 1, scale: float = 20.0, seed: int
     cos = 0.1 + 0.4 * torch.rand(batch, columns, generator=gen, dtype=torch.float64)
     cos[torch.arange(batch), torch.arange(batch)] = 0.6 + 0.2 * torch.rand(batch, generator=gen, dtype=torch.float64)
     logits = (scale * cos).requires_grad_()
-    return LogitView(query=logits, docs=logits, logits=logits, target=torch.arange(batch),
-                     mask=torch.zeros(batch, columns, dtype=torch.bool),
-                     row_weight=torch.ones(batch, dtype=torch.float64),
-                     example_ids=torch.arange(batch), doc_ids=torch.arange(columns), scale=scale)
+    return LogitView(
+        query=logits,
+        docs=logits,
+        logits=logits,
+        target=torch.arange(batch),
+        mask=torch.zeros(batch, columns, dtype=torch.bool),
+        row_weight=torch.ones(batch, dtype=torch.float64),
+        example_ids=torch.arange(batch),
+        doc_ids=torch.arange(columns),
+        scale=scale,
+    )
 
 
 @pytest.mark.parametrize("extra", [False, True])
@@ -163,8 +185,9 @@ def test_row_without_negatives_is_finite():
         out = Debiased.from_params({"tau_plus": tau}).on_logits(view)
         loss = info_nce(out)
         assert torch.isfinite(loss) and loss.item() == pytest.approx(0.0)
-        assert all(torch.isfinite(g).all() for g in torch.autograd.grad(loss, [view.query, view.docs],
-                                                                     retain_graph=True))
+        assert all(
+            torch.isfinite(g).all() for g in torch.autograd.grad(loss, [view.query, view.docs], retain_graph=True)
+        )
 
 
 def test_param_checks():

@@ -9,9 +9,9 @@ import itertools
 import numpy as np
 import pytest
 
+from negbench.core.batching import random_batches
 from negbench.strategies.dss import DSS, DSSParams, nearest_pairs, similarity_stream
 from negbench.strategies.ngame import pair_embeddings
-from negbench.training import random_batches
 
 
 def _query_to_positive_similarity(ctx, batches) -> float:
@@ -53,8 +53,8 @@ def test_neighbours_never_hold_a_labelled_positive_and_are_nearest_first(ctx):
 
 
 def test_neighbours_are_recomputed_with_the_model_being_trained(ctx, tiny_model):
-    from negbench.config import ModelConfig
-    from negbench.models import load_model
+    from negbench.config.suite import ModelConfig
+    from negbench.core.models import load_model
 
     dss = DSS.from_params({"neighbour_select": 2, "neighbour_range": 4, "refresh_epochs": 2})
     first = [r.tolist() for r in dss.neighbours(ctx, 0)]
@@ -67,8 +67,9 @@ def test_neighbours_are_recomputed_with_the_model_being_trained(ctx, tiny_model)
     assert [r.tolist() for r in dss.neighbours(ctx, 2)] != first  # re-encoded with the current model
 
 
-@pytest.mark.parametrize("bad", [{"neighbour_select": 0}, {"neighbour_select": 9, "neighbour_range": 4},
-                                 {"refresh_epochs": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"neighbour_select": 0}, {"neighbour_select": 9, "neighbour_range": 4}, {"refresh_epochs": 0}]
+)
 def test_bad_params(bad):
     with pytest.raises(ValueError):
         DSSParams(**bad)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from negbench import registry as registry_module
+from negbench.core import registry as registry_module
+from negbench.core.probes.negatives import sampled_negative_ids, score_gap
+from negbench.core.training.feeding import NegativeCollator, NegativeState, check_negatives
 from negbench.errors import ConfigError
 from negbench.generators import NegativeGenerator
-from negbench.negative_diagnostics import sampled_negative_ids, score_gap
 from negbench.strategies.generated import Generated, GeneratedParams, generate_pool
 from negbench.testing import make_context
-from negbench.training import NegativeCollator, NegativeState, _check_negatives
 
 
 class Rewriter(NegativeGenerator):
@@ -30,8 +30,11 @@ class Rewriter(NegativeGenerator):
 @pytest.fixture
 def rewriter(monkeypatch):
     real = registry_module.generators.get
-    monkeypatch.setattr(registry_module.generators, "get",
-                        lambda name, field=None: Rewriter if name == "rewriter" else real(name, field))
+    monkeypatch.setattr(
+        registry_module.generators,
+        "get",
+        lambda name, field=None: Rewriter if name == "rewriter" else real(name, field),
+    )
     Rewriter.calls = 0
     return Rewriter
 
@@ -70,8 +73,9 @@ def test_pool_is_drawn_per_epoch_and_deterministic(ctx, toy_data, tiny_model, to
     again = make_context(toy_data, tiny_model, toy_root / "cache", num_negatives=2)
     other = Generated.from_params({"generator": "rewriter", "pool": 4, "per_example": 2})
     other_epoch = other.sample(again, other.mine(again), 1)
-    assert [[again.doc_text(int(d)) for d in row] for row in other_epoch.ids] == \
-        [[ctx.doc_text(int(d)) for d in row] for row in epochs[1].ids]
+    assert [[again.doc_text(int(d)) for d in row] for row in other_epoch.ids] == [
+        [ctx.doc_text(int(d)) for d in row] for row in epochs[1].ids
+    ]
 
 
 def test_generated_texts_are_cached_per_dataset_not_per_seed(toy_data, tiny_model, tmp_path, rewriter):
@@ -80,11 +84,15 @@ def test_generated_texts_are_cached_per_dataset_not_per_seed(toy_data, tiny_mode
     calls = Rewriter.calls
     assert calls == len({(e.query, e.doc) for e in first.examples})
     second = make_context(toy_data, tiny_model, tmp_path, seed=7)  # a fresh process's services, another seed
-    texts = [second.doc_text(int(d)) for row in Generated.from_params({"generator": "rewriter"}).mine(second).ids
-             for d in row]
+    texts = [
+        second.doc_text(int(d))
+        for row in Generated.from_params({"generator": "rewriter"}).mine(second).ids
+        for d in row
+    ]
     assert Rewriter.calls == calls  # read from the cache, not generated again
-    assert texts == [first.doc_text(int(d)) for row in Generated.from_params({"generator": "rewriter"}).mine(first).ids
-                     for d in row]
+    assert texts == [
+        first.doc_text(int(d)) for row in Generated.from_params({"generator": "rewriter"}).mine(first).ids for d in row
+    ]
 
 
 def test_the_collator_embeds_the_generated_text(ctx):
@@ -92,8 +100,9 @@ def test_the_collator_embeds_the_generated_text(ctx):
     candidates = strategy.mine(ctx)
     state = NegativeState(ctx, strategy, candidates)
     sampler = type("Sampler", (), {"epoch": 0})()
-    collator = NegativeCollator(type("Base", (), {"valid_label_columns": ["label"],
-                                                  "__call__": lambda self, rows: rows})(), state, sampler)
+    collator = NegativeCollator(
+        type("Base", (), {"valid_label_columns": ["label"], "__call__": lambda self, rows: rows})(), state, sampler
+    )
     rows = collator([{"query": ctx.examples[0].query, "label": 0}])
     negative = int(state.current.ids[0][0])
     assert negative >= len(ctx.dataset.corpus)
@@ -112,7 +121,7 @@ def test_an_index_outside_corpus_and_generated_texts_is_refused(ctx):
     ctx.add_texts(["one extra text"])
     bad = type(Generated().mine(ctx))([np.array([1, ctx.num_documents])] + [np.array([1, 2])] * (len(ctx.examples) - 1))
     with pytest.raises(RuntimeError, match="neither a corpus document nor a text added"):
-        _check_negatives(ctx, bad, "x")
+        check_negatives(ctx, bad, "x")
 
 
 def test_add_texts_gives_one_index_per_text(ctx):
@@ -125,14 +134,17 @@ def test_add_texts_gives_one_index_per_text(ctx):
 
 
 def test_unknown_generator_is_a_one_line_error_on_the_field():
-    pattern = (r"params.generator: generator must name an installed generator: "
-               r"unknown generator 'nope' \(see `negbench generators`\)")
+    pattern = (
+        r"params.generator: generator must name an installed generator: "
+        r"unknown generator 'nope' \(see `negbench generators`\)"
+    )
     with pytest.raises(ConfigError, match=pattern):
         Generated.parse_params({"generator": "nope"})
 
 
-@pytest.mark.parametrize("bad", [{"pool": 0}, {"per_example": 0}, {"pool": 2, "per_example": 3},
-                                 {"pool": 33}, {"pool": 100_000_000}])
+@pytest.mark.parametrize(
+    "bad", [{"pool": 0}, {"per_example": 0}, {"pool": 2, "per_example": 3}, {"pool": 33}, {"pool": 100_000_000}]
+)
 def test_bad_params(bad):
     with pytest.raises(ValueError):
         GeneratedParams(**bad)
@@ -159,8 +171,9 @@ class Wrong(NegativeGenerator):
 def bad_generators(monkeypatch):
     real = registry_module.generators.get
     known = {"echo": Echo, "wrong": Wrong}
-    monkeypatch.setattr(registry_module.generators, "get",
-                        lambda name, field=None: known[name] if name in known else real(name, field))
+    monkeypatch.setattr(
+        registry_module.generators, "get", lambda name, field=None: known[name] if name in known else real(name, field)
+    )
 
 
 def test_a_text_equal_to_the_positive_up_to_whitespace_or_empty_is_dropped(ctx, bad_generators):

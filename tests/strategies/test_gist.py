@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negbench.config import ModelConfig
+from negbench.config.suite import ModelConfig
+from negbench.core.loss import info_nce
+from negbench.core.models import load_model
+from negbench.core.strategy import LogitView
 from negbench.errors import ConfigError
-from negbench.loss import info_nce
-from negbench.models import load_model
 from negbench.strategies.gist import GIST
-from negbench.strategy import LogitView
 
 SCALE = 20.0
 
@@ -22,15 +22,25 @@ def _view(batch: int = 6, columns_per_row: int = 2, dim: int = 8, seed: int = 0)
     docs = F.normalize(torch.randn(batch * columns_per_row, dim, generator=gen), dim=-1)
     mask = torch.zeros(batch, batch * columns_per_row, dtype=torch.bool)
     mask[0, batch + 1] = True  # a labelled positive of row 0 the loss already masks
-    return LogitView(query=query, docs=docs, logits=SCALE * query @ docs.T, target=torch.arange(batch), mask=mask,
-                     row_weight=torch.ones(batch), example_ids=torch.tensor([3, 0, 5, 1, 4, 2]),
-                     doc_ids=torch.arange(batch * columns_per_row) * 2 + 1, scale=SCALE)
+    return LogitView(
+        query=query,
+        docs=docs,
+        logits=SCALE * query @ docs.T,
+        target=torch.arange(batch),
+        mask=mask,
+        row_weight=torch.ones(batch),
+        example_ids=torch.tensor([3, 0, 5, 1, 4, 2]),
+        doc_ids=torch.arange(batch * columns_per_row) * 2 + 1,
+        scale=SCALE,
+    )
 
 
 def _guide(n_examples: int = 6, n_corpus: int = 30, dim: int = 8, seed: int = 1):
     gen = torch.Generator().manual_seed(seed)
-    return (F.normalize(torch.randn(n_examples, dim, generator=gen), dim=-1),
-            F.normalize(torch.randn(n_corpus, dim, generator=gen), dim=-1))
+    return (
+        F.normalize(torch.randn(n_examples, dim, generator=gen), dim=-1),
+        F.normalize(torch.randn(n_corpus, dim, generator=gen), dim=-1),
+    )
 
 
 def _expected(view: LogitView, gq: torch.Tensor, gd: torch.Tensor, strategy: str, margin: float) -> set:
@@ -45,8 +55,10 @@ def _expected(view: LogitView, gq: torch.Tensor, gd: torch.Tensor, strategy: str
     return removed
 
 
-@pytest.mark.parametrize(("strategy", "margin"), [("absolute", 0.0), ("absolute", 0.1), ("absolute", -0.1),
-                                                  ("relative", 0.0), ("relative", 0.3)])
+@pytest.mark.parametrize(
+    ("strategy", "margin"),
+    [("absolute", 0.0), ("absolute", 0.1), ("absolute", -0.1), ("relative", 0.0), ("relative", 0.3)],
+)
 def test_removes_exactly_the_candidates_the_guide_ranks_above_the_positive(strategy, margin):
     view = _view()
     gq, gd = _guide()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from negbench.data import Corpus
+from negbench.core.batching import random_batches
+from negbench.data.beir import Corpus
 from negbench.strategies.in_batch import InBatch
-from negbench.training import random_batches
 
 
 def test_no_mined_negatives(ctx):

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from negbench.config import ModelConfig, TrainingConfig
+from negbench.config.suite import ModelConfig, TrainingConfig
+from negbench.core.loss import InfoNCELoss
+from negbench.core.models import load_model
 from negbench.errors import ConfigError
-from negbench.loss import InfoNCELoss
-from negbench.models import load_model
 from negbench.strategies.large_batch import LargeBatch
 
 
@@ -24,9 +24,11 @@ def model(tiny_model):
 def _features(model, ctx, examples: list[int]) -> list[dict]:
     texts = ctx.dataset.corpus.texts
     negatives = [(ctx.examples[i].doc + 1) % len(texts) for i in examples]
-    return [model.preprocess([ctx.examples[i].query for i in examples]),
-            model.preprocess([texts[ctx.examples[i].doc] for i in examples]),
-            model.preprocess([texts[d] for d in negatives])]
+    return [
+        model.preprocess([ctx.examples[i].query for i in examples]),
+        model.preprocess([texts[ctx.examples[i].doc] for i in examples]),
+        model.preprocess([texts[d] for d in negatives]),
+    ]
 
 
 def _loss(model, ctx, mini_batch_size: int | None) -> InfoNCELoss:
@@ -126,7 +128,7 @@ def test_activation_memory_stays_flat_as_the_batch_grows(model, ctx):
 def test_training_loop_runs_the_cached_loss_on_big_batches(ctx, tiny_model, monkeypatch):
     from sentence_transformers.base.losses.gradcache import CachedLossMixin
 
-    from negbench.training import train
+    from negbench.core.training.loop import train
 
     calls = []
     original = CachedLossMixin.forward_cached
@@ -141,8 +143,7 @@ def test_training_loop_runs_the_cached_loss_on_big_batches(ctx, tiny_model, monk
     # what the runner does for `training = { batch_size = 48 }` on the strategy: config and context agree
     cfg = TrainingConfig(epochs=1, batch_size=48, lr=1e-3, num_negatives=0)
     ctx.batch_size = cfg.batch_size
-    outcome = train(model, ctx, strategy, cfg, device="cpu",
-                    mini_batch_size=getattr(strategy, "mini_batch_size", None))
+    outcome = train(model, ctx, strategy, cfg, device="cpu", mini_batch_size=getattr(strategy, "mini_batch_size", None))
     # one epoch of 48-example batches, every step through the cached loss with 16-sequence mini-batches
     # (the budget rule: full batches only, the short remainder dropped)
     assert outcome.steps == len(ctx.examples) // 48 >= 1

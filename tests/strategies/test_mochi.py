@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from negbench.core.loss import info_nce
+from negbench.core.strategy import LogitView
 from negbench.errors import ConfigError
-from negbench.loss import info_nce
 from negbench.strategies.mochi import MoCHi
-from negbench.strategy import LogitView
 
 SCALE = 20.0
 
@@ -27,9 +27,17 @@ def _view(batch: int = 5, columns_per_row: int = 3, dim: int = 16, seed: int = 0
     logits = SCALE * query @ docs.T
     hardest_other = int(logits[0].detach().clone().index_fill_(0, torch.tensor([0]), -1e9).argmax())
     mask[0, hardest_other] = True  # row 0's hardest candidate is a labelled positive: never to be mixed
-    return LogitView(query=query, docs=docs, logits=logits, target=torch.arange(batch), mask=mask,
-                     row_weight=torch.ones(batch), example_ids=torch.arange(batch), doc_ids=torch.arange(n),
-                     scale=SCALE)
+    return LogitView(
+        query=query,
+        docs=docs,
+        logits=logits,
+        target=torch.arange(batch),
+        mask=mask,
+        row_weight=torch.ones(batch),
+        example_ids=torch.arange(batch),
+        doc_ids=torch.arange(n),
+        scale=SCALE,
+    )
 
 
 def _run(params: dict, view: LogitView | None = None):
@@ -88,8 +96,7 @@ def test_mixtures_are_harder_and_raise_the_loss():
 def test_no_gradient_flows_into_the_mixtures():
     view = _view(grad=True)
     out = MoCHi.from_params({"hardest": 4, "num_mix": 8, "num_query_mix": 4}).on_logits(view)
-    only_synthetic = out.replace(mask=torch.ones_like(view.mask).index_fill_(1, torch.arange(5), False)
-                                 | view.mask)
+    only_synthetic = out.replace(mask=torch.ones_like(view.mask).index_fill_(1, torch.arange(5), False) | view.mask)
     only_synthetic.mask[torch.arange(5), torch.arange(5)] = False
     loss = info_nce(only_synthetic)
     query_grad, docs_grad = torch.autograd.grad(loss, [view.query, view.docs])

@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 import torch
 
-from negbench.config import ModelConfig
-from negbench.models import load_model
+from negbench.config.suite import ModelConfig
+from negbench.core.batching import random_batches
+from negbench.core.models import load_model
 from negbench.strategies.ngame import NGAME
-from negbench.training import random_batches
 
 
 def _in_batch_similarity(ctx, batches) -> float:

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negbench.loss import info_nce
+from negbench.core.loss import info_nce
+from negbench.core.strategy import LogitView
 from negbench.strategies.pooling_bias import (
     CoupledModel,
     PoolingBias,
@@ -16,7 +17,6 @@ from negbench.strategies.pooling_bias import (
     fit_coupled,
     true_negative_weight,
 )
-from negbench.strategy import LogitView
 
 
 def _view(batch: int = 4, seed: int = 0) -> LogitView:
@@ -24,9 +24,17 @@ def _view(batch: int = 4, seed: int = 0) -> LogitView:
     query = F.normalize(torch.randn(batch, 8, generator=g), dim=-1)
     docs = F.normalize(torch.randn(2 * batch, 8, generator=g), dim=-1)
     n = 2 * batch
-    return LogitView(query=query, docs=docs, logits=20 * query @ docs.T, target=torch.arange(batch),
-                     mask=torch.zeros(batch, n, dtype=torch.bool), row_weight=torch.ones(batch),
-                     example_ids=torch.arange(batch), doc_ids=torch.arange(n), scale=20.0)
+    return LogitView(
+        query=query,
+        docs=docs,
+        logits=20 * query @ docs.T,
+        target=torch.arange(batch),
+        mask=torch.zeros(batch, n, dtype=torch.bool),
+        row_weight=torch.ones(batch),
+        example_ids=torch.arange(batch),
+        doc_ids=torch.arange(n),
+        scale=20.0,
+    )
 
 
 def test_relevance_zero_is_plain_infonce():
@@ -83,8 +91,12 @@ def test_weights_on_the_toy_corpus_are_probabilities_and_never_touch_the_target(
     strategy.setup(ctx)
     assert isinstance(strategy.model, CoupledModel)
     view = _view()
-    out = strategy.on_logits(view.replace(example_ids=torch.arange(4), doc_ids=torch.tensor(
-        [int(ctx.positive_docs[i]) for i in range(4)] + [0, 1, 2, 3])))
+    out = strategy.on_logits(
+        view.replace(
+            example_ids=torch.arange(4),
+            doc_ids=torch.tensor([int(ctx.positive_docs[i]) for i in range(4)] + [0, 1, 2, 3]),
+        )
+    )
     assert out.column_weight.shape == (4, 8)
     assert torch.all((out.column_weight >= 0) & (out.column_weight <= 1))
     loss = info_nce(out)  # the target column is weighted 1 by the loss whatever the strategy says

@@ -58,8 +58,8 @@ def test_full_fraction_walks_every_example(ctx):
 def test_every_drawn_example_is_trained(ctx):
     """The subset is cut to full batches before it is drawn: a 47-example round in batches of 8 used to draw
     47 from the permutation and train 40, so the 7 left over were never seen in that pass."""
-    from negbench.budget import budget_for, enforce
-    from negbench.config import TrainingConfig
+    from negbench.config.suite import TrainingConfig
+    from negbench.core.budget import budget_for, enforce
 
     ctx.batch_size = 8
     rs2 = RS2.from_params({"fraction": 0.5})

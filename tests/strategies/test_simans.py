@@ -16,8 +16,9 @@ def test_empirical_frequency_follows_the_density():
     p = simans_probabilities(scores, positive, a, b)
     rng = np.random.default_rng(0)
     draws = 20_000
-    counts = np.bincount([int(simans_pick(rng, scores, positive, a, b, 1)[0]) for _ in range(draws)],
-                         minlength=len(scores))
+    counts = np.bincount(
+        [int(simans_pick(rng, scores, positive, a, b, 1)[0]) for _ in range(draws)], minlength=len(scores)
+    )
     expected = p * draws
     big = expected >= 5  # chi-square over well-populated candidates, the tail pooled in one cell
     obs = np.append(counts[big], counts[~big].sum())

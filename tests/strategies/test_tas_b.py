@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 from scipy.stats import chisquare
 
+from negbench.core.batching import random_batches
 from negbench.strategies.tas_b import TASB, balanced_margin_pick, margin_bins
-from negbench.training import random_batches
 
 
 def _in_batch_similarity(q: np.ndarray, batches: list[list[int]]) -> float:

@@ -8,24 +8,34 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from negbench.core.loss import info_nce
+from negbench.core.strategy import LogitView
 from negbench.errors import ConfigError
-from negbench.loss import info_nce
 from negbench.strategies.xbm import XBM
-from negbench.strategy import LogitView
 
 SCALE = 20.0
 
 
-def _view(doc_ids: list[int], example_ids: list[int], step: int, seed: int, dim: int = 8,
-          grad: bool = False) -> LogitView:
+def _view(
+    doc_ids: list[int], example_ids: list[int], step: int, seed: int, dim: int = 8, grad: bool = False
+) -> LogitView:
     """Batch of ``len(example_ids)`` rows; columns = positives then one negative column."""
     gen = torch.Generator().manual_seed(seed)
     batch, n = len(example_ids), len(doc_ids)
     query = F.normalize(torch.randn(batch, dim, generator=gen), dim=-1).requires_grad_(grad)
     docs = F.normalize(torch.randn(n, dim, generator=gen), dim=-1).requires_grad_(grad)
-    return LogitView(query=query, docs=docs, logits=SCALE * query @ docs.T, target=torch.arange(batch),
-                     mask=torch.zeros(batch, n, dtype=torch.bool), row_weight=torch.ones(batch),
-                     example_ids=torch.tensor(example_ids), doc_ids=torch.tensor(doc_ids), scale=SCALE, step=step)
+    return LogitView(
+        query=query,
+        docs=docs,
+        logits=SCALE * query @ docs.T,
+        target=torch.arange(batch),
+        mask=torch.zeros(batch, n, dtype=torch.bool),
+        row_weight=torch.ones(batch),
+        example_ids=torch.tensor(example_ids),
+        doc_ids=torch.tensor(doc_ids),
+        scale=SCALE,
+        step=step,
+    )
 
 
 def test_sees_negatives_from_previous_steps():
@@ -37,8 +47,8 @@ def test_sees_negatives_from_previous_steps():
     out1 = xbm.on_logits(second)
     torch.testing.assert_close(out1.extra_logits, SCALE * second.query @ first.docs.T)
     assert info_nce(out1) > info_nce(second)  # more negatives, higher loss
-    query_grad, = torch.autograd.grad(info_nce(out1), [second.query], retain_graph=True)
-    plain_grad, = torch.autograd.grad(info_nce(second), [second.query])
+    (query_grad,) = torch.autograd.grad(info_nce(out1), [second.query], retain_graph=True)
+    (plain_grad,) = torch.autograd.grad(info_nce(second), [second.query])
     assert not torch.allclose(query_grad, plain_grad)  # the memory shapes the query's gradient
     third = _view(list(range(20, 28)), [8, 9, 10, 11], step=2, seed=2)
     out2 = xbm.on_logits(third)

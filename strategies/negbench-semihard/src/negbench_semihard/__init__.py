@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
-from negbench.context import Context
-from negbench.strategy import Negatives, Strategy
+from negbench.core.context import Context
+from negbench.core.strategy import Negatives, Strategy
 
 
 @dataclass(frozen=True)

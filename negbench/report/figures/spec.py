@@ -1,0 +1,54 @@
+"""A figures block's specification: ``DIR metric=… format=inline|table|value|wall digits=… strategy=…
+dataset=… model=… order=…``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from negbench.errors import NegbenchError
+
+__all__ = ["FORMATS", "OPTIONS", "Spec", "parse_spec"]
+
+
+FORMATS = ("inline", "table", "value", "wall")
+
+
+OPTIONS = ("metric", "format", "digits", "strategy", "dataset", "model", "order")
+
+
+@dataclass(frozen=True)
+class Spec:
+    directory: str
+    metric: str = "ndcg@10"
+    format: str = "inline"
+    digits: int = 4
+    strategies: tuple[str, ...] = ()
+    dataset: str | None = None
+    model: str | None = None
+    order: str = "store"
+
+
+def parse_spec(text: str) -> Spec:
+    words = text.split()
+    if not words:
+        raise NegbenchError("figures block names no results directory")
+    kwargs: dict[str, object] = {"directory": words[0]}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep or key not in OPTIONS or not value:
+            raise NegbenchError(
+                f"bad option {word!r} in figures block: use key=value with key one of {', '.join(OPTIONS)}"
+            )
+        if key == "format" and value not in FORMATS:
+            raise NegbenchError(f"unknown format {value!r}: use one of {', '.join(FORMATS)}")
+        if key == "order" and value not in ("store", "metric"):
+            raise NegbenchError(f"unknown order {value!r}: use store or metric")
+        if key == "digits":
+            if not value.isdigit() or int(value) > 10:
+                raise NegbenchError(f"digits must be an integer 0–10, not {value!r}")
+            kwargs["digits"] = int(value)
+        elif key == "strategy":
+            kwargs["strategies"] = tuple(s for s in value.split(",") if s)
+        else:
+            kwargs[key] = value
+    return Spec(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,41 @@
+"""A results store's published pages: ``leaderboard.md`` and the self-contained ``index.html``, written
+atomically from the store (:func:`negbench.report.load.load_store`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from negbench._io import write_text_atomic
+from negbench.errors import DataError
+from negbench.report.html import render_html
+from negbench.report.html.sections import distinct
+from negbench.report.load import load_diagnostics, load_store
+from negbench.report.markdown import leaderboard_markdown
+
+__all__ = ["write_report"]
+
+
+def write_report(
+    results_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    baseline: str = "in-batch",
+    title: str | None = None,
+    alpha: float = 0.05,
+) -> tuple[Path, Path]:
+    """Write ``leaderboard.md`` and ``index.html`` for a results directory; return their paths."""
+    rows, per_query = load_store(results_dir)
+    out = Path(out_dir) if out_dir is not None else Path(results_dir)
+    if out.exists() and not out.is_dir():
+        raise DataError("is a file; --out names the folder for leaderboard.md and index.html", file=out, field="--out")
+    if title is None:
+        suites = distinct(rows, "suite")
+        title = "negbench · " + ", ".join(suites) if suites else "negbench leaderboard"
+    pq = per_query if not per_query.is_empty() else None
+    steps, overlap = load_diagnostics(results_dir, rows)
+    md_path, html_path = out / "leaderboard.md", out / "index.html"
+    write_text_atomic(md_path, leaderboard_markdown(rows, title, pq, baseline, alpha, steps=steps))
+    write_text_atomic(
+        html_path, render_html(rows, pq, baseline=baseline, title=title, alpha=alpha, steps=steps, overlap=overlap)
+    )
+    return md_path, html_path

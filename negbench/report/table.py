@@ -1,0 +1,231 @@
+"""The leaderboard's table model: one row per configuration (mean and CI over seeds), its metric, budget and
+cost columns, and the cell formatters the markdown, HTML and terminal renderers share."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from negbench.config.metrics import parse_metric
+from negbench.report.stats import (
+    CONFIG_KEYS,
+    Significance,
+    t_half_width,
+    with_config_labels,
+)
+
+__all__ = [
+    "BUDGET_COLUMNS",
+    "COST_COLUMNS",
+    "GPU_COLUMNS",
+    "MEMORY_FALLBACKS",
+    "aggregate",
+    "cost_columns",
+    "escape_md",
+    "fmt_batch",
+    "fmt_delta",
+    "format_value",
+    "has_budget_changes",
+    "has_gpu",
+    "mark_cell",
+    "memory_fallback_used",
+    "metric_columns",
+    "number",
+    "with_cost_fallbacks",
+]
+
+
+# Value columns averaged over seeds (each with ``_std`` and ``_ci``); missing ones (old stores) are skipped.
+COST_COLUMNS = [
+    "train_examples_per_s",
+    "mine_s",
+    "refresh_s",
+    "train_s",
+    "eval_s",
+    "total_s",
+    "train_peak_rss_mb",
+    "eval_peak_rss_mb",
+    "train_peak_gpu_mb",
+    "eval_peak_gpu_mb",
+    "peak_rss_mb",
+    "peak_gpu_mb",
+]
+
+
+# The data budget of a run, aggregated over seeds without intervals (how: polars aggregation).
+BUDGET_COLUMNS = {
+    "steps": "mean",
+    "examples_seen": "mean",
+    "mean_batch_size": "mean",
+    "min_batch_size": "min",
+    "max_batch_size": "max",
+    "steps_per_epoch": "mean",
+    "examples_per_epoch": "mean",
+}
+
+
+# Training peak memory falls back to the whole-run peak of rows recorded before train / eval were split.
+MEMORY_FALLBACKS = {"train_peak_rss_mb": "peak_rss_mb", "train_peak_gpu_mb": "peak_gpu_mb"}
+
+
+GPU_COLUMNS = ("train_peak_gpu_mb", "eval_peak_gpu_mb", "peak_gpu_mb")
+
+
+def metric_columns(rows: pl.DataFrame) -> list[str]:
+    out = []
+    for col in rows.columns:
+        try:
+            parse_metric(col)
+        except ValueError:
+            continue
+        out.append(col)
+    return out
+
+
+def with_cost_fallbacks(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` whose ``train_peak_*_mb`` fall back to the old whole-run ``peak_*_mb`` where missing."""
+    for new, old in MEMORY_FALLBACKS.items():
+        if old in rows.columns:
+            col = pl.col(new).cast(pl.Float64) if new in rows.columns else pl.lit(None, dtype=pl.Float64)
+            rows = rows.with_columns(pl.coalesce(col, pl.col(old).cast(pl.Float64)).alias(new))
+    return rows
+
+
+def memory_fallback_used(rows: pl.DataFrame) -> bool:
+    """True when some row has a whole-run peak but no training peak (it predates the train / eval split)."""
+    for new, old in MEMORY_FALLBACKS.items():
+        if old in rows.columns:
+            missing = pl.col(new).is_null() if new in rows.columns else pl.lit(True)
+            if rows.select((missing & pl.col(old).is_not_null()).any()).item():
+                return True
+    return False
+
+
+def has_gpu(rows: pl.DataFrame) -> bool:
+    """Whether any row has a GPU memory value (then GPU columns are shown)."""
+    return any((v or 0) > 0 for c in GPU_COLUMNS if c in rows.columns for v in rows[c].cast(pl.Float64).to_list())
+
+
+def has_budget_changes(rows: pl.DataFrame) -> bool:
+    """Whether any row's data budget differs from the shared one (then a ``budget`` column is shown)."""
+    if "budget" not in rows.columns:
+        return False
+    return any(b not in (None, "", "equal") for b in rows["budget"].cast(pl.String).to_list())
+
+
+def cost_columns(rows: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """``(header, aggregate column, digits)`` of the cost columns a leaderboard of ``rows`` shows."""
+    cols = [
+        ("train ex/s", "train_examples_per_s", 1),
+        ("mine s", "mine_s", 1),
+        ("train s", "train_s", 1),
+        ("total s", "total_s", 1),
+        ("train RSS MB", "train_peak_rss_mb", 0),
+        ("eval RSS MB", "eval_peak_rss_mb", 0),
+    ]
+    if has_gpu(rows):
+        cols += [("train GPU MB", "train_peak_gpu_mb", 0), ("eval GPU MB", "eval_peak_gpu_mb", 0)]
+    return cols
+
+
+def aggregate(rows: pl.DataFrame) -> pl.DataFrame:
+    """Mean over seeds (and run count) of metrics and costs per configuration: dataset × model × strategy ×
+    ``config_key`` (never pooled across configurations), with its display ``label`` (see
+    :func:`negbench.report.stats.with_config_labels`).
+
+    Each value column ``c`` comes with ``c_std`` (sample std over seeds) and ``c_ci`` (half-width of the
+    95% Student-t confidence interval of the mean; NaN with fewer than two seeds). Budget columns
+    (``steps``, ``examples_seen``, batch sizes) are means (``min_batch_size``: min, ``max_batch_size``: max);
+    ``budget`` is the configuration's declared budget. ``train_peak_*_mb`` fall back to ``peak_*_mb``.
+    """
+    rows = with_cost_fallbacks(with_config_labels(rows))
+    ok = rows.filter(pl.col("status") == "ok")
+    metrics = metric_columns(rows)
+    keys = [*CONFIG_KEYS, "label"]
+    aggs = [pl.len().alias("seeds")]
+    values = metrics + [c for c in COST_COLUMNS if c in rows.columns]
+    for col in values:
+        aggs.append(pl.col(col).cast(pl.Float64).mean().alias(col))
+        aggs.append(pl.col(col).cast(pl.Float64).std().alias(f"{col}_std"))
+        aggs.append(pl.col(col).cast(pl.Float64).count().alias(f"{col}_n"))
+    aggs += [
+        getattr(pl.col(c).cast(pl.Float64), how)().alias(c) for c, how in BUDGET_COLUMNS.items() if c in rows.columns
+    ]
+    if "budget" in rows.columns:
+        aggs.append(pl.col("budget").cast(pl.String).drop_nulls().first().alias("budget"))
+    table = ok.group_by(keys, maintain_order=True).agg(aggs) if not ok.is_empty() else pl.DataFrame()
+    if not table.is_empty():
+        halves = {
+            col: [t_half_width(sd, n) for sd, n in zip(table[f"{col}_std"], table[f"{col}_n"], strict=True)]
+            for col in values
+        }
+        table = table.with_columns(pl.Series(f"{col}_ci", halves[col], dtype=pl.Float64) for col in values)
+        table = table.drop([f"{col}_n" for col in values])
+    failed = (
+        rows.filter(pl.col("status") != "ok")
+        .group_by(keys, maintain_order=True)
+        .agg(pl.col("status").first().alias("failed"))
+    )
+    if table.is_empty():
+        return failed
+    if not failed.is_empty():
+        table = table.join(failed, on=keys, how="full", coalesce=True)
+    sort_by = metrics[0] if metrics else "strategy"
+    return table.sort(["dataset", "model", sort_by], descending=[False, False, True], nulls_last=True)
+
+
+def escape_md(text: object) -> str:
+    """Escape a user string for a GFM table cell: HTML, pipes, markdown punctuation, newlines."""
+    s = str(text).replace("\\", "\\\\")
+    for ch, rep in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        s = s.replace(ch, rep)
+    for ch in "|`*_[]#!":
+        s = s.replace(ch, "\\" + ch)
+    return " ".join(s.split())
+
+
+def number(value: object) -> float | None:
+    """``value`` as a finite float, or None (missing, NaN, infinite, or not a number)."""
+    if value is None:
+        return None
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def format_value(value: object, digits: int = 4, std: object = None, *, grouping: bool = False) -> str:
+    """The one number format of every report: ``digits`` decimals (thousands grouped with ``grouping``), ``± std``
+    when given, ``–`` for a missing or non-finite value."""
+    f = number(value)
+    if f is None:
+        return "–"
+    text = f"{f:,.{digits}f}" if grouping else f"{f:.{digits}f}"
+    spread = number(std)
+    if spread is not None:
+        text += f" ± {spread:.{digits}f}"
+    return text
+
+
+def fmt_batch(rec: dict) -> str:
+    """Mean / min batch size of an aggregate row, e.g. ``32.0/32`` (``–`` when not recorded)."""
+    mean, low = rec.get("mean_batch_size"), rec.get("min_batch_size")
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.1f}" + ("" if low is None or math.isnan(low) else f"/{low:.0f}")
+
+
+def fmt_delta(sig: Significance | None, digits: int = 4) -> str:
+    """``+0.0123 [+0.0050, +0.0190]``: mean paired difference vs the baseline and its bootstrap 95% CI."""
+    if sig is None or math.isnan(sig.mean_diff):
+        return "–"
+    text = f"{sig.mean_diff:+.{digits}f}"
+    if not (math.isnan(sig.ci_low) or math.isnan(sig.ci_high)):
+        text += f" [{sig.ci_low:+.{digits}f}, {sig.ci_high:+.{digits}f}]"
+    return text
+
+
+def mark_cell(sig: Significance | None) -> str:
+    return f" {sig.mark}" if sig is not None and sig.mark else ""

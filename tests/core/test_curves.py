@@ -1,0 +1,193 @@
+"""Learning curves on dev and time-to-target: curve points, storage, the test split untouched, timing."""
+
+from __future__ import annotations
+
+import time
+
+import polars as pl
+import pytest
+import torch
+
+from negbench.core.probes.curves import STEPS_SCHEMA, StepRecord, curve_steps, time_to_target
+from negbench.run.store.parquet import ResultStore
+
+
+def records_of(steps: pl.DataFrame, run_id: str, kind: str = "dev") -> list[StepRecord]:
+    """The records of one run (and kind) from a steps frame, by step."""
+    sub = steps.filter((pl.col("run_id") == run_id) & (pl.col("kind") == kind)).sort("step")
+    return [
+        StepRecord(r["kind"], r["metric"], r["step"], r["examples"], r["wall_s"], r["value"])
+        for r in sub.iter_rows(named=True)
+    ]
+
+
+def dev(points):
+    """A dev curve from (step, value) pairs: 10 examples and 1.5 s per step."""
+    return [StepRecord("dev", "dev_ndcg@10", s, 10 * s, 1.5 * s, v) for s, v in points]
+
+
+def test_curve_steps_are_even_fractions_ending_at_the_last_step():
+    assert curve_steps(100, 4) == [25, 50, 75, 100]
+    assert curve_steps(10, 4) == [3, 5, 8, 10]
+    assert curve_steps(3, 4) == [1, 2, 3]  # fewer steps than points: no duplicates
+    assert curve_steps(100, 0) == [] and curve_steps(0, 4) == []
+
+
+def test_time_to_target_of_the_runs_own_best():
+    curve = dev([(40, 0.50), (10, 0.20), (20, 0.58), (30, 0.60)])  # out of order on purpose
+    hit = time_to_target(curve, 0.95)  # target 0.57
+    assert (hit.step, hit.examples, hit.wall_s, hit.value) == (20, 200, 30.0, 0.58)
+    assert time_to_target(curve, 1.0).step == 30
+    assert time_to_target([], 0.95) is None
+
+
+def test_time_to_target_against_a_shared_best():
+    curve = dev([(10, 0.2), (20, 0.4)])
+    assert time_to_target(curve, 0.95, best=0.8) is None  # never reaches 0.76
+    assert time_to_target(curve, 0.5, best=0.8).step == 20
+    assert time_to_target(curve, 0.95).step == 20  # its own best: 0.4
+
+
+def test_steps_store_replaces_a_runs_records_atomically(tmp_path):
+    store = ResultStore(tmp_path)
+    assert store.steps().is_empty() and store.steps().schema == pl.Schema(STEPS_SCHEMA)
+    store.append_steps("r1", dev([(1, 0.1), (2, 0.2)]))
+    store.append_steps("r2", dev([(1, 0.3)]))
+    store.append_steps("r1", dev([(5, 0.5)]))
+    frame = store.steps().sort("run_id")
+    assert frame.schema == pl.Schema(STEPS_SCHEMA)
+    assert frame.select("run_id", "step").rows() == [("r1", 5), ("r2", 1)]
+    store.append_steps("r2", [])
+    assert store.steps()["run_id"].to_list() == ["r1"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def _train(ctx, tiny_model, diagnostics=None, steps=4):
+    from negbench.config.suite import ModelConfig, TrainingConfig
+    from negbench.core.models import load_model
+    from negbench.core.training.loop import train
+    from negbench.strategies.random_negatives import RandomNegatives
+
+    model = load_model(ModelConfig(spec=str(tiny_model), max_seq_length=32), "cpu")
+    cfg = TrainingConfig(max_steps=steps, batch_size=8, lr=1e-3, num_negatives=ctx.num_negatives)
+    strategy = RandomNegatives()
+    return model, train(model, ctx, strategy, cfg, device="cpu", candidates=strategy.mine(ctx), diagnostics=diagnostics)
+
+
+def test_curve_evaluation_time_is_out_of_train_s_and_of_wall_s(ctx, tiny_model):
+    from negbench.core.training.loop import Diagnostics
+
+    pause, calls = 1.0, []
+
+    def slow_dev(model):
+        assert not model.training
+        calls.append(time.perf_counter())
+        time.sleep(pause)
+        return {"ndcg@10": 0.1 * len(calls)}
+
+    before = time.perf_counter()
+    _, outcome = _train(ctx, tiny_model, Diagnostics(curve_points=4, evaluate=slow_dev))
+    total = time.perf_counter() - before
+    curve = [r for r in outcome.step_records if r.kind == "dev"]
+    assert [(r.step, r.metric, r.examples) for r in curve] == [
+        (1, "dev_ndcg@10", 8),
+        (2, "dev_ndcg@10", 16),
+        (3, "dev_ndcg@10", 24),
+        (4, "dev_ndcg@10", 32),
+    ]
+    assert outcome.diagnostics_s >= 4 * pause
+    assert outcome.train_s <= total - 4 * pause
+    for k, (record, called) in enumerate(zip(curve, calls, strict=True)):
+        assert record.wall_s <= called - before - k * pause  # earlier evaluations are not training time
+
+
+def test_diagnostics_do_not_change_what_is_trained(ctx, tiny_model):
+    from negbench.core.training.loop import Diagnostics
+
+    plain, _ = _train(ctx, tiny_model)
+    probed, outcome = _train(
+        ctx, tiny_model, Diagnostics(every=1, curve_points=2, evaluate=lambda model: {"ndcg@10": 0.0})
+    )
+    assert {r.kind for r in outcome.step_records} == {"hardness", "dev"}
+    for x, y in zip(plain.parameters(), probed.parameters(), strict=True):
+        assert torch.equal(x, y)
+
+
+@pytest.fixture
+def no_test_split_while_training(monkeypatch):
+    """Fail any read of the test split while a model trains; record the qrels each training-time score used."""
+    from negbench.data.dataset import RetrievalDataset
+    from negbench.run import final as runner
+    from negbench.run.suite import SuiteRunner
+
+    training, scored = [False], []
+    real_train, real_test, real_score = runner.train, RetrievalDataset.test, SuiteRunner.score
+
+    def guarded_train(*args, **kwargs):
+        training[0] = True
+        try:
+            return real_train(*args, **kwargs)
+        finally:
+            training[0] = False
+
+    def guarded_test(self):
+        assert not training[0], "the test split was read during training"
+        return real_test(self)
+
+    def watched_score(self, model, dataset, qrels, *args, **kwargs):
+        if training[0]:
+            assert dataset._test_qrels is None or qrels is not dataset._test_qrels
+            scored.append(qrels is dataset.dev)
+        return real_score(self, model, dataset, qrels, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train", guarded_train)
+    monkeypatch.setattr(RetrievalDataset, "test", guarded_test)
+    monkeypatch.setattr(SuiteRunner, "score", watched_score)
+    return scored
+
+
+def test_final_runs_write_dev_curves_and_hardness_to_steps_parquet(
+    tmp_path, toy_data, tiny_model, no_test_split_while_training
+):
+    from negbench.run.plan import plan_suite
+    from negbench.run.suite import SuiteRunner
+    from tests.cli.test_cli import suite_text
+
+    out = tmp_path / "out"
+    text = suite_text(
+        toy_data,
+        tiny_model,
+        out,
+        strategies=("none", "in-batch", "bm25"),
+        evaluation='metrics = ["ndcg@10", "recall@100"]\ndiagnostics_every = 2\ncurve_points = 4\n',
+    )
+    path = tmp_path / "suite.toml"
+    path.write_text(text.replace("enabled = false", "enabled = true"))
+    store = SuiteRunner(plan_suite(path)).run()
+    rows = store.rows()
+    steps = store.steps()
+    assert steps.columns == ["run_id", "kind", "metric", "step", "examples", "wall_s", "value"]
+    assert steps.schema == pl.Schema(STEPS_SCHEMA)
+    assert no_test_split_while_training and all(no_test_split_while_training)  # every curve point on dev
+    trained = rows.filter(pl.col("strategy") != "none")
+    assert set(steps["run_id"]) == set(trained["run_id"])  # "none" trains nothing: no records
+    for row in trained.iter_rows(named=True):
+        total = row["steps"]
+        curve = records_of(steps, row["run_id"], "dev")
+        assert [r.step for r in curve] == curve_steps(total, 4) and len(curve) == 4
+        assert {r.metric for r in curve} == {"dev_ndcg@10"}
+        assert [r.examples for r in curve] == [r.step * row["mean_batch_size"] for r in curve]
+        hit = time_to_target(curve, 0.95)
+        assert row["time_to_own_95_s"] == pytest.approx(hit.wall_s)
+        assert row["time_to_own_95_s"] <= row["train_s"] + row["sample_s"] + row["refresh_s"] + 1e-6
+        hardness = records_of(steps, row["run_id"], "hardness")
+        assert sorted({r.step for r in hardness}) == list(range(2, total + 1, 2))
+    # and as MLflow step metrics of each final run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{(out / 'mlflow.db').resolve()}")
+    experiment = client.get_experiment_by_name("negbench/toy")
+    finals = client.search_runs([experiment.experiment_id], "tags.kind = 'final' and tags.strategy = 'bm25'")
+    history = client.get_metric_history(finals[0].info.run_id, "dev_ndcg_at_10")
+    assert sorted(m.step for m in history) == curve_steps(trained["steps"][0], 4)
+    assert client.get_metric_history(finals[0].info.run_id, "hardness_hardest_share")

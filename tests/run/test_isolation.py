@@ -1,0 +1,139 @@
+"""Per-job process isolation: peak memory does not depend on the jobs run before; a crash fails one job."""
+
+from __future__ import annotations
+
+import os
+import signal
+from importlib.metadata import EntryPoint
+
+import numpy as np
+import polars as pl
+
+from negbench.core.registry import GROUP, Entry, Registry
+from negbench.core.strategy import Strategy
+from negbench.run.plan import plan_suite
+from negbench.run.suite import SuiteRunner
+from negbench.strategies.in_batch import InBatch
+from tests.cli.test_cli import suite_text
+
+_HELD: list[np.ndarray] = []  # what Leaky keeps alive in its process
+
+
+class Leaky(Strategy):
+    """Keeps 600 MB alive after it ran: in one shared process every later job's peak would include it."""
+
+    name = "leaky"
+
+    def setup(self, ctx):
+        _HELD.append(np.ones(600 * 2**20 // 8))
+
+
+class Crasher(Strategy):
+    """Kills its own process in its first training step (as a segfault or the OOM killer would), while the
+    trainer's temporary output directory exists."""
+
+    name = "crasher"
+
+    def on_logits(self, view):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _registry() -> Registry:
+    """A registry holding in-batch and this module's test strategies (importable by the job processes)."""
+    return _with(Leaky, Crasher)
+
+
+def _with(*classes: type[Strategy]) -> Registry:
+    reg = Registry()
+    reg._entries = {}
+    for cls in (InBatch, *classes):
+        target = f"{cls.__module__}:{cls.__qualname__}"
+        reg._entries[cls.name] = (EntryPoint(cls.name, target, GROUP), Entry(cls.name, target, None, cls=cls))
+    return reg
+
+
+def _run(tmp_path, toy_data, tiny_model, strategies: str, isolation: str = "process") -> pl.DataFrame:
+    text = suite_text(toy_data, tiny_model, tmp_path / "out", strategies=(), isolation=isolation) + strategies
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return SuiteRunner(plan_suite(path, reg=_registry())).run().rows()
+
+
+def test_peak_memory_does_not_depend_on_job_order(tmp_path, toy_data, tiny_model):
+    """The same strategy first and last (different labels) around a job that leaves 600 MB behind."""
+    rows = _run(
+        tmp_path,
+        toy_data,
+        tiny_model,
+        """
+[[strategies]]
+name = "in-batch"
+label = "first"
+[[strategies]]
+name = "leaky"
+[[strategies]]
+name = "in-batch"
+label = "last"
+""",
+    )
+    peak = {r["strategy"]: r["train_peak_rss_mb"] for r in rows.iter_rows(named=True)}
+    assert set(rows["status"]) == {"ok"}
+    assert peak["leaky"] > peak["first"] + 400  # the leak is real and measured in its own job
+    assert abs(peak["last"] - peak["first"]) <= 0.10 * peak["first"], peak
+
+
+def test_a_crashed_job_becomes_a_failed_row_and_the_suite_goes_on(tmp_path, toy_data, tiny_model):
+    rows = _run(
+        tmp_path,
+        toy_data,
+        tiny_model,
+        """
+[[strategies]]
+name = "crasher"
+[[strategies]]
+name = "in-batch"
+""",
+    )
+    by = {r["strategy"]: r for r in rows.iter_rows(named=True)}
+    assert by["crasher"]["status"] == "failed: crashed (SIGKILL)"  # the board shows the status column
+    assert "signal SIGKILL (9)" in by["crasher"]["error"]
+    assert by["in-batch"]["status"] == "ok"
+    assert not list((tmp_path / "out").glob(".negbench-train-*"))  # removed when the crash row was written
+
+
+class Exiter(Strategy):
+    """Calls sys.exit(0) while mining: the job used to end with no row and count as a success; then as a
+    "crashed" row with no reason. The guard around strategy code fails its row, naming the exit."""
+
+    name = "exiter"
+
+    def mine(self, ctx):
+        raise SystemExit(0)
+
+
+def test_a_strategy_that_exits_0_is_a_failed_row(tmp_path, toy_data, tiny_model, monkeypatch):
+    monkeypatch.setattr("tests.run.test_isolation._registry", lambda: _with(Exiter))
+    rows = _run(tmp_path, toy_data, tiny_model, '[[strategies]]\nname = "exiter"\n[[strategies]]\nname = "in-batch"\n')
+    by = {r["strategy"]: r for r in rows.iter_rows(named=True)}
+    assert by["exiter"]["status"] == "failed: SystemExit" and "sys.exit(0)" in by["exiter"]["error"]
+    assert by["in-batch"]["status"] == "ok"
+
+
+def test_job_processes_are_as_quiet_as_the_suite_process(tmp_path, toy_data, tiny_model):
+    """A spawned job used to print transformers' "Loading weights" bars the suite process had turned off."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    suite = tmp_path / "s.toml"
+    suite.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("in-batch",), isolation="process"))
+    done = subprocess.run(
+        [sys.executable, "-m", "negbench", "run", str(suite), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NEGBENCH_VERBOSE": ""},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Loading weights" not in done.stderr and "Computing widget examples" not in done.stderr, done.stderr
