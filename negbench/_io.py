@@ -71,7 +71,7 @@ def owned_temporary_dir(parent: str | Path | None) -> Iterator[str]:
     whoever outlives this process can remove it at once (:func:`negbench.run.lock.remove_temporaries_of`);
     removed on exit."""
     with tempfile.TemporaryDirectory(dir=parent, prefix=TRAIN_TMP_PREFIX) as path:
-        (Path(path) / OWNER_FILE).write_text(json.dumps(this_process().as_dict()), encoding="utf-8")
+        write_text_atomic(Path(path) / OWNER_FILE, json.dumps(this_process().as_dict()))  # never half a file
         yield path
 
 
@@ -97,14 +97,19 @@ class ProcessIdentity:
         return all(a is None or b is None or a == b for a, b in pairs)
 
 
-def start_ticks(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot; field 22 of ``/proc/<pid>/stat``), or None."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None without such a process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
-    return int(fields[19])
+    return stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
+
+
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot; field 22 of ``/proc/<pid>/stat``), or None."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def pid_namespace() -> int | None:
@@ -123,9 +128,9 @@ def is_alive(identity: ProcessIdentity) -> bool | None:
     (another host, another pid namespace, or no start time to tell a reused pid from it)."""
     if identity.host != socket.gethostname() or identity.pidns is None or identity.pidns != pid_namespace():
         return None
-    started = start_ticks(identity.pid)
-    if started is None:
+    fields = _stat(identity.pid)
+    if fields is None or fields[0] in ("Z", "X"):  # gone, or exited and not yet reaped (a zombie)
         return False
     if identity.started is None:
         return None
-    return started == identity.started
+    return int(fields[19]) == identity.started

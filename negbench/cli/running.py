@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -66,11 +67,15 @@ def worker(
     quiet_libraries(verbose)
     plan = _plan_with_storage(suite, storage)
     heartbeat_s, grace_s = heartbeat or plan.suite.tuning.heartbeat_s, grace or plan.suite.tuning.grace_s
+    source = {
+        "grace": "--grace" if grace else "[tuning] grace_s",
+        "beat": "--heartbeat" if heartbeat else "[tuning] heartbeat_s",
+    }
     require(
         grace_s >= 2 * heartbeat_s,
-        "--grace",
-        f"must be at least twice the heartbeat ({grace_s:g} s < 2 × {heartbeat_s:g} s): a live worker's claims "
-        "would be taken over between two of its heartbeats",
+        "--grace" if grace else "--heartbeat",
+        f"the grace ({source['grace']} = {grace_s:g} s) must be at least twice the heartbeat ({source['beat']} = "
+        f"{heartbeat_s:g} s): a live worker's claims would be taken over between two of its heartbeats",
     )
     if gpus:
         _spawn_gpu_workers(plan, suite, storage, gpus, heartbeat, grace)
@@ -152,9 +157,14 @@ def _spawn_gpu_workers(plan, suite: Path, storage: str | None, gpus: str, heartb
         if value is not None:
             args += [flag, str(value)]
     procs = [subprocess.Popen(args, env={**os.environ, "CUDA_VISIBLE_DEVICES": g}) for g in ids]
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        raise typer.Exit(max(codes))
+    codes: dict[int, int] = {}
+    while len(codes) < len(procs):  # reap each worker as it ends: a dead one must not linger as a zombie, which
+        for proc in procs:  # the others would take for a live worker (negbench._io.is_alive)
+            if proc.pid not in codes and proc.poll() is not None:
+                codes[proc.pid] = proc.returncode
+        time.sleep(0.2)
+    if any(codes.values()):
+        raise typer.Exit(max(codes.values()))
 
 
 @app.command()

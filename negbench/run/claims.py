@@ -141,7 +141,7 @@ class ClaimBoard:
                         )
                         .values(heartbeat=time.time())
                     )
-            except sa.exc.SQLAlchemyError as exc:
+            except Exception as exc:  # any failure: this thread must outlive it, or the claims go stale
                 log.warning("claim heartbeat failed (retrying in %.1f s): %s", self.heartbeat_s, exc)
 
     # ------------------------------------------------------------------------------ claims

@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.markup import escape
@@ -47,6 +48,22 @@ def _die_with_parent() -> None:
     """Linux: the kernel kills this process when its parent dies (a SIGKILLed suite leaves no orphan job)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _die_with_suite(lifeline) -> None:
+    """Kill this job process as soon as the suite process is gone, however it ended (SIGKILL included).
+
+    A job process is forked by the fork server, so the kernel's parent-death signal follows the server, which
+    outlives a killed suite while any job process holds its pipe. The suite instead holds the only write end of
+    ``lifeline``; its read end here sees EOF exactly when the suite process ends (or closes it, after this job
+    has ended), and this process then kills itself."""
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv_bytes()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="negbench-lifeline", daemon=True).start()
 
 
 class JobRunner(Protocol):
@@ -83,8 +100,10 @@ def _child(
     conn,
     environ: dict[str, str],
     cwd: str,
+    lifeline,
 ) -> None:
     _die_with_parent()
+    _die_with_suite(lifeline)
     # as a spawned child would: the suite process's environment and directory now, not the fork server's
     os.environ.clear()
     os.environ.update(environ)
@@ -159,14 +178,26 @@ def run_isolated(runner: JobRunner, job: Job, indices: tuple[int, int, int], par
     before = _rows(runner, pending)
     ctx = job_context()
     receive, send = ctx.Pipe(duplex=False)
+    lifeline, alive = ctx.Pipe(duplex=False)  # the suite holds the only write end (see _die_with_suite)
     proc = ctx.Process(
         target=_child,
-        args=(type(runner), runner.plan, indices, parent_run, runner.progress, send, dict(os.environ), os.getcwd()),
+        args=(
+            type(runner),
+            runner.plan,
+            indices,
+            parent_run,
+            runner.progress,
+            send,
+            dict(os.environ),
+            os.getcwd(),
+            lifeline,
+        ),
         name=f"negbench job {job.name}",
     )
     proc.start()
     child = ProcessIdentity(socket.gethostname(), proc.pid, start_ticks(proc.pid), pid_namespace())
     send.close()
+    lifeline.close()
     try:
         proc.join()
     except KeyboardInterrupt:  # the child got the Ctrl-C too: let it re-queue its trial and close its runs
@@ -175,6 +206,8 @@ def run_isolated(runner: JobRunner, job: Job, indices: tuple[int, int, int], par
     except BaseException:  # SIGTERM (the child did not get it) or anything else: stop the child, then go
         _stop(proc, wait_s=0)
         raise
+    finally:
+        alive.close()  # the child has ended (joined or stopped): its lifeline may go
     try:  # a message only if the child raised a user error; EOF (the child closed its end) otherwise
         message = receive.recv() if receive.poll() else None
     except EOFError:

@@ -97,3 +97,18 @@ def test_a_failed_heartbeat_is_retried_instead_of_ending_the_thread(tmp_path, mo
     assert len(failures) == 3 and a._thread.is_alive()
     assert b.claim("u") is None  # a's beats resumed: its claim is not stale
     a.stop()
+
+
+def test_an_exited_process_not_yet_reaped_is_dead():
+    """A zombie (exited, its parent not waiting yet) used to count as alive: a killed `--gpus` worker's runs and
+    directories stayed until every other worker had ended."""
+    import subprocess
+
+    from negbench._io import is_alive, pid_namespace, start_ticks
+
+    child = subprocess.Popen(["sleep", "0.1"])
+    me = ProcessIdentity(socket.gethostname(), child.pid, start_ticks(child.pid), pid_namespace())
+    time.sleep(0.6)  # exited, not reaped
+    assert is_alive(me) is False
+    child.wait()
+    assert is_alive(me) is False

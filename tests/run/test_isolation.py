@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import subprocess
+import sys
+import time
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -137,3 +143,58 @@ def test_job_processes_are_as_quiet_as_the_suite_process(tmp_path, toy_data, tin
     )
     assert done.returncode == 0, done.stderr
     assert "Loading weights" not in done.stderr and "Computing widget examples" not in done.stderr, done.stderr
+
+
+class Sleeper(InBatch):
+    """Writes its job process's pid to ``$NEGBENCH_TEST_PID_FILE``, then sleeps in setup."""
+
+    name = "sleeper"
+
+    def setup(self, ctx):
+        Path(os.environ["NEGBENCH_TEST_PID_FILE"]).write_text(str(os.getpid()))
+        time.sleep(300)
+
+
+def sleeper_cli() -> None:
+    """``negbench`` with :class:`Sleeper` registered (a subprocess cannot see a test's registry)."""
+    import negbench.run.plan
+    from negbench.cli import app
+
+    original = negbench.run.plan.plan_suite
+    negbench.run.plan.plan_suite = lambda path: original(path, reg=_with(Sleeper))
+    app(sys.argv[1:])
+
+
+def test_a_suite_killed_with_sigkill_leaves_no_job_process(tmp_path, toy_data, tiny_model):
+    """Job processes come from a fork server, so the kernel's parent-death signal followed the server, which a
+    job process kept alive: SIGKILL of the suite process alone left the job (and the server) running."""
+    from negbench._io import ProcessIdentity, is_alive, pid_namespace, start_ticks
+
+    suite = tmp_path / "suite.toml"
+    suite.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("sleeper",), isolation="process"))
+    pid_file = tmp_path / "job.pid"
+    code = "from tests.run.test_isolation import sleeper_cli; sleeper_cli()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "run", str(suite), "--no-progress"],
+        env={**os.environ, "NEGBENCH_TEST_PID_FILE": str(pid_file)},
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 240
+        while not pid_file.is_file() and time.time() < deadline:
+            time.sleep(0.1)
+        assert pid_file.is_file(), "the job process never started"
+        pid = int(pid_file.read_text())
+        job = ProcessIdentity(socket.gethostname(), pid, start_ticks(pid), pid_namespace())
+        os.kill(proc.pid, signal.SIGKILL)  # the suite process alone, not its process group
+        proc.wait()
+        deadline = time.time() + 30
+        while is_alive(job) and time.time() < deadline:
+            time.sleep(0.1)
+        assert is_alive(job) is False, "the job process outlived the suite"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -252,7 +252,10 @@ def test_a_grace_shorter_than_two_heartbeats_is_refused(tmp_path, toy_data, tiny
     suite = tmp_path / "suite.toml"
     suite.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("none",)))
     result = cli.invoke(app, ["worker", str(suite), "--heartbeat", "10", "--grace", "1"])
-    assert result.exit_code == 2 and "--grace: must be at least twice the heartbeat" in result.output
+    assert result.exit_code == 2 and "--grace: the grace (--grace = 1 s) must be at least twice" in result.output
+    result = cli.invoke(app, ["worker", str(suite), "--heartbeat", "40"])  # the grace comes from [tuning]
+    assert result.exit_code == 2
+    assert "--heartbeat: the grace ([tuning] grace_s = 60 s) must be at least twice the heartbeat" in result.output
     suite.write_text(suite.read_text() + "\n[tuning]\nheartbeat_s = 10\ngrace_s = 5\n")
     result = cli.invoke(app, ["validate", str(suite)])
     assert result.exit_code == 2 and "grace_s must be at least twice heartbeat_s" in result.output
