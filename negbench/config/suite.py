@@ -76,7 +76,7 @@ class SuiteSection(_Strict):
     baseline: str = "in-batch"
     data_dirs: list[str] = Field(default_factory=list)
     cache_dir: str | None = None
-    # "process": each job (its trials and seeds) runs in a fresh spawned process, so its peak memory does not
+    # "process": each job (its trials and seeds) runs in a fresh process of its own, so its peak memory does not
     # depend on the jobs before it and a crash fails that job only; "none": all in this process (debugging)
     isolation: Literal["process", "none"] = "process"
 

@@ -1,7 +1,8 @@
-"""One job in a fresh spawned process: its memory is its own, and a crash fails that job only.
+"""One job in a fresh process of its own: its memory is its own, and a crash fails that job only.
 
-The suite process spawns a child per job (dataset × model × strategy); the child re-loads the dataset,
-tunes and trains every pending seed, and appends its rows to the store itself (atomic, locked writes).
+The suite process starts a child per job (dataset × model × strategy), forked by :func:`job_context`'s server
+and killed when the suite process ends however it ends; the child re-loads the dataset, tunes and trains every
+pending seed, and appends its rows to the store itself (atomic, locked writes).
 A user error in the child (a bad config found late) comes back through a pipe and is raised in the parent
 as the same one-line error; an interrupt ends the child with 130 (its running trial re-queued) and is raised
 as ``KeyboardInterrupt``. Strategy code that raises or calls ``sys.exit`` fails its trial or row in the child
@@ -170,7 +171,7 @@ def _stop(proc, wait_s: float) -> None:
 
 
 def run_isolated(runner: JobRunner, job: Job, indices: tuple[int, int, int], parent_run: str | None) -> None:
-    """Run ``job`` in a spawned child of ``runner``'s process; record a crash as failed rows."""
+    """Run ``job`` in a child process of its own; record a crash as failed rows."""
     pending = runner.pending_seeds(job)
     if not pending:
         runner.say(f"[dim]skip {escape(job.name)}: every seed already finished[/dim]")

@@ -6,7 +6,7 @@ status and the suite goes on. Finished rows are skipped on a rerun (keyed by ``r
 
 Fairness (DESIGN.md): every run's data budget is fixed up front (:mod:`negbench.core.budget`); a job's key
 (:func:`negbench.run.plan.job_key`) holds everything that changes its result, code revision included, so an
-edited suite or harness never reuses a stale study or row; each job runs in a fresh spawned process
+edited suite or harness never reuses a stale study or row; each job runs in a fresh process
 (``[suite] isolation``) so its peak memory is its own; costs are split the same way for every strategy (mine,
 sample, refresh, train, eval).
 """
