@@ -25,6 +25,7 @@ from negbench.report.table import (
     fmt_delta,
     format_value,
     has_budget_changes,
+    leaderboard_header,
     mark_cell,
     memory_fallback_used,
     metric_columns,
@@ -70,18 +71,7 @@ def leaderboard_markdown(
         here = labelled.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
         base = baseline_config(here, baseline)
         lines += [f"## {escape_md(dataset)} · {escape_md(model)}", ""]
-        header = [
-            "strategy",
-            "seeds",
-            *metrics,
-            *(["Δ vs baseline"] if show_delta else []),
-            "steps",
-            "examples",
-            "batch mean/min",
-            *(["budget"] if show_budget else []),
-            *[h for h, _, _ in costs],
-            "status",
-        ]
+        header = leaderboard_header(metrics, costs, show_delta=show_delta, show_budget=show_budget)
         lines.append("| " + " | ".join(escape_md(h) for h in header) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
         lines += [

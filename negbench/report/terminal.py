@@ -6,7 +6,15 @@ import polars as pl
 from rich.table import Table
 from rich.text import Text
 
-from negbench.report.table import aggregate, cost_columns, fmt_batch, format_value, has_budget_changes, metric_columns
+from negbench.report.table import (
+    aggregate,
+    cost_columns,
+    fmt_batch,
+    format_value,
+    has_budget_changes,
+    leaderboard_header,
+    metric_columns,
+)
 
 __all__ = ["rich_table"]
 
@@ -17,19 +25,7 @@ def rich_table(rows: pl.DataFrame, title: str = "negbench") -> Table:
     metrics = metric_columns(rows)
     show_budget = has_budget_changes(rows)
     costs = cost_columns(rows)
-    heads = [
-        "dataset",
-        "model",
-        "strategy",
-        "seeds",
-        *metrics,
-        "steps",
-        "examples",
-        "batch mean/min",
-        *(["budget"] if show_budget else []),
-        *[h for h, _, _ in costs],
-        "status",
-    ]
+    heads = ["dataset", "model", *leaderboard_header(metrics, costs, show_budget=show_budget)]
     for col in heads:
         left = col in {"dataset", "model", "strategy", "budget", "status"}
         table.add_column(col, justify="left" if left else "right")

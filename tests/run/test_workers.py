@@ -117,7 +117,8 @@ def write_suite(tmp_path, name, toy_data, tiny_model, trials: int) -> Path:
     return path
 
 
-def start_workers(suite: Path, url: str, n: int) -> list[subprocess.Popen]:
+def start_workers(suite: Path, url: str, n: int, *extra: str) -> list[subprocess.Popen]:
+    """``n`` worker processes on ``suite`` (heartbeat 0.5 s, grace 4 s), each with the ``extra`` arguments."""
     cmd = [
         sys.executable,
         "-m",
@@ -130,6 +131,7 @@ def start_workers(suite: Path, url: str, n: int) -> list[subprocess.Popen]:
         "0.5",
         "--grace",
         "4",
+        *extra,
     ]
     return [
         subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -241,24 +243,7 @@ def check_finished_store(out: Path) -> None:
 
 def start_together(suite: Path, db: Path, n: int, gpus: bool) -> list[subprocess.Popen]:
     if gpus:  # one command, one worker per id (CUDA_VISIBLE_DEVICES; on a CPU machine every worker uses the CPU)
-        cmd = [
-            sys.executable,
-            "-m",
-            "negbench",
-            "worker",
-            str(suite),
-            "--storage",
-            f"sqlite:///{db}",
-            "--gpus",
-            ",".join(str(i) for i in range(n)),
-            "--heartbeat",
-            "0.5",
-            "--grace",
-            "4",
-        ]
-        return [
-            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        ]
+        return start_workers(suite, f"sqlite:///{db}", 1, "--gpus", ",".join(str(i) for i in range(n)))
     return start_workers(suite, f"sqlite:///{db}", n)
 
 
