@@ -269,9 +269,12 @@ def _create_once(database: Path, artifacts: str) -> None:
 
 
 def _check_migrated(database: Path) -> None:
-    """A one-line error when ``database`` holds a half-finished schema migration (it would break every run)."""
+    """A one-line error when ``database`` holds a half-finished schema migration (it would break every run).
+
+    Opened read-write (``mode=rw`` never creates a file): a writer killed mid-transaction leaves a hot journal that
+    SQLite rolls back on the first read, which a read-only connection cannot do."""
     try:
-        with contextlib.closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True)) as conn:
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
         raise NegbenchError(

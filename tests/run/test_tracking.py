@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -186,7 +188,7 @@ def test_the_tracking_store_is_readable_as_the_umask_allows(tmp_path):
 
 
 def test_a_hash_in_the_output_path_is_not_read_as_a_uri_fragment(tmp_path):
-    """The half-migration check built `file:<path>?mode=ro` unescaped: `exp#2` opened `exp` (created it, or
+    """The half-migration check built `file:<path>?mode=...` unescaped: `exp#2` opened `exp` (created it, or
     reported a healthy store as unreadable)."""
     from negbench.config.suite import TrackingConfig
     from negbench.run.tracking import Tracker
@@ -195,3 +197,40 @@ def test_a_hash_in_the_output_path_is_not_read_as_a_uri_fragment(tmp_path):
     for _ in range(2):
         Tracker(TrackingConfig(enabled=True), out, "x").start()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp#2"]
+
+
+def test_a_store_left_by_a_killed_writer_is_opened_and_rolled_back(tmp_path):
+    """A run SIGKILLed mid-write leaves a hot ``mlflow.db-journal``. The half-migration check opened the file
+    read-only, SQLite could not roll the journal back, and the next run stopped with "not a readable tracking
+    database (attempt to write a readonly database)" (CI, tests/run/test_resume.py::test_sigkill_then_resume)."""
+    from negbench.config.suite import TrackingConfig
+    from negbench.run.tracking import Tracker
+
+    Tracker(TrackingConfig(enabled=True), tmp_path, "x").start()
+    database = tmp_path / "mlflow.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA cache_size = 1")
+        (before,) = conn.execute("SELECT group_concat(name) FROM experiments").fetchone()
+    with sqlite3.connect(database) as conn:
+        conn.execute("PRAGMA cache_size = 1")
+        conn.execute("CREATE TABLE filler (x BLOB)")
+        conn.executemany("INSERT INTO filler VALUES (randomblob(4000))", [()] * 200)
+    child = mp.get_context("fork").Process(target=_write_many_then_die, args=(str(database),))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == -signal.SIGKILL
+    assert (tmp_path / "mlflow.db-journal").stat().st_size > 0, "no hot journal was left: the test proves nothing"
+    Tracker(TrackingConfig(enabled=True), tmp_path, "x").start()
+    with sqlite3.connect(database) as conn:
+        (after,) = conn.execute("SELECT group_concat(name) FROM experiments").fetchone()
+    assert after == before
+
+
+def _write_many_then_die(database: str) -> None:
+    conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA cache_size = 1")  # pages spill to the file before commit, so the journal is hot
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("UPDATE experiments SET name = name || '-half-written'")
+    conn.execute("UPDATE filler SET x = randomblob(4000)")
+    os.kill(os.getpid(), signal.SIGKILL)
