@@ -110,9 +110,10 @@ class StrategyConformance:
 
     @pytest.fixture(scope="class")
     def toy(self, tmp_path_factory) -> tuple[Path, Path, Path]:
-        root = tmp_path_factory.mktemp("conformance")
-        data, model = toy_setup(root)
-        return data, model, root / "cache"
+        """The toy corpus and tiny encoder, built once per test process and shared by every strategy's class
+        (read-only); each class gets its own embedding cache."""
+        data, model = toy_setup(tmp_path_factory.getbasetemp() / "conformance-toy")
+        return data, model, tmp_path_factory.mktemp("conformance") / "cache"
 
     def context(self, toy, seed: int = 0) -> Context:
         data, model, cache = toy

@@ -38,26 +38,36 @@ def _wait_for(path: Path, timeout: float = 180) -> None:
     raise AssertionError(f"{path} never appeared")
 
 
+def _wait_for_training(out: Path, first: subprocess.Popen, timeout: float = 180) -> None:
+    """Until the first run's second job trains (its training directory exists beside its first row)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and first.poll() is None:
+        if (out / "results.parquet").is_file() and any(out.glob(".negbench-train-*")):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the first run never started training its second job")
+
+
 def test_second_run_on_one_output_directory_is_refused_and_the_first_finishes_intact(tmp_path, toy_data, tiny_model):
     out = tmp_path / "out"
     suite = tmp_path / "suite.toml"
     suite.write_text(
-        suite_text(toy_data, tiny_model, out, strategies=("none", "in-batch"), extra="max_steps = 300")
-    )  # slow enough for the second run to start meanwhile
+        suite_text(toy_data, tiny_model, out, strategies=("none", "in-batch"), extra="max_steps = 60")
+    )  # the second run is refused within a second (in-process): the first's job need not be long
     cmd = [sys.executable, "-m", "negbench", "run", str(suite), "--no-progress"]
     first = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(out / "results.parquet")  # its first job ("none") is done; the second ("in-batch") trains
-        second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+        _wait_for_training(out, first)
+        second = cli.invoke(app, ["run", str(suite), "--no-progress"])
         still_running = first.poll() is None
         _, stderr = first.communicate(timeout=600)
     finally:
         if first.poll() is None:
             first.kill()
     assert still_running, "the first run finished before the second was refused: make its job slower"
-    assert second.returncode == 2, second.stderr
-    lines = second.stderr.strip().splitlines()
-    assert len(lines) == 1, second.stderr
+    assert second.exit_code == 2, second.output
+    lines = second.output.strip().splitlines()
+    assert len(lines) == 1, second.output
     assert lines[0].startswith(f"error: {out}: output directory is in use by negbench run pid {first.pid} on host ")
     assert "negbench worker" in lines[0]
     assert first.returncode == 0, stderr[-3000:]
@@ -65,7 +75,7 @@ def test_second_run_on_one_output_directory_is_refused_and_the_first_finishes_in
     rows = pl.read_parquet(out / "results.parquet")
     assert sorted(rows["strategy"].to_list()) == ["in-batch", "none"]
     assert (rows["status"] == "ok").all()
-    assert rows.filter(pl.col("strategy") == "in-batch")["steps"].to_list() == [300]
+    assert rows.filter(pl.col("strategy") == "in-batch")["steps"].to_list() == [60]
     assert set(pl.read_parquet(out / "per_query.parquet")["run_id"]) == set(rows["run_id"])
 
 
