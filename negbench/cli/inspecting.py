@@ -50,7 +50,8 @@ def plan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: a list of jobs.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Dry run: per job the steps and examples per epoch, batch sizes, budget and training runs SUITE makes."""
+    """Dry run: per job the steps and examples per epoch, batch sizes, coverage (the smallest share of epochs in
+    which a training example is trained), budget and training runs SUITE makes."""
     quiet_libraries(verbose)
     from rich.markup import escape
     from rich.table import Table
@@ -75,6 +76,7 @@ def plan_command(
             "epochs",
             "steps",
             "runs",
+            "coverage",
             "budget",
         ]
         for col in columns:
@@ -89,16 +91,28 @@ def plan_command(
                 str(job.get("epochs", "–")),
                 str(job.get("total_steps", "–")),
                 str(job["training_runs"]),
+                _coverage_cell(job),
                 escape(job["error"] or job["budget"]),
             )
         out.print(table)
         runs = sum(job["training_runs"] for job in jobs)
         out.print(f"{len(jobs)} job(s), {runs} training run(s)")
+        for job in jobs:
+            if job.get("coverage_note"):
+                out.print(f"coverage of {job['strategy']} on {job['dataset']}: {job['coverage_note']}", markup=False)
     if any(job["error"] for job in jobs):
         for job in jobs:
             if job["error"]:
                 typer.echo(f"error: {suite}: strategy {job['strategy']!r}: {job['error']}", err=True)
         raise typer.Exit(2)
+
+
+def _coverage_cell(job: dict) -> str:
+    """The smallest share of epochs an example is trained in, with the examples left out of each epoch."""
+    if job.get("coverage") is None:
+        return "–"
+    left = job.get("left_out_per_epoch") or 0
+    return f"{job['coverage']:.2f}" + (f" ({left} out/epoch)" if left else "")
 
 
 @app.command()

@@ -5,7 +5,9 @@ A run's :class:`Budget` is fixed before training from the number of training exa
 size and what the strategy declares (:meth:`Strategy.examples_per_epoch`, :meth:`Strategy.budget_reason`):
 ``steps_per_epoch = examples_per_epoch // batch_size``. Each epoch the trainer takes the first
 ``steps_per_epoch`` full batches the composer returns; the trailing remainder (fewer than ``batch_size``
-examples, in short batches) is dropped, the same way for every strategy. A composer that cannot fill that
+examples, in short batches) is dropped, the same way for every strategy. Which examples form the remainder of
+negbench's own random batches rotates across epochs (:func:`negbench.core.batching.rotate_remainder`, applied
+before :func:`enforce`); a composer's coverage is measured. A composer that cannot fill that
 many batches, returns a batch larger than ``batch_size`` or repeats an example is refused with a
 :class:`BudgetError` rather than silently trained on.
 """
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from negbench.config.suite import TrainingConfig
     from negbench.core.strategy import Strategy
 
-__all__ = ["EQUAL", "Budget", "budget_for", "enforce", "steps_run"]
+__all__ = ["EQUAL", "Budget", "budget_for", "enforce", "overrides", "steps_run"]
 
 EQUAL = "equal"
 
@@ -43,9 +45,10 @@ def budget_for(
 ) -> Budget:
     """The budget of ``strategy`` on ``n_examples`` training examples under ``training``.
 
-    Differences by design are named: the strategy's own declaration (e.g. RS2's fraction) and any training
-    setting that changes the examples seen relative to the suite's ``[training]`` (batch size, epochs,
-    max_steps; e.g. ``large-batch``'s batch size).
+    Differences by design are named: the strategy's own declaration (e.g. RS2's fraction) and every training
+    setting that differs from ``suite_training`` (the suite's ``[training]``, with a tuning trial's values when
+    tuned: those are tuned for every strategy alike), e.g. ``large-batch``'s batch size or a strategy's own
+    ``scale``, ``num_negatives`` or ``lr``.
     """
     available = int(strategy.examples_per_epoch(n_examples))
     if not 0 < available <= n_examples:
@@ -59,13 +62,19 @@ def budget_for(
         )
     reasons = [r for r in [strategy.budget_reason()] if r]
     if suite_training is not None:
-        for key in ("batch_size", "epochs", "max_steps"):
-            mine, base = getattr(training, key), getattr(suite_training, key)
-            if mine != base:
-                reasons.append(f"{key} {mine} (suite: {base})")
+        reasons += overrides(training, suite_training)
     return Budget(
         training.batch_size, steps, steps * training.batch_size, available, "; ".join(reasons) if reasons else EQUAL
     )
+
+
+def overrides(training: TrainingConfig, reference: TrainingConfig) -> list[str]:
+    """``"lr 3e-05 (suite: 2e-05)"`` for every training setting of ``training`` that differs from ``reference``."""
+    return [
+        f"{key} {getattr(training, key)} (suite: {getattr(reference, key)})"
+        for key in type(training).model_fields
+        if getattr(training, key) != getattr(reference, key)
+    ]
 
 
 def steps_run(training: TrainingConfig, budget: Budget) -> int:

@@ -1,8 +1,10 @@
 """BEIR-layout datasets: loading with clear errors, dev split carving, subsets and fingerprints.
 
 A dataset directory holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``,
-``text``) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``). Qrels are read lazily per
-split, so the test split is not even parsed until the final evaluation asks for it.
+``text``) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``). Loading reads the test file only
+for which queries and documents it names (to keep test twins out of training and to draw subsets, see
+:mod:`negbench.data.subset`) and keeps none of it: the test qrels are parsed, strictly, when the final
+evaluation asks for them.
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import numpy as np
-
 from negbench.config.suite import DatasetConfig, FalseNegatives
-from negbench.data.beir import Corpus, Qrels, file_digest, read_corpus, read_lines, read_qrels, read_queries
+from negbench.data.beir import Corpus, Qrels, file_digest, read_corpus, read_qrels, read_queries
 from negbench.data.false_negatives import Plant, plant_false_negatives
 from negbench.data.sources import resolve_source
 from negbench.data.splits import carve_dev, limit_queries, query_key
+from negbench.data.subset import (
+    SHARE_BOUND,
+    DataAudit,
+    draw_subset,
+    drop_test_twins,
+    read_test_rows,
+    relevant,
+    test_only_share,
+)
 from negbench.errors import DataError
 
 __all__ = ["RetrievalDataset", "TrainingExample", "load_dataset"]
@@ -60,6 +69,7 @@ class RetrievalDataset:
     planting: FalseNegatives | None = None
     base_fingerprint: str = ""  # the fingerprint without planting (pairs runs with and without it)
     _eval_corpus: Corpus | None = None
+    audit: DataAudit = field(default_factory=DataAudit)  # test twins dropped, a subset's test-only share
 
     def __post_init__(self) -> None:
         self.base_fingerprint = self.base_fingerprint or self.fingerprint
@@ -133,49 +143,41 @@ def load_dataset(
 ) -> RetrievalDataset:
     """Load a BEIR directory into train/dev splits (test sealed), applying the suite's subset limits.
 
-    ``require_train=False`` (zero-shot evaluation) accepts a dataset without training qrels.
+    Train and dev lose the twins of test queries, and a ``max_corpus`` subset keeps its share of test-only
+    documents near the full corpus's (:mod:`negbench.data.subset`); :attr:`RetrievalDataset.audit` says what
+    was done. ``require_train=False`` (zero-shot evaluation) accepts a dataset without training qrels.
     """
     root = resolve_source(cfg, data_dirs)
     warnings: Counter = Counter()
     corpus = read_corpus(root / "corpus.jsonl", warnings)
     queries = read_queries(root / "queries.jsonl", warnings)
     qrels_dir = root / "qrels"
-    train_path = qrels_dir / f"{cfg.train_split}.tsv"
-    if not require_train and not train_path.is_file():
-        train, dev = {}, {}
-    else:
-        train = read_qrels(train_path, corpus.index, queries, warnings)
-    if train and cfg.dev_split:
-        dev = read_qrels(qrels_dir / f"{cfg.dev_split}.tsv", corpus.index, queries, warnings)
-        dev_keys = {query_key(q, queries) for q in dev}  # a twin of a dev query is a dev query too
-        kept = {q: d for q, d in train.items() if query_key(q, queries) not in dev_keys}
-        if dropped := sum(q not in dev for q in train) - len(kept):
-            warnings["train query with the text of a dev query"] += dropped
-        train = kept
-    elif train:
-        train, dev = carve_dev(train, queries, cfg.dev_fraction)
-    train = limit_queries(train, cfg.max_train_queries, "train", queries)
-    dev = limit_queries(dev, cfg.max_dev_queries, "dev", queries)
     test_path = qrels_dir / f"{cfg.test_split}.tsv"
-    if not test_path.is_file():
-        raise DataError("missing qrels file", file=test_path)
-
-    keep_docs: list[int] | None = None
+    train, dev, test_rows, twins = _splits(cfg, qrels_dir, test_path, corpus, queries, warnings, require_train)
+    full = (len(corpus), len(train), len(dev), len(test_rows))
+    full_share = test_only_share(test_rows, relevant(train), len(corpus))  # the full dataset's
+    train = limit_queries(train, cfg.max_train_queries, "train", queries)
+    trained = relevant(train)  # what the run trains on: documents it pulls toward a query
+    dev = limit_queries(dev, cfg.max_dev_queries, "dev", queries)
+    allowed = limit_queries(test_rows, cfg.max_test_queries, "test", queries)
+    test_ids, draw = set(allowed), None
     if cfg.max_corpus is not None and cfg.max_corpus < len(corpus):
-        # Subsets keep every document judged for the kept queries, then fill with a fixed sample.
-        # The test split's documents are kept too, reading only its document ids.
-        test_docs = _test_doc_ids(test_path, cfg.max_test_queries, queries, corpus.index)
-        needed = {d for split in (train, dev) for docs in split.values() for d in docs} | test_docs
-        needed_idx = sorted(corpus.index[d] for d in needed if d in corpus.index)
-        rest = np.setdiff1d(np.arange(len(corpus)), needed_idx)
-        rng = np.random.default_rng(0)
-        fill = max(0, cfg.max_corpus - len(needed_idx))
-        keep_docs = sorted(needed_idx + rng.choice(rest, size=min(fill, len(rest)), replace=False).tolist())
-        corpus = Corpus([corpus.ids[i] for i in keep_docs], [corpus.texts[i] for i in keep_docs])
+        draw = draw_subset(corpus.index, (train, dev), test_rows, allowed, trained, cfg.max_corpus, full_share, queries)
+        test_ids = draw.test_ids
+        corpus = Corpus([corpus.ids[i] for i in draw.keep_docs], [corpus.texts[i] for i in draw.keep_docs])
+    audit = DataAudit(
+        test_twins_dropped=tuple(twins),
+        test_only_share=test_only_share({q: test_rows[q] for q in test_ids}, trained, len(corpus)),
+        test_only_share_full=full_share,
+        subset=_describe(full, (len(corpus), len(train), len(dev), len(test_ids))),
+        test_queries_cut=draw.test_queries_cut if draw else None,
+        corpus_for_all=draw.corpus_for_all if draw else None,
+    )
 
     files = [root / "corpus.jsonl", root / "queries.jsonl", *sorted(p for p in qrels_dir.glob("*.tsv") if p.is_file())]
     subset = f"{cfg.train_split}|{cfg.dev_split}|{cfg.dev_fraction}|{cfg.test_split}|{cfg.max_corpus}|" + (
-        f"{cfg.max_train_queries}|{cfg.max_dev_queries}|{cfg.max_test_queries}|splits by query text"
+        f"{cfg.max_train_queries}|{cfg.max_dev_queries}|{cfg.max_test_queries}|splits by query text|"
+        f"no test twins|test-only share within {SHARE_BOUND}x, fill without test-judged documents"
     )
     digest = file_digest(files)
     base_fingerprint = hashlib.sha256(f"{digest}|{subset}".encode()).hexdigest()[:16]
@@ -189,11 +191,9 @@ def load_dataset(
 
     def load_test() -> Qrels:
         test_warnings: Counter = Counter()
-        test = limit_queries(
-            read_qrels(test_path, corpus.index, queries, test_warnings), cfg.max_test_queries, "test", queries
-        )
+        test = read_qrels(test_path, corpus.index, queries, test_warnings)
         warnings.update(test_warnings)
-        return test
+        return {q: docs for q, docs in test.items() if q in test_ids}
 
     dataset = RetrievalDataset(
         name=cfg.display_name,
@@ -208,18 +208,52 @@ def load_dataset(
         planting=cfg.false_negatives if planted else None,
         base_fingerprint=base_fingerprint,
         _eval_corpus=corpus if planted else None,
+        audit=audit,
     )
     for what, count in warnings.items():
         log.warning("%s: %d %s(s) skipped", root, count, what)
     return dataset
 
 
-def _test_doc_ids(path: Path, max_queries: int | None, queries: dict[str, str], corpus_ids: dict[str, int]) -> set[str]:
-    """Document ids of the test queries the final evaluation will keep (same rows and limit as it)."""
-    rows: dict[str, set[str]] = {}
-    for _, line in read_lines(path, "qrels"):
-        parts = [p.strip() for p in line.rstrip("\n").split("\t")]
-        if len(parts) == 3 and parts[2].lstrip("-").isdigit() and parts[0] in queries and parts[1] in corpus_ids:
-            rows.setdefault(parts[0], set()).add(parts[1])
-    kept = limit_queries({q: {} for q in rows}, max_queries, "test", queries)  # type: ignore[arg-type]
-    return {d for q in kept for d in rows[q]}
+def _splits(
+    cfg: DatasetConfig,
+    qrels_dir: Path,
+    test_path: Path,
+    corpus: Corpus,
+    queries: dict[str, str],
+    warnings: Counter,
+    require_train: bool,
+) -> tuple[Qrels, Qrels, Qrels, list[str]]:
+    """Train and dev (carved or read) without the twins of test queries, the test file's judgements (read for
+    their ids: the final evaluation reads them again, strictly) and the ids of the train/dev queries dropped."""
+    train_path = qrels_dir / f"{cfg.train_split}.tsv"
+    train: Qrels = {}
+    if require_train or train_path.is_file():
+        train = read_qrels(train_path, corpus.index, queries, warnings)
+    if not test_path.is_file():
+        raise DataError("missing qrels file", file=test_path)
+    test_rows = read_test_rows(test_path, queries, corpus.index)
+    train, twins = drop_test_twins(train, test_rows, queries)
+    if train and cfg.dev_split:
+        dev = read_qrels(qrels_dir / f"{cfg.dev_split}.tsv", corpus.index, queries, warnings)
+        dev, dev_twins = drop_test_twins(dev, test_rows, queries)
+        twins = sorted({*twins, *dev_twins})
+        dev_keys = {query_key(q, queries) for q in dev}  # a twin of a dev query is a dev query too
+        kept = {q: d for q, d in train.items() if query_key(q, queries) not in dev_keys}
+        if dropped := sum(q not in dev for q in train) - len(kept):
+            warnings["train query with the text of a dev query"] += dropped
+        train = kept
+    elif train:
+        train, dev = carve_dev(train, queries, cfg.dev_fraction)
+    else:
+        dev = {}
+    return train, dev, test_rows, twins  # the twins are reported by the audit's notes (validate, the row)
+
+
+def _describe(full: tuple[int, ...], kept: tuple[int, ...]) -> str | None:
+    """What a subset kept, e.g. ``1,000 of 5,183 documents, 400 of 728 train, 81 of 81 dev and 62 of 300 test
+    queries``; None when the limits kept everything."""
+    if kept == full:
+        return None
+    docs, train, dev, test = (f"{k:,} of {f:,}" for k, f in zip(kept, full, strict=True))
+    return f"{docs} documents, {train} train, {dev} dev and {test} test queries"

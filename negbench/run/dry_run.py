@@ -2,23 +2,28 @@
 
 Per job (dataset × model × strategy): the data budget (steps and examples per epoch, batch sizes), whether
 it differs by design and why, and how many training runs the suite makes for it (tuning trials + seeds).
-Every job's first epoch is composed as training will compose it (batch composers — ``tas-b``, ``ngame``,
-``rs2``, plugins — are set up for it; the others get negbench's random batches), so a composition that
-breaks the budget rule (a composer emitting small batches, or data whose queries have so many positives
-that the batches cannot be filled) is reported here rather than after hours of training.
+Every epoch of the run (of its first seed) is composed as training will compose it (batch composers — ``tas-b``,
+``ngame``, ``rs2``, plugins — are set up for it; the others get negbench's random batches), so a composition
+that breaks the budget rule (a composer emitting small batches, or data whose queries have so many positives
+that the batches cannot be filled) is reported here rather than after hours of training, and the run's
+**coverage** is known: the smallest share of the epochs in which any training example is trained
+(:class:`~negbench.core.batching.Coverage`), with the examples left out per epoch and, where the coverage is
+below 1, why. A composer that refreshes from the model being trained (``ngame``, ``dss``) is composed from its
+state at setup: what its refreshed epochs will hold cannot be known before training.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from negbench.core.batching import random_batches
-from negbench.core.budget import BudgetError, enforce, steps_run
+from negbench.core.batching import Coverage, clash_keys, compose_epoch
+from negbench.core.budget import Budget, BudgetError, steps_run
+from negbench.core.context import Context
 from negbench.core.setup import epochs_run, run_context
 from negbench.core.strategy import Strategy
 from negbench.errors import NegbenchError
 
-__all__ = ["composes", "dry_run"]
+__all__ = ["compose_run", "composes", "coverage_note", "dry_run"]
 
 
 def composes(strategy: Strategy) -> bool:
@@ -59,6 +64,9 @@ def dry_run(runner) -> list[dict[str, Any]]:
                         epochs=0,
                         total_steps=0,
                         dropped_examples=0,
+                        coverage=None,
+                        left_out_per_epoch=0,
+                        coverage_note=None,
                         budget="no training",
                     )
                     out.append(record)
@@ -77,10 +85,7 @@ def dry_run(runner) -> list[dict[str, Any]]:
                     )
                     if composes(strategy):
                         strategy.setup(ctx)
-                        batches, who = strategy.batches(ctx, 0), spec.cls.name
-                    else:
-                        batches, who = random_batches(ctx, 0), f"{spec.cls.name} (negbench's random batches)"
-                    trained = enforce(batches, budget, len(examples), who, 0)
+                    trained, coverage = compose_run(ctx, strategy, budget)
                 except (BudgetError, NegbenchError, ValueError) as exc:
                     message = exc.one_line() if isinstance(exc, NegbenchError) else str(exc)
                     record.update(error=message, budget="violates the budget rule")
@@ -96,7 +101,56 @@ def dry_run(runner) -> list[dict[str, Any]]:
                     epochs=epochs_run(training, budget),
                     total_steps=steps_run(training, budget),
                     dropped_examples=budget.available - budget.examples_per_epoch,
+                    coverage=coverage.share,
+                    left_out_per_epoch=len(examples) - budget.examples_per_epoch,
+                    coverage_note=coverage_note(ctx, budget, coverage),
                     budget=budget.reason,
                 )
                 out.append(record)
     return out
+
+
+def compose_run(ctx: Context, strategy: Strategy, budget: Budget) -> tuple[list[list[int]], Coverage]:
+    """Every epoch of ``ctx``'s run composed as training composes it: epoch 0's trained batches and the run's
+    coverage. Raises :class:`BudgetError` for an epoch that breaks the budget rule."""
+    coverage = Coverage.of(ctx)
+    first: list[list[int]] = []
+    for epoch in range(coverage.epochs):
+        trained = compose_epoch(ctx, strategy, budget, epoch)
+        coverage.add(epoch, trained)
+        first = first or trained
+    return first, coverage
+
+
+def coverage_note(ctx: Context, budget: Budget, coverage: Coverage) -> str | None:
+    """Why the coverage is below 1: the examples the budget leaves out per epoch, and what keeps an example
+    out of more epochs than that requires (a query or document with more examples than an epoch has batches)."""
+    n, epochs = len(ctx.examples), coverage.epochs
+    if coverage.share >= 1.0:
+        return None
+    notes = []
+    left_out = n - budget.examples_per_epoch
+    if left_out:
+        why = "by design" if budget.available < n else f"{n} is not a multiple of batch_size {budget.batch_size}"
+        notes.append(f"{left_out} of {n} examples left out per epoch ({why})")
+    if budget.steps_per_epoch * epochs > coverage.total_steps:
+        notes.append(f"max_steps {coverage.total_steps} ends the last of {epochs} epochs early")
+    if coverage.share < coverage.best:
+        notes.append(f"the best this budget allows is {coverage.best:.2f}")
+        groups: dict[tuple[str, object], int] = {}
+        for i in range(n):
+            for key in clash_keys(ctx, i):
+                groups[key] = groups.get(key, 0) + 1
+        key, size = max(groups.items(), key=lambda item: item[1])
+        if size > budget.steps_per_epoch:
+            what = "query" if key[0] in ("q", "qt") else "positive document"
+            notes.append(
+                f"a {what} has {size} examples, more than the {budget.steps_per_epoch} batches of an epoch "
+                f"(examples of one query or positive cannot share a batch)"
+            )
+        low = coverage.least_trained()
+        notes.append(
+            f"{len(low)} example(s) trained in {min(coverage.trained)} of {epochs} epochs, "
+            f"e.g. query {ctx.examples[low[0]].query_id!r}"
+        )
+    return "; ".join(notes)

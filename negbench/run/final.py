@@ -89,6 +89,7 @@ class FinalStage:
             git_rev=self.git_rev,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **planting_columns(job.dataset),
+            **job.dataset.audit.columns(),
         )
 
     def record_crash(
@@ -114,12 +115,15 @@ class FinalStage:
         on_epoch_end=None,
         diagnostics: Diagnostics | None = None,
         guide: MiningServices | None = None,
+        tuned: dict | None = None,
     ) -> FitResult:
         """Mine and train one model (on the train split only), within the run's data budget; ``guide`` is the
-        teacher's services (:meth:`guide_services`), whose use is charged to the run like the base model's."""
+        teacher's services (:meth:`guide_services`), whose use is charged to the run like the base model's;
+        ``tuned``: the training values a tuning trial chose (not a departure from the suite's budget)."""
         examples = dataset.training_examples("train")
+        reference = self.suite.training.model_copy(update=tuned or {})
         try:
-            budget, ctx = run_context(strategy, dataset, examples, services, training, self.suite.training, seed, guide)
+            budget, ctx = run_context(strategy, dataset, examples, services, training, reference, seed, guide)
         except ConfigError as exc:  # this strategy's settings cannot make one full batch: fail this run only
             raise BudgetError(f"strategy {strategy.name!r} {strategy.params}: {exc.one_line()}") from None
         model = load_model(model_cfg, device)
@@ -269,6 +273,7 @@ class FinalStage:
                     seed,
                     diagnostics=self.diagnostics_for(dataset, model_cfg),
                     guide=self.guide_services(dataset, model_cfg, spec, device),
+                    tuned=tuned.training,
                 )
             model, corpus_emb, o = fit.model, None, fit.outcome
             reached = time_to_target(dev_curve(o.step_records), 0.95)
@@ -286,6 +291,7 @@ class FinalStage:
                 steps_per_epoch=fit.budget.steps_per_epoch,
                 examples_per_epoch=fit.budget.examples_per_epoch,
                 budget=fit.budget.reason,
+                coverage=o.coverage,
                 planted_fn_inbatch_share=o.planted_fn_inbatch_share,
             )
         else:

@@ -88,6 +88,7 @@ class TuningStage:
                             seed,
                             on_epoch_end=epoch_end if training.epochs > 1 else None,
                             guide=self.guide_services(dataset, model_cfg, spec, device),
+                            tuned=training_values,
                         )
                         value = self.score(fit.model, dataset, dataset.dev, [cfg.metric], model_cfg).metrics[cfg.metric]
                 except (BudgetError, NegbenchError) as exc:

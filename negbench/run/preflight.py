@@ -9,7 +9,9 @@ created on disk.
 - every model (resolvable, a loadable config and tokenizer) and its device (known, and present);
 - every dataset: all splits parsed, test qrels included (parsed, checked and discarded: tuning never holds
   them), tuning's dev split present, sizes against each strategy's ``batch_size`` and ``num_negatives``,
-  and queries shared between the training and test splits (reported as notes: BEIR datasets have some).
+  and, as notes, what loading did to keep the test split apart: train/dev queries dropped because their text
+  is a test query's (BEIR datasets have some), and a subset's share of documents relevant only to test queries
+  against the full corpus's (:mod:`negbench.data.subset`).
 
 Every problem is one :class:`~negbench.errors.NegbenchError` naming the suite file and the field.
 """
@@ -26,7 +28,6 @@ from typing import TYPE_CHECKING
 from negbench.core.budget import budget_for
 from negbench.core.models import resolve_model
 from negbench.data.dataset import RetrievalDataset, load_dataset
-from negbench.data.splits import query_key
 from negbench.errors import ConfigError, DataError, ModelError, NegbenchError
 from negbench.run.tuning import edges
 
@@ -96,10 +97,10 @@ def load_suite_dataset(plan: Plan, index: int) -> RetrievalDataset:
 
 
 def check_dataset(plan: Plan, index: int, dataset: RetrievalDataset) -> list[str]:
-    """Test split, dev split for tuning, sizes per strategy; returns notes (shared train/test queries)."""
+    """Test split, dev split for tuning, sizes per strategy; returns notes (test twins dropped, subset shares)."""
     suite, path, where = plan.suite, plan.path, f"datasets[{index}]"
     try:
-        test_ids = dataset.test_query_ids()
+        dataset.test_query_ids()  # parsed and checked, then discarded
     except NegbenchError as exc:
         raise type(exc)(exc.message, file=exc.file or path, field=f"{where}.test_split") from None
     if not dataset.train:
@@ -136,16 +137,7 @@ def check_dataset(plan: Plan, index: int, dataset: RetrievalDataset) -> list[str
                 raise ConfigError(
                     f"{spec.label!r}: {exc.message}", file=path, field=f"strategies[{spec.index}].training.batch_size"
                 ) from None
-    notes = []
-    train_ids = set(dataset.train) | set(dataset.dev)
-    shared_ids = train_ids & test_ids
-    shared_text = {query_key(q, dataset.queries) for q in train_ids} & {query_key(q, dataset.queries) for q in test_ids}
-    if shared_ids or shared_text:
-        notes.append(
-            f"{dataset.name}: {len(shared_ids)} query id(s) and {len(shared_text)} query text(s) are in "
-            "both the training and the test split"
-        )
-    return notes
+    return dataset.audit.notes(dataset.name)
 
 
 def _space_edges(spec, name: str) -> list[int]:

@@ -1,22 +1,39 @@
-"""``adversarial``: imposter negatives made by perturbing the positive's embedding within a norm bound.
+"""``adversarial``: CLAPS imposters (a small perturbation of the positive that lowers its score) as an extra
+hard negative, and optionally CLAPS distant targets (a large one that keeps its score) as an extra positive.
 
 Reference:
     Lee, Lee, Hwang 2021, "Contrastive Learning with Adversarial Perturbations for Conditional Text
-    Generation" (CLAPS), ICLR 2021 (arXiv:2012.07280): "imposters", small perturbations of the target's
-    representation that are hard negatives because they stay close to it.
+    Generation" (CLAPS), ICLR 2021 (arXiv:2012.07280). An *imposter* adds to the target's hidden states a
+    small perturbation ``δ = −ε·g/‖g‖``, ``g = ∇ log p(y|x)``, that *lowers* the target's likelihood: close
+    to the target, yet a negative. A *distant target* adds a large perturbation (``η > ε``) that pushes the
+    target away from the source (ascent on the contrastive loss) while a KL term keeps its likelihood high:
+    far from the target, yet a positive.
 
-For row ``i`` with normalised query ``q`` and positive ``d⁺``, an imposter is ``normalise(d⁺ + δ)`` with
-``‖δ‖ ≤ epsilon``, ``δ`` found by ``steps`` steps of projected (normalised) gradient ascent on
-``cos(q, normalise(d⁺ + δ))``: the perturbation of the positive that most increases its similarity to the
-query. The imposter is added to the row's softmax as one extra logit (``scale · cos(q, imposter)``), so the
-model must rank its positive above a near-copy that the query prefers; ``weight`` > 0 scales the imposter's
-column in the denominator (``log weight`` added to its logit; 1 is a plain negative).
+Imposter (always on). For row ``i`` with unit query ``q``, unit positive ``p`` and score ``s = cos(q, p)``,
+the normalised gradient of ``cos(q, ·)`` on the sphere at ``p`` is the unit tangent ``t`` towards ``q``.
+The imposter is the geodesic step against it, ``u = cos θ·p − sin θ·t`` (score ``cos(arccos s + θ)``), with
+θ set so the score drops by ``epsilon·|s − m|``, ``m`` the row's median active negative score (in-batch
+and mined columns). A row whose positive beats its median negative gets an imposter strictly between the
+two, and the imposter adds at most ``log(1 + weight·exp(−scale·epsilon·(s − m)))`` to that row's loss: it
+vanishes as the row's margin grows (no floor). It enters as one extra logit ``scale·cos(q, u)`` (plus
+``log weight``); θ and ``t`` carry no gradient (CLAPS treats ``δ`` as a constant), ``u`` keeps the gradient
+of ``p`` and the logit that of ``q``.
 
-The perturbation is searched without gradient to the model (CLAPS perturbs hidden states the same way);
-the imposter's logit keeps the gradient of the query and of ``d⁺`` through ``normalise(d⁺ + δ)``.
-Departures: CLAPS perturbs a seq2seq decoder's hidden states to *decrease* the target's likelihood and adds
-"distant targets" as extra positives; here the perturbation acts on the embedding of a bi-encoder in the
-direction the issue asks for (towards the query), and only imposters are added.
+Distant target (``distant_weight`` > 0; off by default). ``v``, the gradient of the batch's InfoNCE with
+respect to ``p`` (CLAPS' ascent direction: towards the other queries that score ``p`` as a negative), is
+restricted to the directions that leave ``cos(q, ·)`` unchanged; ``p + eta·v̂`` is then projected back
+onto ``q``'s level set ``cos(q, ·) = s``. That is CLAPS' KL constraint made exact: a bi-encoder's likelihood
+of the target is its score. The distant target joins the positive in the row's numerator (the target
+column's logit becomes ``logaddexp(s_p, s_d + log distant_weight)``, the multiple-positive InfoNCE of
+MIL-NCE, Miech et al. 2020); a second softmax column would floor the loss at the target's entropy.
+
+Departures from the paper: perturbations act on a bi-encoder's unit embeddings, not a seq2seq decoder's
+hidden states; the imposter's radius is set per row in score units relative to the row's margin (a fixed
+radius on the unit sphere, with a fixed scale and no learned projection head to stretch it, would floor the
+loss at ``log(1 + exp(−scale·Δ))`` and shrink ``Δ`` to ``≈ ε²/2`` as the positive aligns with the query);
+the step is exact (closed form) rather than one linearised gradient step; there is no MLE or KL term, the
+level-set projection stands in for the KL; distant targets are off by default so the row isolates the
+imposter (CLAPS' full method uses both).
 """
 
 from __future__ import annotations
@@ -25,49 +42,93 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.distributions import FloatDistribution
 
 from negbench.strategy import LogitView, Strategy
 
-__all__ = ["Adversarial", "AdversarialParams", "imposters"]
+__all__ = ["Adversarial", "AdversarialParams", "batch_ascent", "distant_targets", "imposters", "median_negative"]
+
+_TINY = 1e-6
 
 
 @dataclass(frozen=True)
 class AdversarialParams:
-    epsilon: float = 0.1
-    steps: int = 3
-    weight: float = 1.0
+    epsilon: float = 0.25  # imposter: the fraction of the row's margin over its median negative it drops
+    weight: float = 1.0  # the imposter's weight in the softmax denominator (1: a plain negative)
+    distant_weight: float = 0.0  # the distant target's weight in the numerator (0: no distant target)
+    eta: float = 1.0  # distant target: norm of the large perturbation before the level-set projection
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.epsilon <= 2.0:
-            raise ValueError(f"epsilon must be in (0, 2] (a distance between unit vectors), got {self.epsilon}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not 0.0 < self.epsilon < 1.0:
+            raise ValueError(f"epsilon must be in (0, 1) (a fraction of the row's margin), got {self.epsilon}")
         if not 0.0 < self.weight <= 100.0:
             raise ValueError(f"weight must be in (0, 100], got {self.weight}")
+        if not 0.0 <= self.distant_weight <= 100.0:
+            raise ValueError(f"distant_weight must be in [0, 100] (0: off), got {self.distant_weight}")
+        if not 0.0 < self.eta <= 2.0:
+            raise ValueError(f"eta must be in (0, 2] (a distance between unit vectors), got {self.eta}")
 
 
-def imposters(query: torch.Tensor, positive: torch.Tensor, epsilon: float, steps: int) -> torch.Tensor:
-    """``(B, d)`` perturbations ``δ`` (‖δ‖ ≤ epsilon) of each normalised positive that increase its cosine to
-    its query: projected gradient ascent with step ``2·epsilon/steps``, no gradient to the inputs."""
-    q, p = query.detach().float(), positive.detach().float()
-    delta = torch.zeros_like(p)
-    step = 2.0 * epsilon / steps
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        with torch.enable_grad():
-            score = (q * F.normalize(p + delta, dim=-1)).sum()
-            (grad,) = torch.autograd.grad(score, delta)
-        with torch.no_grad():
-            delta = delta + step * F.normalize(grad, dim=-1)
-            norm = delta.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            delta = delta * torch.clamp(epsilon / norm, max=1.0)
-    return delta.detach().to(positive.dtype)
+def median_negative(view: LogitView) -> torch.Tensor:
+    """``(B,)`` each row's median cosine over its active negative columns (0 for a row without any)."""
+    cos = view.logits.detach().float() / view.scale
+    median = cos.masked_fill(~view.negative_mask(), float("nan")).nanmedian(dim=1).values
+    return torch.nan_to_num(median, nan=0.0)
+
+
+def imposters(query: torch.Tensor, positive: torch.Tensor, median: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """``(B, d)`` CLAPS imposters: each unit positive rotated away from its query along the normalised gradient
+    of their cosine, so its score drops by ``epsilon·|score − median|``; gradient flows through ``positive``."""
+    q, p = query.detach().double(), positive.detach().double()
+    score = (q * p).sum(-1).clamp(-1.0, 1.0)
+    goal = (score - epsilon * (score - median.double()).abs()).clamp(-1.0, 1.0)
+    off_axis = q - score[:, None] * p
+    length = off_axis.norm(dim=-1)
+    flat = length < 1e-4  # q = p: no tangent; then u = cos θ·p with θ = arccos(goal) scores `goal`
+    toward = torch.where(flat[:, None], torch.zeros_like(q), off_axis / length.clamp_min(_TINY)[:, None])
+    start = torch.where(flat, torch.zeros_like(score), torch.arccos(score))
+    theta = (torch.arccos(goal) - start).clamp_min(0.0)[:, None]
+    cos, sin = torch.cos(theta).to(positive.dtype), torch.sin(theta).to(positive.dtype)
+    return cos * positive - sin * toward.to(positive.dtype)
+
+
+def distant_targets(query: torch.Tensor, positive: torch.Tensor, ascent: torch.Tensor, eta: float) -> torch.Tensor:
+    """``(B, d)`` CLAPS distant targets: ``positive + eta·v̂`` projected back onto ``cos(query, ·) = score``,
+    ``v̂`` the part of ``ascent`` that leaves the score unchanged; a rotation about the query, so the score and
+    its gradient are the positive's. A positive equal to its query, or no such direction, is kept as is."""
+    q, p, g = query.detach().double(), positive.detach().double(), ascent.detach().double()
+    score = (q * p).sum(-1, keepdim=True)
+    off_axis = p - score * q
+    radius = off_axis.norm(dim=-1, keepdim=True)
+    w = off_axis / radius.clamp_min(_TINY)
+    v = g - (g * q).sum(-1, keepdim=True) * q
+    v = v - (v * w).sum(-1, keepdim=True) * w
+    size = v.norm(dim=-1, keepdim=True)
+    moves = size > 1e-12 * g.norm(dim=-1, keepdim=True)
+    phi = torch.where(moves, torch.atan(eta / radius.clamp_min(_TINY)), torch.zeros_like(radius))
+    v = torch.where(moves, v / size.clamp_min(1e-300), torch.zeros_like(v))
+    turn = (torch.cos(phi) - 1.0) * w + torch.sin(phi) * v  # rotates w towards v by φ; fixes q
+    along = (positive * w.to(positive.dtype)).sum(-1, keepdim=True)  # the positive's off-axis length
+    return positive + along * turn.to(positive.dtype)
+
+
+def batch_ascent(view: LogitView) -> torch.Tensor:
+    """``(B, d)`` the gradient of the view's InfoNCE with respect to each row's positive, up to a positive
+    factor and its own query's term (which the level-set projection removes): ``Σ_{k≠i} P_k,t(i)·q_k``,
+    ``P`` the rows' softmax over all their columns (float64: the weights may be tiny, only their
+    direction counts)."""
+    logits = view.logits.detach().double().masked_fill(view.mask, float("-inf"))
+    if view.extra_logits is not None:
+        logits = torch.cat([logits, view.extra_logits.detach().double()], dim=1)
+    probs = torch.softmax(logits, dim=1)[:, : view.logits.shape[1]]
+    weights = probs[:, view.target].clone()  # (rows k, positives i)
+    weights.fill_diagonal_(0.0)
+    return weights.T @ view.query.detach().double()
 
 
 class Adversarial(Strategy):
-    """One norm-bounded imposter of the positive per row, as an extra negative logit."""
+    """A CLAPS imposter of the positive per row as an extra negative; optionally a distant target as an
+    extra positive."""
 
     name = "adversarial"
     citation = (
@@ -79,21 +140,27 @@ class Adversarial(Strategy):
     @classmethod
     def search_space(cls):
         return {
-            "epsilon": FloatDistribution(0.01, 0.5, log=True),
-            "steps": IntDistribution(1, 5),
+            "epsilon": FloatDistribution(0.05, 0.75),
             "weight": FloatDistribution(0.1, 1.0, log=True),
         }
 
     def on_logits(self, view: LogitView) -> LogitView:
         rows = torch.arange(len(view.target), device=view.docs.device)
         positive = view.docs[view.target]
-        delta = imposters(view.query, positive, self.params.epsilon, self.params.steps)
-        imposter = F.normalize(positive + delta, dim=-1)
+        median = median_negative(view)
+        imposter = imposters(view.query, positive, median, self.params.epsilon)
         logits = view.scale * (view.query * imposter).sum(dim=-1, keepdim=True)
         if self.params.weight != 1.0:
             logits = logits + math.log(self.params.weight)
         with torch.no_grad():
-            self.state["imposter_minus_positive"] = float(
-                (logits.squeeze(1) - view.logits[rows, view.target]).mean() / view.scale
-            )
-        return view.add_negatives(logits)
+            score = (view.query * imposter).sum(-1).float()
+            self.state["imposter_minus_positive"] = float((score - view.logits[rows, view.target] / view.scale).mean())
+            self.state["imposter_minus_median"] = float((score - median).mean())
+        out = view.add_negatives(logits)
+        if self.params.distant_weight == 0.0:
+            return out
+        distant = distant_targets(view.query, positive, batch_ascent(out), self.params.eta)
+        extra = view.scale * (view.query * distant).sum(dim=-1) + math.log(self.params.distant_weight)
+        merged = view.logits.clone()
+        merged[rows, view.target] = torch.logaddexp(view.logits[rows, view.target], extra.to(view.logits.dtype))
+        return out.replace(logits=merged)

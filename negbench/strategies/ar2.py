@@ -1,58 +1,69 @@
-"""``ar2``: an adversarial retriever–ranker pair; the retriever fits the ranker's distribution over its own
-hard candidates.
+"""``ar2``: an adversarial retriever–ranker pair; a ranker picks the positive out of a group of the retriever's own
+top candidates, and the retriever fits the ranker's distribution over that group.
 
 Reference:
     Zhang et al. 2022, "Adversarial Retriever-Ranker for Dense Text Retrieval" (AR2), ICLR 2022
-    (arXiv:2110.03611); reference code: microsoft/SimXNS (co-training scripts).
+    (arXiv:2110.03611); reference code: microsoft/AR2 (``wiki/co_training_wiki_train.py``), microsoft/SimXNS.
 
-AR2 plays a minimax game: the retriever (the dual encoder being trained) retrieves candidate negatives from
-its own top-k, the ranker (a cross-encoder) learns to pick the positive among them (cross-entropy over
-``{d⁺} ∪ D⁻``), and the retriever is trained toward the ranker's distribution over the same candidates
-(a KL / soft-target term), so it retrieves what the ranker cannot yet tell apart. Here:
+AR2 plays a minimax game over a *candidate group* per query, ``D_q = {d⁺} ∪ D⁻``: ``D⁻`` is 15 documents drawn at
+random from the retriever's own top 100 (labelled positives removed), re-retrieved as the retriever trains. The
+ranker (a cross-encoder) learns by cross-entropy over the group's softmax to put the positive first; the retriever
+is trained toward the ranker's distribution over the same group (a KL / soft-target term over the group's softmax,
+``p_θ(d | q, D_q)``), so it learns to rank what the ranker cannot yet tell apart. Here:
 
-* candidates are ``ance``'s: ranks ``range_min..range_max`` of the retriever's own dense top-k, re-mined with the
-  model under training every ``refresh_every`` steps (the base model's list before the first refresh);
+* the group is the row's positive and ``group_size`` documents drawn (seeded per example and step, without
+  replacement) from the retriever's top ``top_k`` (labelled positives removed; topped up at random when the corpus
+  is too small), independent of the suite's ``num_negatives``. The top ``top_k`` is mined with ``ance``'s list: the
+  base model's before the first refresh, the model under training's every ``refresh_every`` steps; ``ance``'s
+  window (``range_min..range_max``) still gives the suite's ``num_negatives`` columns;
 * the ranker is initialised from the base model's transformer with a fresh linear head on the first token
-  (the pair ``[query; document]`` encoded jointly), owned by the strategy with its own AdamW; at every training
-  step it scores each row's own candidates (its positive and its ``num_negatives``), takes one step of
-  cross-entropy toward the positive, and its scores *before* that step (temperature ``temperature``) give
-  the row's soft target: ``(1 − distill_weight) · onehot(positive) + distill_weight · p_ranker`` over the row's
-  columns (in-batch columns get 0). The ranker's time and memory are spent inside the training step, so they
-  are part of the row's ``train_s`` and peak memory;
-* the ranker's forward and backward run ``ranker_chunk`` rows at a time (gradients accumulated, one optimiser
-  step), so its activation memory does not grow with the batch;
-* the ranker is trusted only after ``ranker_warmup`` updates (before, the retriever's loss is plain InfoNCE);
-  AR2 likewise starts its game from a warmed-up ranker. A frozen ranker (``ranker_lr = 0``) is never
-  trusted, so it is never run: ``ar2`` with a frozen ranker is the ``ance`` run (and, with no refresh within the
-  run, the static ``dense`` run) step for step.
+  (the pair ``[query; document]`` encoded jointly), owned by the strategy with its own AdamW
+  (:mod:`negbench.strategies._ar2_ranker`); at every training step it scores each row's whole group and takes one
+  step of cross-entropy toward the positive over the group's softmax. Its scores *before* that step (temperature
+  ``temperature``) are ``p_ranker`` over the group;
+* once the ranker is trusted, the retriever embeds the group's documents (``group_size`` extra retriever columns
+  per row, a declared budget departure: :meth:`AR2.budget_reason`) and each row's softmax is its group only: the
+  positive's column and the group's columns (as extra logits); the batch's other columns leave the row. Its target
+  is ``(1 − distill_weight) · onehot(positive) + distill_weight · p_ranker``: contrastive cross-entropy over the
+  group plus the cross-entropy (KL up to a constant) to the ranker over the group, as AR2's retriever loss has no
+  in-batch negatives. During the ranker's warm-up (``ranker_warmup`` updates) the retriever's loss is plain
+  InfoNCE with in-batch negatives and the suite's columns. A frozen ranker (``ranker_lr = 0``) is never trusted,
+  so it is never run: ``ar2`` with a frozen ranker is the ``ance`` run (and, with no refresh within the run, the
+  static ``dense`` run) step for step;
+* the ranker's and the group's time and memory are spent inside the training step, so they are part of the row's
+  ``train_s`` and peak memory.
 
-Departures: AR2 alternates blocks of retriever and ranker steps and adds an R-drop term to the ranker; here both
-move every step and the ranker has only the cross-entropy. The ranker's dropout draws from its own seeded
-generator, so running it never changes the retriever's random stream. The cross-encoder is a small module
-written here rather than sentence-transformers' ``CrossEncoder``, which loads from a path or the hub, whereas
-negbench's base model may exist only in memory and the ranker must step inside negbench's loss.
+Departures: AR2 alternates blocks of retriever and ranker steps, adds an R-drop term to the ranker and an
+adversarial (reward-weighted) term to the retriever; here both move every step, the ranker has only the
+cross-entropy and the retriever only the soft-target cross-entropy. Defaults are scaled for CPU: a group of 7 from
+the top 30 (AR2: 15 from the top 100). The ranker's dropout draws from its own seeded generator, so running it
+never changes the retriever's random stream. The cross-encoder is a small module written here rather than
+sentence-transformers' ``CrossEncoder``, which loads from a path or the hub, whereas negbench's base model may exist
+only in memory and the ranker must step inside negbench's loss.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from optuna.distributions import FloatDistribution, IntDistribution
-from torch import nn
 
 from negbench.context import Context
+from negbench.strategies._ar2_ranker import Ranker, ranker_step
+from negbench.strategies._windows import POSITIVE_SLACK, window
 from negbench.strategies.ance import ANCE, ANCEParams
-from negbench.strategy import LogitView
+from negbench.strategy import LogitView, Negatives
 
-__all__ = ["AR2", "MAX_WARMUP", "MIN_TEMPERATURE", "AR2Params", "Ranker", "own_columns", "soft_target"]
+__all__ = ["AR2", "MAX_WARMUP", "MIN_TEMPERATURE", "AR2Params", "Ranker", "group_view"]
 
 MIN_TEMPERATURE = 0.01
 MAX_WARMUP = 100_000
+MAX_TOP_K = 10_000
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +74,8 @@ class AR2Params(ANCEParams):
     distill_weight: float = 0.5
     temperature: float = 1.0
     ranker_chunk: int = 8  # rows per ranker forward/backward (memory only: the step is the same)
+    group_size: int = 7  # negatives in each query's group, besides its positive (AR2: 15)
+    top_k: int = 30  # the retriever's top documents the group is drawn from (AR2: 100)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,62 +91,36 @@ class AR2Params(ANCEParams):
             raise ValueError(f"temperature must be in [{MIN_TEMPERATURE}, 100], got {self.temperature}")
         if self.ranker_chunk < 1:
             raise ValueError(f"ranker_chunk must be >= 1 row, got {self.ranker_chunk}")
+        if self.group_size < 1:
+            raise ValueError(f"group_size must be >= 1 negative, got {self.group_size}")
+        if not self.group_size <= self.top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be <= {MAX_TOP_K} and >= group_size ({self.group_size}), got {self.top_k}")
 
 
-class Ranker(nn.Module):
-    """A cross-encoder: ``head(transformer([query; document])[first token])`` → one relevance logit per pair."""
-
-    def __init__(self, transformer: nn.Module, tokenizer, max_length: int) -> None:
-        super().__init__()
-        self.transformer = transformer
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.head = nn.Linear(transformer.config.hidden_size, 1)
-
-    @classmethod
-    def from_bi_encoder(cls, model, seed: int) -> Ranker:
-        """A ranker from a SentenceTransformer's first (transformer) module, copied, with a fresh seeded head."""
-        first = model[0]
-        positions = getattr(first.auto_model.config, "max_position_embeddings", None) or 512
-        max_length = min(2 * (model.max_seq_length or 256), positions)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            ranker = cls(copy.deepcopy(first.auto_model), first.tokenizer, max_length)
-        return ranker.float()
-
-    def forward(self, queries: list[str], documents: list[str]) -> torch.Tensor:
-        device = self.head.weight.device
-        encoded = self.tokenizer(
-            queries,
-            documents,
-            padding=True,
-            truncation="longest_first",
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(device)
-        hidden = self.transformer(**encoded).last_hidden_state[:, 0]
-        return self.head(hidden).squeeze(-1)
-
-
-def own_columns(view: LogitView) -> torch.Tensor:
-    """``(B, 1 + K)`` the columns of each row's own documents: its positive, then its negatives in order."""
+def group_view(view: LogitView, group_logits: torch.Tensor, ranker_probs: torch.Tensor, weight: float) -> LogitView:
+    """``view`` with each row's softmax over its group only: its positive's column, then ``group_logits`` ``(B, G)``
+    (scaled, as extra logits); every other column is masked (any extra logits are replaced). The soft target is
+    ``(1 − weight) · onehot(positive) + weight · ranker_probs`` over ``[positive, group…]``, 0 elsewhere (AR2 §3)."""
     batch, n = view.logits.shape
     rows = torch.arange(batch, device=view.logits.device)
-    return rows[:, None] + batch * torch.arange(n // batch, device=rows.device)[None, :]
+    mask = torch.ones_like(view.mask)
+    mask[rows, view.target] = False
+    probs = ranker_probs.to(view.logits.device, torch.float32)
+    target = torch.zeros(batch, n + group_logits.shape[1], device=view.logits.device)
+    target[rows, view.target] = (1.0 - weight) + weight * probs[:, 0]
+    target[:, n:] = weight * probs[:, 1:]
+    return view.replace(mask=mask, extra_logits=group_logits, soft_target=target)
 
 
-def soft_target(view: LogitView, columns: torch.Tensor, ranker_probs: torch.Tensor, weight: float) -> torch.Tensor:
-    """``(1 − weight) · onehot(target) + weight · ranker_probs`` placed on ``columns``, over the row's columns
-    and extra negatives (which get 0)."""
-    batch, n = view.logits.shape
-    extra = 0 if view.extra_logits is None else view.extra_logits.shape[1]
-    target = torch.zeros(batch, n + extra, device=view.logits.device)
-    target[torch.arange(batch, device=target.device), view.target] = 1.0 - weight
-    return target.scatter_add(1, columns, weight * ranker_probs.to(target.dtype))
+def document_prompt(model) -> str | None:
+    """The prompt the trainer puts before document columns (as ``negbench``'s loop reads the model's prompts)."""
+    prompts = getattr(model, "prompts", None) or {}
+    return next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), None) or None
 
 
 class AR2(ANCE):
-    """``ance`` candidates, and a cross-encoder ranker trained on them whose distribution the retriever fits."""
+    """``ance`` candidates; a cross-encoder ranker trained over groups of the retriever's top-k, whose distribution
+    over each group the retriever fits."""
 
     name = "ar2"
     citation = "Zhang et al. 2022, Adversarial Retriever-Ranker for Dense Text Retrieval (AR2), ICLR 2022."
@@ -144,6 +131,7 @@ class AR2(ANCE):
         self.ranker: Ranker | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.ctx: Context | None = None
+        self.pool: list[np.ndarray] | None = None  # each example's retriever top-k, positives removed
         self.seed = 0
 
     @classmethod
@@ -155,6 +143,16 @@ class AR2(ANCE):
             "distill_weight": FloatDistribution(0.1, 1.0),
             "temperature": FloatDistribution(0.5, 5.0, log=True),
         }
+
+    def budget_reason(self) -> str | None:
+        """The group's extra retriever columns, whenever the retriever may be distilled (AR2's group, §3)."""
+        p = self.params
+        if p.ranker_lr == 0 or p.distill_weight == 0:
+            return None  # the ranker never reaches the retriever: the ance run's columns
+        return (
+            f"ar2: group of the positive + {p.group_size} of the retriever's top {p.top_k} per query for the ranker "
+            f"and the distillation ({p.group_size} retriever columns per query besides the suite's num_negatives)"
+        )
 
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
@@ -172,6 +170,13 @@ class AR2(ANCE):
             self.ranker = Ranker.from_bi_encoder(ctx.services.base_model, self.seed)
             self.optimizer = torch.optim.AdamW(self.ranker.parameters(), lr=self.params.ranker_lr)
 
+    def mine_window(self, ctx: Context, model=None) -> Negatives:
+        """``ance``'s window for the suite's columns; the top ``top_k`` of the same list is the groups' pool."""
+        p = self.params
+        ranked = self.ranked(ctx, max(p.range_max, p.top_k) + POSITIVE_SLACK, model)
+        self.pool = [ids[: p.top_k] for ids in ranked.ids]
+        return window(ranked, p.range_min, p.range_max)
+
     def trusted(self) -> bool:
         return self.ranker is not None and self.state["ranker_updates"] >= self.params.ranker_warmup
 
@@ -181,8 +186,8 @@ class AR2(ANCE):
         if self.ctx is None:
             raise RuntimeError("ar2: setup(ctx) must run before training")
         start = time.perf_counter()
-        columns = own_columns(view)
-        scores = self.train_ranker(view, columns)
+        group = self.draw_groups(view.example_ids.cpu(), view.doc_ids[view.target].cpu(), view.step)
+        scores = self.train_ranker(view.example_ids.cpu(), group, view.logits.device)
         trusted = self.trusted()  # judged before this step's update is counted
         self.state["ranker_updates"] += 1
         self.state["ranker_s"] += time.perf_counter() - start
@@ -190,38 +195,52 @@ class AR2(ANCE):
             return view
         self.state["distilled_steps"] += 1
         probs = torch.softmax(scores / self.params.temperature, dim=1)
-        return view.replace(soft_target=soft_target(view, columns, probs, self.params.distill_weight))
+        return group_view(view, self.group_logits(view, group), probs, self.params.distill_weight)
 
-    def train_ranker(self, view: LogitView, columns: torch.Tensor) -> torch.Tensor:
-        """One cross-entropy step of the ranker toward each row's positive among its own documents; returns its
-        ``(B, 1 + K)`` scores from before the step (masked columns ``-inf``)."""
+    def draw_groups(self, examples: torch.Tensor, positives: torch.Tensor, step: int) -> torch.Tensor:
+        """``(B, 1 + group_size)`` document ids: each row's positive, then ``group_size`` of its example's top
+        ``top_k`` drawn without replacement (seeded by example and step), in rank order; AR2's ``D_q``."""
+        ctx, size = self.ctx, self.params.group_size
+        if self.pool is None:
+            self.mine_window(ctx)  # the base model's list, when training starts without mine()
+        groups = []
+        for example, positive in zip(examples.tolist(), positives.tolist(), strict=True):
+            pool, rng = self.pool[example], ctx.rng("ar2-group", example, step)
+            chosen = [int(d) for d in pool[np.sort(rng.choice(len(pool), min(size, len(pool)), replace=False))]]
+            taken = set(chosen) | ctx.forbidden(example)
+            if len(pool) < size and len(ctx.dataset.corpus) - len(taken) < size - len(chosen):
+                raise ValueError(f"ar2: corpus too small for a group of {size} negatives of example {example}")
+            while len(chosen) < size:  # a short top-k (tiny corpus): topped up at random
+                d = int(rng.integers(len(ctx.dataset.corpus)))
+                if d not in taken:
+                    chosen.append(d)
+                    taken.add(d)
+            groups.append([positive, *chosen])
+        return torch.tensor(groups, dtype=torch.long)
+
+    def group_logits(self, view: LogitView, group: torch.Tensor) -> torch.Tensor:
+        """``(B, group_size)`` scaled cosines of each row's query and its group's negatives, embedded by the model
+        under training (with gradient, its document prompt): the retriever's side of ``p_θ(d | q, D_q)``."""
+        model, device = self.ctx.model, view.query.device
+        if model is None:
+            raise RuntimeError("ar2: ctx.model (the model under training) is not set")
+        unique, inverse = torch.unique(group[:, 1:], return_inverse=True)
+        features = model.preprocess([self.ctx.doc_text(int(d)) for d in unique], prompt=document_prompt(model))
+        features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+        docs = F.normalize(model(features)["sentence_embedding"], dim=-1).to(view.query.dtype)
+        return view.scale * torch.einsum("bd,bgd->bg", view.query, docs[inverse.to(device)])
+
+    def train_ranker(
+        self, examples: torch.Tensor, group: torch.Tensor, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        """One cross-entropy step of the ranker toward each row's positive over its group ``(B, 1 + G)`` (document
+        ids, positive first); returns its ``(B, 1 + G)`` scores from before the step."""
         ctx, ranker = self.ctx, self.ranker
-        device = view.logits.device
-        ranker.to(device).train()
-        doc_ids = view.doc_ids[columns].cpu()
-        queries = [ctx.examples[int(e)].query for e in view.example_ids.cpu() for _ in range(columns.shape[1])]
-        documents = [ctx.doc_text(int(d)) for d in doc_ids.reshape(-1)]
-        masked = view.mask.gather(1, columns)
-        on_cuda = device.type == "cuda"
-        rows, width, chunk = columns.shape[0], columns.shape[1], self.params.ranker_chunk
-        parts, loss = [], 0.0
-        with torch.random.fork_rng(devices=[device] if on_cuda else []), torch.enable_grad():
-            torch.manual_seed(self.seed + self.state["ranker_updates"])
-            self.optimizer.zero_grad(set_to_none=True)
-            for start in range(0, rows, chunk):  # the batch's mean cross-entropy, backpropagated chunk by chunk
-                stop = min(start + chunk, rows)
-                part = ranker(queries[start * width : stop * width], documents[start * width : stop * width])
-                part = part.view(stop - start, width).masked_fill(masked[start:stop], float("-inf"))
-                chunk_loss = (
-                    F.cross_entropy(part, torch.zeros(stop - start, dtype=torch.long, device=device), reduction="sum")
-                    / rows
-                )
-                chunk_loss.backward()
-                parts.append(part.detach())
-                loss += float(chunk_loss.detach())
-            nn.utils.clip_grad_norm_(ranker.parameters(), 1.0)
-            self.optimizer.step()
-        scores = torch.cat(parts)
+        ranker.to(device)
+        queries = [ctx.examples[int(e)].query for e in examples]
+        documents = [[ctx.doc_text(int(d)) for d in row] for row in group.tolist()]
+        seed = self.seed + self.state["ranker_updates"]
+        scores, loss = ranker_step(ranker, self.optimizer, queries, documents, self.params.ranker_chunk, seed)
         self.state["ranker_hits"] += int((scores.argmax(dim=1) == 0).sum())
         self.state["ranker_rows"] += len(scores)
         self.state["ranker_loss"] = loss

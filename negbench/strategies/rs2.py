@@ -4,12 +4,15 @@ Reference:
     Okanovic, Waleffe, Mageirakos, Nikolakakis, Karbasi, Kalogerias, Gürel, Rekatsinas 2023, "Repeated
     Random Sampling for Minimizing the Time-to-Accuracy of Learning" (RS2, arXiv:2305.18424; ICLR 2024).
 
-Each epoch (an RS2 "round") trains on ``round(fraction · n)`` of the ``n`` training examples, in random
-batches (negbench's default sampler: no two examples of one query or one positive document per batch), so
-an epoch costs ``fraction`` of a full one. Without replacement (RS2's recommended variant) the rounds walk
-through one random permutation of the examples before a new permutation starts, so every example is seen
-once per ``1 / fraction`` rounds; a round that straddles two permutations never repeats an example. With
-``replacement`` every round is an independent random subset.
+Each epoch (an RS2 "round") trains on ``round(fraction · n)`` of the ``n`` training examples (rounded down to
+full batches), in random batches without clashes (no two examples of one query or one positive document per
+batch, as negbench's default sampler), so an epoch costs ``fraction`` of a full one. A round has no spare
+places, so where its draw cannot fill its batches (twin queries or one query's positives outnumbering the
+round's batches) a drawn example that fits no batch gives its place to an undrawn one (and misses that pass
+of the walk below), so a round fills its batches on data where a full epoch fills its own. Without
+replacement (RS2's recommended variant) the rounds walk through one random permutation of the examples before
+a new permutation starts, so every example is seen once per ``1 / fraction`` rounds; a round that straddles
+two permutations never repeats an example. With ``replacement`` every round is an independent random subset.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from negbench.context import Context
-from negbench.strategy import Strategy, random_batches
+from negbench.strategy import Strategy, pack
 
 __all__ = ["RS2", "RS2Params"]
 
@@ -91,4 +94,12 @@ class RS2(Strategy):
         return np.array(out, dtype=np.int64)
 
     def batches(self, ctx: Context, epoch: int) -> list[list[int]]:
-        return random_batches(ctx, epoch, self.subset(ctx, epoch).tolist())
+        """The round's subset in seeded random batches; the examples it did not draw, in a seeded random order,
+        stand by for a drawn example that clashes with every batch."""
+        subset = self.subset(ctx, epoch).tolist()
+        order = list(subset)
+        ctx.rng("batches", epoch).shuffle(order)
+        drawn = set(subset)
+        spares = [int(i) for i in ctx.rng("rs2", "spares", epoch).permutation(len(ctx.examples)) if int(i) not in drawn]
+        count = len(subset) // ctx.batch_size
+        return pack(ctx, order + spares, batches=count)[:count]

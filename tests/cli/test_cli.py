@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import polars as pl
 import pytest
@@ -227,6 +228,39 @@ def test_plan_refuses_data_whose_batches_cannot_be_filled(tmp_path, toy_data, ti
     result = runner.invoke(app, ["plan", str(path), "--json"])
     assert result.exit_code == 2
     assert "in-batch (negbench's random batches)" in result.output and "k positives needs k batches" in result.output
+
+
+def test_plan_and_rows_show_the_coverage(tmp_path, toy_data, tiny_model):
+    """The smallest share of epochs in which a training example is trained: ``plan`` composes every epoch, a
+    run records what it trained. Over 6 epochs the examples in-batch and tas-b leave out (n mod 16 per epoch)
+    rotate, so none misses more epochs than that requires; rs2 trains half an epoch's examples by design."""
+    path = tmp_path / "suite.toml"
+    text = suite_text(toy_data, tiny_model, tmp_path / "o", strategies=("in-batch", "tas-b", "rs2"))
+    text = text.replace("epochs = 1\n", "epochs = 6\n").replace(
+        '[[strategies]]\nname = "tas-b"\n', '[[strategies]]\nname = "tas-b"\nparams = { n_clusters = 6 }\n'
+    )
+    path.write_text(text)
+    result = runner.invoke(app, ["plan", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    jobs = {job["strategy"]: job for job in json.loads(result.stdout)}
+    n = jobs["in-batch"]["training_examples"]
+    left = n - jobs["in-batch"]["examples_per_epoch"]
+    assert 0 < left < 16
+    best = 1 - math.ceil(6 * left / n) / 6
+    for name in ("in-batch", "tas-b"):
+        assert jobs[name]["coverage"] == pytest.approx(best) and jobs[name]["left_out_per_epoch"] == left
+        assert (
+            f"{left} of {n} examples left out per epoch ({n} is not a multiple of batch_size 16)"
+            in (jobs[name]["coverage_note"])
+        )
+    assert jobs["rs2"]["coverage"] < best and "by design" in jobs["rs2"]["coverage_note"]
+    table = runner.invoke(app, ["plan", str(path)])
+    assert table.exit_code == 0 and "coverage" in table.output and f"{left} out/epoch" in table.output
+    result = runner.invoke(app, ["run", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_parquet(tmp_path / "o" / "results.parquet")
+    coverage = dict(zip(rows["strategy"].to_list(), rows["coverage"].to_list(), strict=True))
+    assert coverage == pytest.approx({name: job["coverage"] for name, job in jobs.items()})
 
 
 def test_markup_in_a_label_is_printed_as_text(tmp_path, toy_data, tiny_model):

@@ -131,3 +131,20 @@ def test_a_strategy_knows_the_runs_length_at_setup(tmp_path, toy_data, tiny_mode
     assert rows["status"].to_list() == ["ok"] and rows["steps"].to_list() == [7]
     assert LengthRecorder.seen["total_steps"] == 7
     assert LengthRecorder.seen["epochs"] == -(-7 // LengthRecorder.seen["steps_per_epoch"])
+
+
+def test_every_per_strategy_training_override_is_named_in_the_budget(ctx):
+    """A strategy's own ``scale``, ``num_negatives`` or ``lr`` used to leave the budget at "equal"."""
+    n = len(ctx.examples)
+    mine = SUITE.model_copy(update={"scale": 50.0, "num_negatives": 3, "lr": 1e-4, "epochs": 2, "max_steps": 7})
+    reason = budget_for(Strategy(), n, mine, SUITE).reason
+    for part in (
+        f"scale 50.0 (suite: {SUITE.scale})",
+        f"num_negatives 3 (suite: {SUITE.num_negatives})",
+        f"lr 0.0001 (suite: {SUITE.lr})",
+        f"epochs 2 (suite: {SUITE.epochs})",
+        f"max_steps 7 (suite: {SUITE.max_steps})",
+    ):
+        assert part in reason
+    tuned = SUITE.model_copy(update={"lr": 1e-4})  # a tuning trial's value: the suite's reference moves with it
+    assert budget_for(Strategy(), n, tuned, tuned).reason == EQUAL

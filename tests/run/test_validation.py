@@ -322,13 +322,27 @@ def test_validation_parses_the_test_split_but_does_not_keep_it(toy_data, tiny_mo
     assert validated.datasets[0]._test_qrels is None  # sealed: tuning cannot see it
 
 
-def test_shared_train_test_queries_are_noted(toy_copy, tiny_model, tmp_path):
+def test_shared_train_test_queries_are_dropped_and_noted(toy_copy, tiny_model, tmp_path):
     test_line = (toy_copy / "qrels" / "test.tsv").read_text().splitlines()[1]
     with (toy_copy / "qrels" / "train.tsv").open("a") as fh:
         fh.write(test_line + "\n")
     (tmp_path / "s.toml").write_text(suite_text(toy_copy, tiny_model, tmp_path / "out"))
-    notes = validate_plan(plan_suite(tmp_path / "s.toml")).notes
-    assert notes and "1 query id(s)" in notes[0]
+    validated = validate_plan(plan_suite(tmp_path / "s.toml"))
+    qid = test_line.split("\t")[0]
+    assert qid not in validated.datasets[0].train and qid not in validated.datasets[0].dev
+    assert validated.notes == [
+        f"data: 1 train/dev query with the text of a test query dropped, with their pairs ({qid})"
+    ]
+
+
+def test_validate_prints_a_subsets_test_only_share(toy_copy, tiny_model, tmp_path):
+    text = suite_text(toy_copy, tiny_model, tmp_path / "out")
+    text = text.replace("[[datasets]]\n", "[[datasets]]\nmax_corpus = 80\nmax_train_queries = 40\n", 1)
+    (tmp_path / "s.toml").write_text(text)
+    result = runner.invoke(app, ["validate", str(tmp_path / "s.toml")])
+    assert result.exit_code == 0, result.output
+    assert "note: data: subset of 80 of 128 documents" in result.stderr
+    assert "make 27.5% of the evaluated corpus (full corpus: 18.8%); 22 of the 24 test queries" in result.stderr
 
 
 def deny(monkeypatch, method: str, path: Path) -> None:

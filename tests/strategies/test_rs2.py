@@ -73,3 +73,30 @@ def test_every_drawn_example_is_trained(ctx):
         assert sorted(i for b in trained for i in b) == sorted(subset.tolist())
         seen += subset.tolist()
     assert len(set(seen[: len(ctx.examples)])) == min(len(ctx.examples), len(seen))  # one pass, no repeats
+
+
+def test_fills_its_batches_wherever_in_batch_does():
+    """99 queries, 8 of them twins of 8 others (same text, other ids), batches of 32: in-batch makes 3 full
+    batches of 99 examples; RS2's round draws exactly one batch's worth (32) and a drawn twin pair cannot
+    share it. RS2 raised a BudgetError on this data; a drawn example that fits no batch now gives its place
+    to an undrawn one."""
+    from negbench.config.suite import TrainingConfig
+    from negbench.core.batching import random_batches
+    from negbench.core.budget import budget_for, enforce
+    from negbench.strategies.in_batch import InBatch
+    from tests.core.test_batching import assert_no_clash, synthetic_context
+
+    for seed in range(5):
+        ctx = synthetic_context([1] * 99, batch_size=32, twins=8, seed=seed)
+        n = len(ctx.examples)
+        rs2 = RS2.from_params({"fraction": 0.5})
+        in_batch = budget_for(InBatch(), n, TrainingConfig(batch_size=32))
+        budget = budget_for(rs2, n, TrainingConfig(batch_size=32))
+        ctx.steps_per_epoch = budget.steps_per_epoch
+        for epoch in range(4):
+            assert len(enforce(random_batches(ctx, epoch), in_batch, n, "in-batch", epoch)) == 3
+            trained = enforce(rs2.batches(ctx, epoch), budget, n, "rs2", epoch)
+            assert len(trained) == budget.steps_per_epoch == 1 and len(trained[0]) == 32
+            assert_no_clash(ctx, trained[0])
+            drawn = set(rs2.subset(ctx, epoch).tolist())
+            assert len(set(trained[0]) - drawn) <= 4  # the draw is kept but for the twins that cannot fit

@@ -8,8 +8,8 @@ import time
 
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
-from negbench.core.batching import random_batches
-from negbench.core.budget import Budget, enforce
+from negbench.core.batching import compose_epoch, recorded_coverage
+from negbench.core.budget import Budget
 from negbench.core.context import Context
 from negbench.core.strategy import Negatives, Strategy
 
@@ -108,10 +108,12 @@ class NegativeCollator:
 
 
 class StrategyBatchSampler(DefaultBatchSampler):
-    """The trainer's batch sampler: the strategy's ``batches`` or :func:`random_batches`, held to the budget.
+    """The trainer's batch sampler: the strategy's ``batches`` or negbench's random batches, held to the budget
+    (:func:`~negbench.core.batching.compose_epoch`: the left-out remainder rotates across epochs).
 
     Every epoch composes its own batches (never epoch 0's again); its length is the budget's
-    ``steps_per_epoch``, fixed before training, so asking for it recomputes nothing.
+    ``steps_per_epoch``, fixed before training, so asking for it recomputes nothing. Each epoch's trained
+    batches are counted in the run's coverage record (:func:`~negbench.core.batching.recorded_coverage`).
     """
 
     def __init__(self, dataset, ctx: Context, strategy: Strategy, budget: Budget, **kwargs) -> None:
@@ -123,10 +125,8 @@ class StrategyBatchSampler(DefaultBatchSampler):
 
     def batches_for(self, epoch: int) -> list[list[int]]:
         if epoch not in self._cache:
-            raw, who = self.strategy.batches(self.ctx, epoch), self.strategy.name
-            if raw is None:
-                raw, who = random_batches(self.ctx, epoch), f"{who} (negbench's random batches)"
-            self._cache = {epoch: enforce(raw, self.budget, len(self.ctx.examples), who, epoch)}
+            self._cache = {epoch: compose_epoch(self.ctx, self.strategy, self.budget, epoch)}
+            recorded_coverage(self.ctx).add(epoch, self._cache[epoch])
         return self._cache[epoch]
 
     def __len__(self) -> int:

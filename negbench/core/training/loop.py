@@ -29,6 +29,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from negbench._io import owned_temporary_dir
 from negbench.config.suite import TrainingConfig
+from negbench.core.batching import recorded_coverage
 from negbench.core.budget import Budget, budget_for
 from negbench.core.context import Context
 from negbench.core.loss import InfoNCELoss
@@ -136,6 +137,7 @@ def train(
     outcome.examples_seen = loss.rows_seen
     outcome.batch_sizes = list(loss.batch_sizes)
     outcome.planted_fn_inbatch_share = counter.share if counter is not None else None
+    outcome.coverage = recorded_coverage(ctx).share
     model.eval()
     return outcome
 

@@ -26,6 +26,8 @@ class TrainOutcome:
     batch_sizes: list[int] = field(default_factory=list)
     # planted false negatives among the negative columns the loss saw (None when nothing is planted)
     planted_fn_inbatch_share: float | None = None
+    # the smallest share of the run's epochs in which any training example was trained (see core.batching.Coverage)
+    coverage: float | None = None
     diagnostics_s: float = 0.0
     step_records: list[StepRecord] = field(default_factory=list)
 

@@ -44,6 +44,7 @@ class ResultRow:
     min_batch_size: int | None = None
     max_batch_size: int | None = None
     budget: str | None = None
+    coverage: float | None = None  # the smallest share of the epochs in which a training example was trained
     # costs, split the same way for every strategy; throughput from train_s alone
     mine_s: float = 0.0
     sample_s: float = 0.0
@@ -66,6 +67,12 @@ class ResultRow:
     planted_fn_kind: str | None = None
     planted_docs: int = 0
     base_dataset_fingerprint: str | None = None
+    # the data (negbench.data.subset): train/dev queries dropped as test twins; what a subset kept (None: the full
+    # dataset) and its share of documents relevant only to test queries, against the full dataset's
+    test_twins_dropped: int = 0
+    subset: str | None = None
+    test_only_share: float | None = None
+    test_only_share_full: float | None = None
     # training wall seconds (measurements excluded) to the first dev-curve point at 95 % of the run's *own*
     # best (not comparable across strategies: the report's time to target uses the best of all of them)
     time_to_own_95_s: float | None = None
