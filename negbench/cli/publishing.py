@@ -82,13 +82,19 @@ def report(
     baseline: Annotated[str, typer.Option(help="Strategy the significance marks compare with.")] = "in-batch",
     title: Annotated[str | None, typer.Option(help="Page title (default: from the suite names).")] = None,
     alpha: Annotated[float, typer.Option(help="Significance level (after Holm correction).")] = 0.05,
+    primary: Annotated[
+        str | None,
+        typer.Option(help="Metric the verdict and marks rest on (default: the store's suite.toml, else ndcg@10)."),
+    ] = None,
 ) -> None:
     """Write leaderboard.md and a self-contained index.html (tables, plots, provenance) for RESULTS_DIR."""
     from negbench.report.pages import write_report
 
     if not 0 < alpha < 1:
         raise NegbenchError("must be between 0 and 1", field="--alpha")
-    md_path, html_path = write_report(results_dir, out_dir, baseline=baseline, title=title, alpha=alpha)
+    md_path, html_path = write_report(
+        results_dir, out_dir, baseline=baseline, title=title, alpha=alpha, primary=primary
+    )
     out.print(f"leaderboard: {md_path}\nhtml: {html_path}", markup=False)
 
 
@@ -164,26 +170,63 @@ def figures(
         ),
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Write nothing; exit 1 if a block differs from the results.")
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if a block or a store's page differs from the results."),
     ] = False,
     root: Annotated[Path, typer.Option(help="Repository root that the blocks' results paths are relative to.")] = Path(
         "."
     ),
+    pages: Annotated[
+        bool | None,
+        typer.Option(
+            "--pages/--no-pages",
+            help="Also re-render leaderboard.md and index.html of every store under ROOT/results "
+            "(default: when no FILES are given).",
+        ),
+    ] = None,
 ) -> None:
-    """Regenerate the figures in FILES from the results stores their blocks name (or --check them)."""
-    from negbench.report.figures import DEFAULT_FILES, update_file
+    """Regenerate the figures in FILES and the pages of the published stores from the results (or --check
+    them). A figure typed outside a block (a decimal, a percentage, a duration, a table row of numbers) fails
+    both: generate it with a block or remove it."""
+    from negbench.report.figures import DEFAULT_FILES, plan_pages, typed_in_file, update_file, write_pages
 
     paths = list(files) if files else [root / name for name in DEFAULT_FILES]
     stale = [entry for path in paths for entry in update_file(path, root, check=True)]  # every block is valid
-    if check and stale:
+    typed = [entry for path in paths for entry in typed_in_file(path, root)]
+    planned = plan_pages(root) if (not files if pages is None else pages) else []  # rendered before any write
+    stale_pages = [page.where for page in planned if page.stale]
+    if check:
         for entry in stale:
             typer.echo(f"stale: {entry}", err=True)
-        typer.echo(f"{len(stale)} figure block(s) differ from the results; run `negbench figures`", err=True)
-        raise typer.Exit(1)
-    if not check:
+        for where in stale_pages:
+            typer.echo(f"stale page: {where}", err=True)
+        _report_typed(typed)
+        if stale or stale_pages:
+            typer.echo(
+                f"{len(stale)} figure block(s) and {len(stale_pages)} page(s) differ from the results; "
+                "run `negbench figures`",
+                err=True,
+            )
+        if stale or stale_pages or typed:
+            raise typer.Exit(1)
+    else:
         for path in paths:
             update_file(path, root)
-        for entry in stale:
+        write_pages(planned)
+        for entry in [*stale, *stale_pages]:
             typer.echo(f"updated {entry}")
-    if not stale:
-        typer.echo(f"figures up to date in {len(paths)} file(s)")
+        _report_typed(typed)
+        if typed:
+            raise typer.Exit(1)
+    if not stale and not stale_pages:
+        typer.echo(f"figures up to date in {len(paths)} file(s)" + (f" and {len(planned)} page(s)" if planned else ""))
+
+
+def _report_typed(typed: list[str]) -> None:
+    for entry in typed:
+        typer.echo(f"typed figure: {entry}", err=True)
+    if typed:
+        typer.echo(
+            f"{len(typed)} figure(s) typed outside a figures block: generate each with a block or remove it",
+            err=True,
+        )

@@ -29,7 +29,7 @@ def run(
     """Fine-tune and evaluate every dataset × model × strategy × seed of SUITE."""
     quiet_libraries(verbose)
     from negbench.errors import Terminated
-    from negbench.report.terminal import rich_table
+    from negbench.report.terminal import rich_tables
     from negbench.run.plan import plan_suite
     from negbench.run.suite import SuiteRunner
 
@@ -42,7 +42,14 @@ def run(
         typer.echo("interrupted: finished rows are saved; rerun the same command to resume", err=True)
         raise typer.Exit(130) from None
     rows = store.rows()
-    out.print(rich_table(rows, title=f"negbench · {plan.suite.suite.name}"))
+    out.print(
+        rich_tables(
+            rows,
+            title=f"negbench · {plan.suite.suite.name}",
+            baseline=plan.suite.suite.baseline,
+            primary=plan.suite.primary_metric,
+        )
+    )
     out.print(f"results: {store.results_path}\nleaderboard: {plan.output_dir / 'leaderboard.md'}", markup=False)
     if not rows.is_empty() and (rows["status"] != "ok").any():
         console.print("[yellow]some jobs failed; see the status column[/yellow]")
@@ -129,6 +136,7 @@ def leaderboard_for(plan):
                 title,
                 per_query=store.per_query(),
                 baseline=plan.suite.suite.baseline,
+                primary=plan.suite.primary_metric,
             )
         ]
 

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from negbench.config.metrics import parse_metric
 from negbench.errors import ConfigError
@@ -150,7 +150,8 @@ class DatasetConfig(_Strict):
 class ModelConfig(_Strict):
     spec: str = Field(min_length=1)
     name: str | None = None
-    # a stronger teacher for the strategies that score with one (gist, positive-aware, tas-b, pooling-bias):
+    # a stronger teacher for the strategies that score or mine with one (gist, positive-aware, tas-b; pooling-bias
+    # mines its candidates with it):
     # a model spec like ``spec``; None = the base model itself. A strategy's own ``guide`` wins.
     guide: str | None = Field(default=None, min_length=1)
     max_seq_length: Annotated[int, Field(gt=0, le=MAX_SEQ_LENGTH)] = 256
@@ -185,6 +186,8 @@ class TrainingConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@100", "mrr@10", "map@100"])
+    # the report's verdict and marks rest on it (Suite.primary_metric); report-only: excluded from dumps and keys
+    primary: str | None = Field(default=None, min_length=1, exclude=True)
     batch_size: Annotated[int, Field(gt=0, le=MAX_BATCH)] = 128
     corpus_chunk_size: Annotated[int, Field(gt=0)] = 50_000
     ignore_identical_ids: bool = True
@@ -204,6 +207,14 @@ class EvaluationConfig(_Strict):
         for metric in metrics:
             parse_metric(metric)
         return metrics
+
+    @field_validator("primary")
+    @classmethod
+    def _primary(cls, primary: str | None, info: ValidationInfo) -> str | None:
+        metrics = info.data.get("metrics")  # absent when the metrics themselves are invalid
+        if primary and metrics and primary not in metrics:
+            raise ValueError(f"{primary!r} is not one of the evaluation metrics ({', '.join(metrics)})")
+        return primary
 
 
 class SearchDim(_Strict):
@@ -332,6 +343,12 @@ class Suite(_Strict):
         ``overrides`` (a tuning trial's values), validated."""
         update = {**self.strategies[index].training, **(overrides or {})}
         return self.training.model_validate({**self.training.model_dump(), **update})
+
+    @property
+    def primary_metric(self) -> str:
+        """``[evaluation] primary``, else ``[tuning] metric`` when evaluated, else the first evaluation metric."""
+        ev = self.evaluation
+        return ev.primary or (self.tuning.metric if self.tuning.metric in ev.metrics else ev.metrics[0])
 
     def config_hash(self) -> str:
         """A stable hash of the whole validated suite (what a result row was produced under)."""

@@ -15,9 +15,9 @@ from negbench.report.stats import newest_configs, with_config_labels
 
 __all__ = [
     "MEANINGS",
+    "MIN_CURVE_POINTS",
     "STEPS_COLUMNS",
     "STEPS_FILE",
-    "TARGET_FRACTION",
     "overlap_matrix",
     "planted_table",
     "strategy_curves",
@@ -27,7 +27,7 @@ __all__ = [
 
 STEPS_FILE = "steps.parquet"
 STEPS_COLUMNS = ("run_id", "kind", "metric", "step", "examples", "wall_s", "value")
-TARGET_FRACTION = 0.95
+MIN_CURVE_POINTS = 3  # fewer evaluation points make a line, not a curve: no time-to-target from them
 
 # One sentence per diagnostic the report can show (the "What the diagnostics mean" section).
 MEANINGS: dict[str, str] = {
@@ -43,8 +43,9 @@ MEANINGS: dict[str, str] = {
     "hardness": "Hardness series, per training step from the loss's own logits: pos_score and neg_score are the "
     "mean cosines of positives and negatives, hardest_share the softmax share of the hardest negative, "
     "active_negatives the negatives carrying at least 1% of the softmax mass (those with a real gradient).",
-    "time_to_target": "The training wall time at which a strategy's dev curve (mean over seeds) first reaches 95% "
-    'of the best dev value any strategy reached on that dataset × model; "never" if it does not.',
+    "time_to_target": "The training wall time at which a strategy's dev curve (mean over seeds) first reaches the "
+    'baseline\'s final dev value on that dataset × model ("never" if it does not), from curves of three points or '
+    "more.",
     "time_to_own_95_s": "A row's training wall time to its first dev point at 95% of its own best dev value: "
     "how early a run settles, not how fast it gets good (a run that never improves settles at once).",
     "overlap": "The mean Jaccard overlap of two strategies' sampled negative sets for the same queries: near 1 "
@@ -89,15 +90,23 @@ def strategy_curves(
     return out
 
 
-def time_to_target(curves: Curves, fraction: float = TARGET_FRACTION) -> tuple[float, dict[str, float | None]]:
-    """(target, {strategy: first x at which its curve reaches the target, or None}). The target is
-    ``fraction`` × the best value of any curve (higher is better)."""
-    best = max((y for _, ys in curves.values() for y in ys if y is not None and math.isfinite(y)), default=math.nan)
-    target = fraction * best
+def time_to_target(curves: Curves, baseline: str | None) -> tuple[float | None, dict[str, float | None]]:
+    """(target, {strategy: first x at which its curve reaches the target, or None}): the target is the final value
+    of the ``baseline``'s curve (higher is better), so the question is how soon a strategy gets as good as the
+    baseline gets at all. Curves with fewer than :data:`MIN_CURVE_POINTS` points are left out (two points say when
+    the first evaluation happened, not how fast a run learns); ``(None, {})`` when the baseline's curve is one."""
+    kept = {s: (xs, ys) for s, (xs, ys) in curves.items() if len(_finite(ys)) >= MIN_CURVE_POINTS}
+    if baseline not in kept:
+        return None, {}
+    target = _finite(kept[baseline][1])[-1]
     reached: dict[str, float | None] = {}
-    for strategy, (xs, ys) in curves.items():
+    for strategy, (xs, ys) in kept.items():
         reached[strategy] = next((x for x, y in zip(xs, ys, strict=True) if y is not None and y >= target), None)
     return target, reached
+
+
+def _finite(values: list[float]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
 
 
 def planted_table(rows: pl.DataFrame, metric: str) -> pl.DataFrame | None:

@@ -7,31 +7,21 @@ from pathlib import Path
 import polars as pl
 
 from negbench._io import write_text_atomic
+from negbench.report.captions import method_text
+from negbench.report.leaderboard import LeaderboardTable, View, leaderboard_tables, plain_cell
 from negbench.report.stats import (
-    BETTER,
-    WORSE,
     baseline_config,
     config_notes,
     rank_power_note,
     rank_summary,
+    resolve_primary,
     significance,
     with_config_labels,
 )
-from negbench.report.table import (
-    aggregate,
-    cost_columns,
-    escape_md,
-    fmt_batch,
-    fmt_delta,
-    format_value,
-    has_budget_changes,
-    leaderboard_header,
-    mark_cell,
-    memory_fallback_used,
-    metric_columns,
-)
+from negbench.report.table import escape_md, format_value, metric_columns
+from negbench.report.verdict import verdicts
 
-__all__ = ["diagnostics_markdown", "leaderboard_markdown", "write_leaderboard"]
+__all__ = ["diagnostics_markdown", "leaderboard_markdown", "table_markdown", "write_leaderboard"]
 
 
 def leaderboard_markdown(
@@ -42,124 +32,63 @@ def leaderboard_markdown(
     alpha: float = 0.05,
     *,
     steps: pl.DataFrame | None = None,
+    primary: str | None = None,
 ) -> str:
-    """A GFM leaderboard: one table per dataset × model, one row per configuration, mean ± 95% CI over
-    seeds, significance marks, the Δ of the primary (first) metric vs the baseline, data budget and costs.
+    """A GFM leaderboard that opens with the verdict (:mod:`negbench.report.verdict`), then per dataset × model
+    the board's tables (:mod:`negbench.report.leaderboard`): the primary metric with Δ vs the baseline, the test
+    and the detectable difference; the secondary metrics (exploratory); costs; memory.
 
-    Marks (▲ better, ▼ worse than ``baseline``) and Δ need ``per_query`` (the store's per-query scores);
-    without them the table has neither. Every user-supplied string goes through :func:`escape_md`.
-    ``steps`` (``steps.parquet``) adds time-to-target per dataset × model; a store with several datasets
-    gets the rank summary, one with planted false negatives their table; then what each diagnostic means.
+    Tests need ``per_query`` (the store's per-query scores); without them the tables have no Δ and no marks.
+    ``primary`` is the primary metric (``[evaluation] primary``; see
+    :func:`negbench.report.stats.resolve_primary`). Every user-supplied string goes through :func:`escape_md`.
+    ``steps`` (``steps.parquet``) adds time-to-target per dataset × model; a store with several datasets gets the
+    rank summary, one with planted false negatives their table; then what each diagnostic means.
     """
     if rows.is_empty():
         return f"# {escape_md(title)}\n\nNo results yet.\n"
     if per_query is not None and per_query.is_empty():
         per_query = None
     labelled = with_config_labels(rows)
-    table = aggregate(labelled)
     metrics = metric_columns(rows)
-    primary = metrics[0] if metrics else None
-    sig = significance(labelled, per_query, baseline, metrics, alpha) if per_query is not None else {}
-    show_delta = per_query is not None and primary is not None
-    show_budget = has_budget_changes(rows)
-    costs = cost_columns(rows)
+    primary = resolve_primary(metrics, primary)
+    sig = significance(labelled, per_query, baseline, metrics, alpha, primary) if per_query is not None else {}
+    tested = per_query is not None and primary is not None
+    tables = leaderboard_tables(labelled, sig, baseline, primary if tested else None, primary=primary, alpha=alpha)
     lines = [f"# {escape_md(title)}", ""]
     devices = sorted(set(rows["device"].drop_nulls().to_list())) if "device" in rows.columns else []
     if devices:
         lines += [f"Device: {escape_md(', '.join(devices))}", ""]
-    for (dataset, model), group in table.group_by(["dataset", "model"], maintain_order=True):
-        here = labelled.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
-        base = baseline_config(here, baseline)
-        lines += [f"## {escape_md(dataset)} · {escape_md(model)}", ""]
-        header = leaderboard_header(metrics, costs, show_delta=show_delta, show_budget=show_budget)
-        lines.append("| " + " | ".join(escape_md(h) for h in header) + " |")
-        lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|")
-        lines += [
-            _row(rec, dataset, model, base, metrics, sig, show_delta, primary, show_budget, costs)
-            for rec in group.iter_rows(named=True)
-        ]
-        lines.append("")
+    for verdict in verdicts(tables, labelled, alpha, baseline):
+        lines += [f"**Verdict.** {escape_md(' '.join(verdict.findings))}", ""]
+        lines += [f"**Caveats.** {escape_md(' '.join(verdict.caveats))}", ""] if verdict.caveats else []
+    for table in tables:
+        here = labelled.filter((pl.col("dataset") == table.dataset) & (pl.col("model") == table.model))
+        lines += [f"## {escape_md(table.dataset)} · {escape_md(table.model)}", ""]
+        for view in table.views:
+            lines += [f"### {escape_md(view.title)}", ""]
+            lines += table_markdown(table, view)
+            lines += ["", escape_md(view.caption), ""] if view.caption else [""]
+        base = table.baseline
         notes = config_notes(here) + ([base.note()] if base is not None and base.note() else [])
-        for note in notes:
+        for note in notes + table.subset_notes() + table.repeat_notes():
             lines += [f"Note: {escape_md(note)}", ""]
-    lines += _legend(rows, per_query is not None, show_budget, show_delta, primary, baseline, alpha)
+    if per_query is None:
+        lines.append("Significance not computed (no per-query scores).")
+    else:
+        lines.append(f"Method: {escape_md(method_text(alpha))}")
     lines += diagnostics_markdown(rows, primary, baseline, alpha, steps)
     return "\n".join(lines) + "\n"
 
 
-def _row(
-    rec: dict,
-    dataset: str,
-    model: str,
-    base,
-    metrics: list[str],
-    sig: dict,
-    show_delta: bool,
-    primary: str | None,
-    show_budget: bool,
-    costs: list,
-) -> str:
-    """One configuration's line of the markdown table."""
-    label = rec["label"]
-    is_base = base is not None and label == base.label
-    cells = [escape_md(label) + (" (baseline)" if is_base else ""), str(rec.get("seeds") or 0)]
-    cells += [
-        format_value(rec.get(m), 4, rec.get(f"{m}_ci")) + mark_cell(sig.get((dataset, model, label, m)))
-        for m in metrics
-    ]
-    if show_delta:
-        cells.append("–" if is_base else fmt_delta(sig.get((dataset, model, label, primary))))
-    cells += [format_value(rec.get("steps"), 0), format_value(rec.get("examples_seen"), 0), fmt_batch(rec)]
-    if show_budget:
-        cells.append(escape_md(rec.get("budget") or "–"))
-    cells += [format_value(rec.get(col), digits) for _, col, digits in costs]
-    cells.append(escape_md(rec.get("failed") or "ok"))
-    return "| " + " | ".join(cells) + " |"
-
-
-def _legend(
-    rows: pl.DataFrame,
-    has_per_query: bool,
-    show_budget: bool,
-    show_delta: bool,
-    primary: str | None,
-    baseline: str,
-    alpha: float,
-) -> list[str]:
-    """What the leaderboard's columns, marks and Δ mean."""
-    lines: list[str] = []
-    lines.append(
-        "Metrics: mean ± half-width of the 95% confidence interval over seeds (Student t) "
-        "on the test split; costs are means. Each row is one configuration (dataset × model × "
-        "strategy × config key); runs of different configurations are never pooled."
-    )
-    lines.append(
-        "steps / examples: optimiser steps and training examples seen per run; batch: mean/min batch "
-        "size"
-        + ("; budget: a strategy's declared reason for changing the data budget (else equal)" if show_budget else "")
-        + ". Times in seconds (train s: training steps only; total s: "
-        "the whole run); RSS / GPU: peak MB during training and during evaluation."
-    )
-    if memory_fallback_used(rows):
-        lines.append(
-            "train RSS / GPU MB of runs recorded before training and evaluation memory were measured "
-            "apart is the peak of the whole run."
-        )
-    if not has_per_query:
-        lines.append("Significance not computed (no per-query scores).")
-    else:
-        lines.append(
-            f"{BETTER} / {WORSE}: significantly better / worse than the baseline "
-            f"{escape_md(baseline)} (Wilcoxon signed-rank test on per-query scores averaged over seeds; "
-            "two-sided p = twice the smaller one-sided p, the mark points to that side; "
-            f"Holm-corrected per dataset × model × metric, α = {alpha:g})."
-        )
-        if show_delta:
-            lines.append(
-                f"Δ vs baseline: mean per-query difference in {escape_md(primary)} against the "
-                "baseline, with its 95% bootstrap confidence interval (percentile, "
-                "seeded, resampling queries)."
-            )
+def table_markdown(table: LeaderboardTable, view: View | None = None) -> list[str]:
+    """One view of a :class:`LeaderboardTable` (default: the primary one) as GFM lines: header, alignment, one
+    line per row (text cells escaped)."""
+    cols = (view or table.views[0]).columns
+    lines = ["| " + " | ".join(escape_md(c.header) for c in cols) + " |"]
+    lines.append("|" + "|".join("---" if c.is_text else "---:" for c in cols) + "|")
+    for row in table.rows:
+        cells = [escape_md(plain_cell(row, c)) if c.is_text else plain_cell(row, c) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -168,24 +97,11 @@ def diagnostics_markdown(
 ) -> list[str]:
     """The markdown sections after the leaderboard tables: time to target, across datasets, planted false
     negatives, and what the diagnostics mean."""
-    from negbench.report.diagnostics import MEANINGS, TARGET_FRACTION, planted_table, strategy_curves, time_to_target
+    from negbench.report.diagnostics import MEANINGS, planted_table
 
     lines: list[str] = []
     if steps is not None and not steps.is_empty() and "run_id" in rows.columns:
-        curves = strategy_curves(steps, rows, "dev")
-        if curves:
-            lines += ["", f"## Time to {TARGET_FRACTION:.0%} of the best dev value", ""]
-            lines += [
-                "| dataset · model | dev metric | target | strategy | training wall time |",
-                "|---|---|---:|---|---:|",
-            ]
-            for (dataset, model, dev_metric), series in curves.items():
-                target, reached = time_to_target(series)
-                for strategy, t in reached.items():
-                    lines.append(
-                        f"| {escape_md(dataset)} · {escape_md(model)} | {escape_md(dev_metric)} | "
-                        f"{target:.4f} | {escape_md(strategy)} | {'never' if t is None else f'{t:,.1f} s'} |"
-                    )
+        lines += _time_to_target(rows, steps, baseline)
     if metric is not None:
         for summary in rank_summary(rows, metric, baseline):
             lines += ["", f"## Across datasets: {escape_md(summary.model)}, {escape_md(metric)}", ""]
@@ -241,8 +157,48 @@ def diagnostics_markdown(
     return lines
 
 
+def _time_to_target(rows: pl.DataFrame, steps: pl.DataFrame, baseline: str) -> list[str]:
+    """The time-to-target table: when each strategy's dev curve first reaches the baseline's final dev value."""
+    from negbench.report.diagnostics import MIN_CURVE_POINTS, strategy_curves, time_to_target
+
+    lines: list[str] = []
+    labelled = with_config_labels(rows)
+    for (dataset, model, dev_metric), series in strategy_curves(steps, labelled, "dev").items():
+        here = labelled.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
+        base = baseline_config(here, baseline)
+        target, reached = time_to_target(series, base.label if base is not None else None)
+        if not lines:
+            lines += ["", "## Time to the baseline's final dev value", ""]
+        where = f"{escape_md(dataset)} · {escape_md(model)}"
+        if target is None:
+            lines.append(
+                f"{where}: omitted — the baseline's dev curve has fewer than {MIN_CURVE_POINTS} points "
+                "(more [evaluation] curve\\_points give one)."
+            )
+            continue
+        lines += [
+            f"{where}, {escape_md(dev_metric)}: target {target:.4f}, the final dev value of "
+            f"{escape_md(base.label if base else baseline)} (curves of {MIN_CURVE_POINTS} points or more).",
+            "",
+            "| strategy | training wall time |",
+            "|---|---:|",
+        ]
+        lines += [f"| {escape_md(s)} | {'never' if t is None else f'{t:,.1f} s'} |" for s, t in reached.items()] + [""]
+    return lines
+
+
 def write_leaderboard(
-    rows: pl.DataFrame, path: Path, title: str, per_query: pl.DataFrame | None = None, baseline: str = "in-batch"
+    rows: pl.DataFrame,
+    path: Path,
+    title: str,
+    per_query: pl.DataFrame | None = None,
+    baseline: str = "in-batch",
+    *,
+    primary: str | None = None,
+    alpha: float = 0.05,
+    steps: pl.DataFrame | None = None,
 ) -> Path:
     """Write :func:`leaderboard_markdown` to ``path`` atomically."""
-    return write_text_atomic(path, leaderboard_markdown(rows, title, per_query, baseline))
+    return write_text_atomic(
+        path, leaderboard_markdown(rows, title, per_query, baseline, alpha, steps=steps, primary=primary)
+    )

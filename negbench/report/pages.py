@@ -7,6 +7,7 @@ from pathlib import Path
 
 from negbench._io import write_text_atomic
 from negbench.errors import DataError
+from negbench.report.figures.stores import store_settings
 from negbench.report.html import render_html
 from negbench.report.html.sections import distinct
 from negbench.report.load import load_diagnostics, load_store
@@ -22,9 +23,14 @@ def write_report(
     baseline: str = "in-batch",
     title: str | None = None,
     alpha: float = 0.05,
+    primary: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``leaderboard.md`` and ``index.html`` for a results directory; return their paths."""
+    """Write ``leaderboard.md`` and ``index.html`` for a results directory; return their paths.
+
+    ``primary`` is the metric the verdict and the marks rest on; by default the one the store's ``suite.toml``
+    declares (``[evaluation] primary``, else ``[tuning] metric``), else ``ndcg@10`` or the first metric."""
     rows, per_query = load_store(results_dir)
+    primary = primary or store_settings(results_dir).primary
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
     if out.exists() and not out.is_dir():
         raise DataError("is a file; --out names the folder for leaderboard.md and index.html", file=out, field="--out")
@@ -34,8 +40,9 @@ def write_report(
     pq = per_query if not per_query.is_empty() else None
     steps, overlap = load_diagnostics(results_dir, rows)
     md_path, html_path = out / "leaderboard.md", out / "index.html"
-    write_text_atomic(md_path, leaderboard_markdown(rows, title, pq, baseline, alpha, steps=steps))
-    write_text_atomic(
-        html_path, render_html(rows, pq, baseline=baseline, title=title, alpha=alpha, steps=steps, overlap=overlap)
+    write_text_atomic(md_path, leaderboard_markdown(rows, title, pq, baseline, alpha, steps=steps, primary=primary))
+    page = render_html(
+        rows, pq, baseline=baseline, title=title, alpha=alpha, primary_metric=primary, steps=steps, overlap=overlap
     )
+    write_text_atomic(html_path, page)
     return md_path, html_path

@@ -28,7 +28,6 @@ __all__ = [
     "format_value",
     "has_budget_changes",
     "has_gpu",
-    "leaderboard_header",
     "mark_cell",
     "memory_fallback_used",
     "metric_columns",
@@ -230,21 +229,3 @@ def fmt_delta(sig: Significance | None, digits: int = 4) -> str:
 
 def mark_cell(sig: Significance | None) -> str:
     return f" {sig.mark}" if sig is not None and sig.mark else ""
-
-
-def leaderboard_header(
-    metrics: list[str], costs: list[tuple[str, str, int]], *, show_delta: bool = False, show_budget: bool = False
-) -> list[str]:
-    """The columns of a leaderboard row, in the order every renderer shows them."""
-    return [
-        "strategy",
-        "seeds",
-        *metrics,
-        *(["Δ vs baseline"] if show_delta else []),
-        "steps",
-        "examples",
-        "batch mean/min",
-        *(["budget"] if show_budget else []),
-        *[h for h, _, _ in costs],
-        "status",
-    ]

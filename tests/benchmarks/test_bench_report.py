@@ -32,4 +32,4 @@ def test_markdown_leaderboard(benchmark, store_frames) -> None:
 def test_html_report(benchmark, store_frames) -> None:
     rows, per_query = store_frames
     html = benchmark(render_html, rows, per_query)
-    assert html.count('<table class="sortable">') == 2
+    assert html.count('<h3 class="view">ndcg@10 (primary)</h3>') == 2  # one board per dataset, four tables each

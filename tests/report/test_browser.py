@@ -320,6 +320,34 @@ def test_diagnostics_render_in_chromium(browser, tmp_path) -> None:
         shutil.copy(png, Path(keep) / png.name)
 
 
+def test_primary_table_fits_1400_px(browser, tmp_path) -> None:
+    """Sixteen strategies, one with a long budget note: at 1,400 px the page does not scroll sideways and the
+    primary table (label, metric, Δ with CI, Holm p, detectable Δ, seeds, budget) is whole on screen."""
+    names = ["in-batch", "random", "bm25", "dense", "positive-aware", "ance", "tas-b", "ngame", "simans", "star"]
+    names += ["neighbourhood", "rs2", "large-batch", "in-batch-last", "progressive", "none"]
+    store = synthetic_store(tmp_path / "store", {n: 0.01 * (i % 5) for i, n in enumerate(names)}, seeds=(0,))
+    rows = store.rows().with_columns(
+        pl.when(pl.col("strategy") == "rs2")
+        .then(pl.lit("rs2: fraction 0.5 of the examples per epoch (by design)"))
+        .otherwise(pl.lit("equal"))
+        .alias("budget")
+    )
+    store.results_path.unlink()
+    rows.write_parquet(store.results_path)
+    _, html_path = write_report(store.directory, tmp_path / "site")
+    page = browser.open(html_path)
+    page.send("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+    box = page.eval(
+        "(() => { const t = document.querySelector('table.sortable'); const r = t.getBoundingClientRect();"
+        "const s = t.closest('.scroll') || t.parentElement; return {right: r.right,"
+        "page: document.documentElement.scrollWidth, scrolls: s.scrollWidth > s.clientWidth,"
+        "heads: Array.from(t.tHead.rows[0].cells).map(c => c.innerText)}; })()"
+    )
+    assert box["right"] <= 1400 and box["page"] <= 1400 and not box["scrolls"], box
+    heads = [h.rstrip(" ↕") for h in box["heads"]]
+    assert heads == ["strategy", "seeds", "ndcg@10", "Δ vs baseline [95% CI]", "Holm p", "detectable Δ", "budget"]
+
+
 def test_missing_chromium_gives_a_reason(monkeypatch) -> None:
     monkeypatch.delenv("NEGBENCH_CHROMIUM", raising=False)
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)

@@ -111,7 +111,8 @@ def test_html_has_no_external_urls_handlers_or_style_attributes(page: str) -> No
 
 
 def test_html_content(page: str) -> None:
-    assert page.count('<table class="sortable">') == 2  # one per dataset × model
+    assert page.count('<table class="sortable">') == 8  # primary, secondary, costs, memory per dataset × model
+    assert page.count('<h3 class="view">ndcg@10 (primary)</h3>') == 2
     images = re.findall(r'<img class="plot"[^>]*>', page)
     assert len(images) == 4  # throughput and memory plot per table
     svgs = [svg_of_img(img) for img in images]

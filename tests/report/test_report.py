@@ -13,7 +13,7 @@ from negbench.report.compare import compare_stores
 from negbench.report.html import render_html
 from negbench.report.markdown import leaderboard_markdown
 from negbench.report.stats import BETTER
-from negbench.report.terminal import rich_table
+from negbench.report.terminal import rich_table, rich_tables
 from negbench.run.store.parquet import ResultStore
 from negbench.testing.results import synthetic_frames, synthetic_rows, synthetic_store
 from tests.report.test_stats import two_config_frames
@@ -29,6 +29,13 @@ def cells(line: str) -> list[str]:
     return [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
 
 
+def view_table(md: str, title: str) -> tuple[list[str], dict[str, list[str]]]:
+    """(header, {first cell without tags: cells}) of the first markdown table under ``### title``."""
+    block = md.split(f"### {title}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rows = [cells(line) for line in block[2:]]
+    return cells(block[0]), {r[0].split(" (")[0]: r for r in rows}
+
+
 def rich_text(table) -> str:
     console = Console(width=400, record=True, file=io.StringIO())
     console.print(table)
@@ -38,14 +45,16 @@ def rich_text(table) -> str:
 def test_markdown_shows_each_configuration_as_its_own_row() -> None:
     rows, per_query = two_config_frames(new_schema=True)
     md = leaderboard_markdown(rows, "t", per_query)
-    in_batch = [line for line in md.splitlines() if line.startswith("| in-batch \\[cfg ")]
+    primary = md.split("### ndcg@10 (primary)", 1)[1].split("###", 1)[0]
+    in_batch = [line for line in primary.splitlines() if line.startswith("| in-batch \\[cfg ")]
     assert len(in_batch) == 2
     assert sum("(baseline)" in line for line in in_batch) == 1
     assert "2 configurations of in-batch" in md and "never pooled" in md
     assert "the newest (by run date) of the 2 configurations" in md
     header = cells(table_line(md, "| strategy "))
     older = cells(next(line for line in in_batch if "(baseline)" not in line))
-    assert older[header.index("seeds")] == "1" and older[header.index("Δ vs baseline")].startswith("-")
+    delta = header.index("Δ vs baseline \\[95% CI\\]")
+    assert older[header.index("seeds")] == "1" and older[delta].startswith("-")
     text = rich_text(rich_table(rows))
     assert text.count("in-batch [cfg ") == 2  # rich markup does not swallow the bracketed key
 
@@ -53,13 +62,13 @@ def test_markdown_shows_each_configuration_as_its_own_row() -> None:
 def test_markdown_delta_vs_baseline_column() -> None:
     rows, per_query = synthetic_frames(synthetic_rows({"in-batch": 0.0, "bm25": 0.06}, n_queries=60, noise=0.03))
     md = leaderboard_markdown(rows, "t", per_query)
-    header = cells(table_line(md, "| strategy "))
-    delta = cells(table_line(md, "| bm25 "))[header.index("Δ vs baseline")]
+    header, body = view_table(md, "ndcg@10 (primary)")
+    delta = body["bm25"][header.index("Δ vs baseline \\[95% CI\\]")]
     mean, low, high = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", delta).groups())
     assert 0 < low <= mean <= high and mean == round(mean, 4)
-    assert BETTER in table_line(md, "| bm25 ")
-    assert cells(table_line(md, "| in-batch "))[header.index("Δ vs baseline")] == "–"
-    assert "bootstrap" in md
+    assert body["bm25"][header.index("Holm p")].startswith(BETTER)  # three seeds each: a seed-aware test
+    assert body["in-batch"][header.index("Δ vs baseline \\[95% CI\\]")] == "–"
+    assert "variance-components" in md
     assert "Δ vs baseline" not in leaderboard_markdown(rows, "t")  # no per-query scores, no Δ
 
 
@@ -92,31 +101,26 @@ def budget_rows() -> tuple[pl.DataFrame, pl.DataFrame]:
 def test_leaderboards_show_budget_and_costs() -> None:
     rows, per_query = budget_rows()
     md = leaderboard_markdown(rows, "t", per_query)
-    header = cells(table_line(md, "| strategy "))
-    for col in (
-        "steps",
-        "examples",
-        "batch mean/min",
-        "budget",
-        "train ex/s",
-        "mine s",
-        "train s",
-        "total s",
-        "train RSS MB",
-        "eval RSS MB",
-        "train GPU MB",
-        "eval GPU MB",
-    ):
-        assert col in header, col
-    big, base = cells(table_line(md, "| big ")), cells(table_line(md, "| in-batch "))
-    assert big[header.index("batch mean/min")] == "128.0/128" and base[header.index("batch mean/min")] == "31.5/16"
-    assert big[header.index("steps")] == "8" and big[header.index("examples")] == "1024"
-    assert big[header.index("budget")].startswith("batch\\_size 128") and base[header.index("budget")] == "equal"
-    assert big[header.index("train GPU MB")] == "2048" and big[header.index("eval RSS MB")] == "650"
+    header, body = view_table(md, "ndcg@10 (primary)")
+    assert "budget" in header and "steps" not in header  # the primary table stays narrow
+    assert body["big"][header.index("budget")].startswith("batch\\_size 128")
+    assert body["in-batch"][header.index("budget")] == "equal"
+    costs, spent = view_table(md, "Costs")
+    memory, held = view_table(md, "Memory")
+    for col in ("steps", "examples", "batch mean/min", "train ex/s", "mine s", "train s", "total s"):
+        assert col in costs, col
+    for col in ("train RSS MB", "eval RSS MB", "train GPU MB", "eval GPU MB"):
+        assert col in memory, col
+    big, base = spent["big"], spent["in-batch"]
+    assert big[costs.index("batch mean/min")] == "128.0/128" and base[costs.index("batch mean/min")] == "31.5/16"
+    assert big[costs.index("steps")] == "8" and big[costs.index("examples")] == "1024"
+    assert held["big"][memory.index("train GPU MB")] == "2048" and held["big"][memory.index("eval RSS MB")] == "650"
     assert XSS not in md and "&lt;img src=x onerror=alert(1)&gt;\\|x" in md
-    assert len({len(cells(line)) for line in md.splitlines() if line.startswith("|")}) == 1
+    for block in md.split("\n\n"):
+        if block.startswith("|"):
+            assert len({len(cells(line)) for line in block.splitlines()}) == 1
 
-    text = rich_text(rich_table(rows))
+    text = rich_text(rich_tables(rows))
     assert "128.0/128" in text and "train GPU MB" in text and "batch_size 128 (large batches" in text
 
     page = render_html(rows, per_query, generated="x")
@@ -129,7 +133,7 @@ def test_leaderboards_show_budget_and_costs() -> None:
         "total s",
         "train RSS MB",
         "eval GPU MB",
-        "Δ vs baseline",
+        "Δ vs baseline [95% CI]",
     ):
         assert f'<button type="button">{col}</button>' in page, col
     assert "training peak GPU memory (MB)" in page and "128.0/128" in page
@@ -139,12 +143,14 @@ def test_old_store_without_new_columns_renders_dashes(tmp_path) -> None:
     store = synthetic_store(tmp_path, {"in-batch": 0.0, "bm25": 0.05}, seeds=(0,), n_queries=20)
     rows = store.rows().drop(["steps", "examples_seen", "mine_s"])  # an old store: no budget, no split memory
     md = leaderboard_markdown(rows, "t", store.per_query())
-    header = cells(table_line(md, "| strategy "))
-    bm25 = cells(table_line(md, "| bm25 "))
-    for col in ("steps", "examples", "batch mean/min", "mine s", "total s", "eval RSS MB"):
-        assert bm25[header.index(col)] == "–", col
-    assert bm25[header.index("train RSS MB")] == "625"  # falls back to the whole-run peak_rss_mb
-    assert "budget" not in header and "train GPU MB" not in header and "whole run" in md
+    costs, spent = view_table(md, "Costs")
+    memory, held = view_table(md, "Memory")
+    for col in ("steps", "examples", "batch mean/min", "mine s", "total s"):
+        assert spent["bm25"][costs.index(col)] == "–", col
+    assert held["bm25"][memory.index("eval RSS MB")] == "–"
+    assert held["bm25"][memory.index("train RSS MB")] == "625"  # falls back to the whole-run peak_rss_mb
+    assert "budget" not in cells(table_line(md, "| strategy ")) and "train GPU MB" not in memory
+    assert "whole run" in md
     assert rich_table(rows).row_count == 2
     page = render_html(rows, store.per_query(), generated="x")
     assert "training peak RSS (MB)" in page and "whole-run peak" in page

@@ -106,14 +106,20 @@ def test_heatmap_annotates_values() -> None:
 
 
 def test_time_to_target_hand_example() -> None:
+    """The target is the baseline's final dev value; a curve of two points says when the first evaluation
+    happened, not how fast a run learns: it is left out (and with it the target, when it is the baseline's)."""
     curves = {
-        "fast": ([1.0, 2.0, 3.0], [0.5, 0.96, 0.97]),
-        "slow": ([1.0, 2.0, 4.0], [0.2, 0.5, 1.0]),
-        "never": ([1.0, 2.0], [0.1, 0.9]),
+        "base": ([1.0, 2.0, 3.0], [0.2, 0.5, 0.6]),
+        "fast": ([1.0, 2.0, 3.0], [0.5, 0.6, 0.7]),
+        "slow": ([1.0, 2.0, 4.0], [0.1, 0.3, 0.65]),
+        "never": ([1.0, 2.0, 3.0], [0.1, 0.2, 0.59]),
+        "short": ([1.0, 2.0], [0.9, 0.95]),
     }
-    target, reached = time_to_target(curves)
-    assert target == pytest.approx(0.95)
-    assert reached == {"fast": 2.0, "slow": 4.0, "never": None}
+    target, reached = time_to_target(curves, "base")
+    assert target == pytest.approx(0.6)
+    assert reached == {"base": 3.0, "fast": 2.0, "slow": 4.0, "never": None}
+    assert time_to_target({**curves, "base": ([1.0, 2.0], [0.2, 0.6])}, "base") == (None, {})
+    assert time_to_target(curves, "absent") == (None, {})
 
 
 def test_strategy_curves_mean_over_seeds(three_datasets) -> None:
@@ -137,11 +143,12 @@ def test_report_with_and_without_steps(tmp_path) -> None:
     md_path, html_path = write_report(store.directory, tmp_path / "new")
     page, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
     assert "Learning curves" in page and "Hardness during training" in page
-    assert "time to 95% of best" in page and "never" in page
-    assert "## Time to 95% of the best dev value" in md
-    winner = next(line for line in md.splitlines() if "| winner |" in line and " s |" in line)
-    assert winner.endswith("7.2 s |")  # 0.95 × its final 0.4810 (the best) is first reached at point 4
-    assert "| loser | never |" in md
+    assert "time to the baseline's final dev" in page and "never" in page
+    assert "## Time to the baseline's final dev value" in md
+    # target: in-batch's final dev value 0.3 + 0.05 ln 5 + 0.0005 = 0.3810; winner starts at 0.4005 (1.8 s),
+    # mid (0.3405 + 0.05 ln k) first reaches it at point 3 (2 × 3 × 0.96 = 5.76 s), loser never
+    assert "target 0.3810" in md
+    assert "| winner | 1.8 s |" in md and "| mid | 5.8 s |" in md and "| loser | never |" in md
     assert len(re.findall(r'<img class="plot"', page)) == 4  # two scatters, curves, hardness
     (store.directory / "steps.parquet").write_bytes(b"nope")
     with pytest.raises(DataError, match=r"steps\.parquet"):

@@ -9,21 +9,33 @@ The first word after ``figures:`` is a results directory (relative to the reposi
 
 - ``format``: ``inline`` (default; ``nDCG@10: none 0.7562, in-batch 0.7758``), ``table`` (a markdown
   table of the metric and costs), ``value`` (the number alone; the store, after filters, must hold one
-  strategy) or ``wall`` (total compute time of the rows, ``68 min 19 s``).
-- ``metric``: a metric column of the store (default ``ndcg@10``); ``dev_metric`` is the tuned dev score.
-- ``digits``: decimals of the metric (default 4).
+  strategy), ``wall`` (total compute time of the rows, ``68 min 19 s``), ``delta`` (each strategy's mean
+  per-query difference from the baseline with its bootstrap 95% interval, as the leaderboard's Δ column:
+  ``Δ nDCG@10 vs in-batch: dss +0.0099 [+0.0008, +0.0227]``), ``ratio`` (``strategy=A,B``: the mean of A over
+  that of B, ``0.28×``) or ``planted`` (a table of the metric without and with planted false negatives, the
+  drop and the planted shares; ``dataset=`` then names the plain dataset).
+- ``metric``: a column of the store (default ``ndcg@10``): a metric, ``dev_metric`` (the tuned dev score), a
+  cost (``train_examples_per_s``) or a diagnostic (``planted_fn_share``).
+- ``digits``: decimals of the metric (default 4); ``unit=percent`` shows it × 100 with `` %``.
 - ``strategy``: comma-separated labels to keep (in that order); ``dataset`` / ``model``: required when the
   store holds several.
 - ``order``: ``store`` (default: the order in which strategies first appear in the store, i.e. the suite's)
   or ``metric`` (best first).
+- ``baseline``: what ``delta`` compares with (default: the store's ``suite.toml`` ``[suite] baseline``, else
+  ``in-batch``).
 
 Means are over seeds (rows with ``status == "ok"``); with two or more seeds the half-width of the 95%
 Student-t confidence interval follows as ``± h``. A strategy whose rows all failed shows as failed. If the
-store has a ``config_key`` column, only the newest config (latest ``created_at``) of each strategy counts."""
+store has a ``config_key`` column, only the newest config (latest ``created_at``) of each strategy counts.
+
+``negbench figures`` also re-renders every published store's ``leaderboard.md`` and ``index.html``
+(:mod:`negbench.report.figures.pages`: every ``results/*/`` with a ``results.parquet``, stamped with the newest
+row's ``created_at``), and refuses figures typed outside a block (:mod:`negbench.report.figures.typed`)."""
 
 from __future__ import annotations
 
 from negbench.report.figures.blocks import CLOSE, DEFAULT_FILES, OPEN, Block, find_blocks, referenced_dirs, update_file
+from negbench.report.figures.pages import PAGE_FILES, Page, plan_pages, render_pages, write_pages
 from negbench.report.figures.render import (
     COSTS,
     DASH,
@@ -36,9 +48,19 @@ from negbench.report.figures.render import (
     summarise,
     wall_seconds,
 )
-from negbench.report.figures.spec import FORMATS, OPTIONS, Spec, parse_spec
+from negbench.report.figures.spec import FORMATS, OPTIONS, UNITS, Spec, parse_spec
+from negbench.report.figures.stores import (
+    RESULTS_ROOT,
+    SUITE_FILE,
+    StoreSettings,
+    generated_at,
+    published_stores,
+    store_settings,
+)
+from negbench.report.figures.typed import ALLOWED, TypedFigure, typed_figures, typed_in_file
 
 __all__ = [
+    "ALLOWED",
     "CLOSE",
     "COSTS",
     "DASH",
@@ -46,18 +68,33 @@ __all__ = [
     "FORMATS",
     "OPEN",
     "OPTIONS",
+    "PAGE_FILES",
+    "RESULTS_ROOT",
+    "SUITE_FILE",
+    "UNITS",
     "Block",
+    "Page",
     "Spec",
+    "StoreSettings",
     "Summary",
+    "TypedFigure",
     "find_blocks",
     "format_duration",
+    "generated_at",
     "load_rows",
     "metric_label",
     "parse_spec",
+    "plan_pages",
+    "published_stores",
     "referenced_dirs",
     "render_block",
+    "render_pages",
     "render_table",
+    "store_settings",
     "summarise",
+    "typed_figures",
+    "typed_in_file",
     "update_file",
     "wall_seconds",
+    "write_pages",
 ]

@@ -10,7 +10,9 @@ import polars as pl
 
 from negbench.config.metrics import parse_metric
 from negbench.errors import NegbenchError
+from negbench.report.figures.derived import render_delta, render_planted, render_ratio
 from negbench.report.figures.spec import Spec, parse_spec
+from negbench.report.figures.stores import store_settings
 from negbench.report.load import load_store
 from negbench.report.stats import newest_configs, t_half_width
 from negbench.report.table import escape_md, format_value
@@ -49,11 +51,18 @@ def metric_label(name: str) -> str:
 
 def load_rows(spec: Spec, root: Path) -> pl.DataFrame:
     """The store's rows that a block describes: one dataset × model, newest config per strategy."""
+    return _load(spec, root)[0]
+
+
+def _load(spec: Spec, root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows, per-query scores) of a block. ``format=planted`` keeps every dataset (it pairs a planted dataset
+    with its plain one; its ``dataset=`` names the plain one) and ``format=delta`` every strategy (the
+    baseline's rows, and the leaderboard's Holm family)."""
     path = Path(root) / spec.directory / RESULTS_FILE
     if not path.is_file():
         raise NegbenchError(f"results directory {spec.directory} not found (no {path})")
-    rows, _ = load_store(path.parent, required=("strategy", "status"))  # the report stage's one loader
-    for key in ("dataset", "model"):
+    rows, per_query = load_store(path.parent, required=("strategy", "status"))  # the report stage's one loader
+    for key in ("model",) if spec.format == "planted" else ("dataset", "model"):
         wanted = getattr(spec, key)
         if key not in rows.columns:
             continue
@@ -61,7 +70,7 @@ def load_rows(spec: Spec, root: Path) -> pl.DataFrame:
             rows = rows.filter(pl.col(key) == wanted)
             if rows.is_empty():
                 raise NegbenchError(f"{spec.directory} has no rows of {key} {wanted!r}")
-        else:
+        elif spec.format != "planted":
             values = rows[key].unique(maintain_order=True).to_list()
             if len(values) > 1:
                 raise NegbenchError(
@@ -75,10 +84,11 @@ def load_rows(spec: Spec, root: Path) -> pl.DataFrame:
         missing = [s for s in spec.strategies if s not in have]
         if missing:
             raise NegbenchError(f"{spec.directory} has no strategy {', '.join(missing)}")
-        rows = rows.filter(pl.col("strategy").is_in(list(spec.strategies)))
+        if spec.format != "delta":
+            rows = rows.filter(pl.col("strategy").is_in(list(spec.strategies)))
     if rows.is_empty():
         raise NegbenchError(f"{spec.directory} has no rows")
-    return rows
+    return rows, per_query
 
 
 @dataclass
@@ -150,10 +160,14 @@ def _is_metric(col: str) -> bool:
     return True
 
 
-def _number(s: Summary, digits: int) -> str:
+def _number(s: Summary, digits: int, unit: str = "plain") -> str:
     if s.mean is None:
         return "failed" if s.failed else DASH
-    text = format_value(s.mean, digits, s.half)
+    if unit == "percent":
+        half = None if s.half is None else 100 * s.half
+        text = format_value(100 * s.mean, digits, half) + " %"
+    else:
+        text = format_value(s.mean, digits, s.half)
     if s.failed:
         text += f" ({s.failed} of {s.failed + s.seeds} seeds failed)"
     return text
@@ -237,19 +251,25 @@ def render_table(summaries: list[Summary], spec: Spec, rows: pl.DataFrame) -> st
 def render_block(spec: str, root: Path) -> str:
     """The generated text of one block (without the markers) from the results under ``root``."""
     parsed = parse_spec(spec)
-    rows = load_rows(parsed, Path(root))
+    rows, per_query = _load(parsed, Path(root))
+    label = metric_label(parsed.metric)
     if parsed.format == "wall":
         return format_duration(wall_seconds(rows))
+    if parsed.format == "planted":
+        return render_planted(parsed, rows, label)
+    if parsed.format == "delta":
+        baseline = parsed.baseline or store_settings(Path(root) / parsed.directory).baseline
+        return render_delta(parsed, rows, per_query, baseline, label)
     summaries = _ordered(summarise(rows, parsed.metric), parsed)
+    if parsed.format == "ratio":
+        return render_ratio(parsed, {s.strategy: s.mean for s in summaries})
     if parsed.format == "value":
         if len(summaries) != 1:
             raise NegbenchError(
                 f"format=value needs one strategy, {parsed.directory} has {len(summaries)}: "
                 "add strategy=NAME to the block"
             )
-        return _number(summaries[0], parsed.digits)
+        return _number(summaries[0], parsed.digits, parsed.unit)
     if parsed.format == "table":
         return render_table(summaries, parsed, rows)
-    return f"{metric_label(parsed.metric)}: " + ", ".join(
-        f"{s.strategy} {_number(s, parsed.digits)}" for s in summaries
-    )
+    return f"{label}: " + ", ".join(f"{s.strategy} {_number(s, parsed.digits, parsed.unit)}" for s in summaries)

@@ -1,5 +1,5 @@
-"""A figures block's specification: ``DIR metric=… format=inline|table|value|wall digits=… strategy=…
-dataset=… model=… order=…``."""
+"""A figures block's specification: ``DIR metric=… format=inline|table|value|wall|delta|ratio|planted digits=…
+strategy=… dataset=… model=… order=… unit=… baseline=…``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from dataclasses import dataclass
 
 from negbench.errors import NegbenchError
 
-__all__ = ["FORMATS", "OPTIONS", "Spec", "parse_spec"]
+__all__ = ["FORMATS", "OPTIONS", "UNITS", "Spec", "parse_spec"]
 
 
-FORMATS = ("inline", "table", "value", "wall")
+FORMATS = ("inline", "table", "value", "wall", "delta", "ratio", "planted")
 
 
-OPTIONS = ("metric", "format", "digits", "strategy", "dataset", "model", "order")
+OPTIONS = ("metric", "format", "digits", "strategy", "dataset", "model", "order", "unit", "baseline")
+
+
+UNITS = ("plain", "percent")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,19 @@ class Spec:
     dataset: str | None = None
     model: str | None = None
     order: str = "store"
+    unit: str = "plain"
+    baseline: str | None = None
+
+
+def _check(key: str, value: str) -> None:
+    if key == "format" and value not in FORMATS:
+        raise NegbenchError(f"unknown format {value!r}: use one of {', '.join(FORMATS)}")
+    if key == "order" and value not in ("store", "metric"):
+        raise NegbenchError(f"unknown order {value!r}: use store or metric")
+    if key == "unit" and value not in UNITS:
+        raise NegbenchError(f"unknown unit {value!r}: use one of {', '.join(UNITS)}")
+    if key == "digits" and (not value.isdigit() or int(value) > 10):
+        raise NegbenchError(f"digits must be an integer 0–10, not {value!r}")
 
 
 def parse_spec(text: str) -> Spec:
@@ -39,16 +55,14 @@ def parse_spec(text: str) -> Spec:
             raise NegbenchError(
                 f"bad option {word!r} in figures block: use key=value with key one of {', '.join(OPTIONS)}"
             )
-        if key == "format" and value not in FORMATS:
-            raise NegbenchError(f"unknown format {value!r}: use one of {', '.join(FORMATS)}")
-        if key == "order" and value not in ("store", "metric"):
-            raise NegbenchError(f"unknown order {value!r}: use store or metric")
+        _check(key, value)
         if key == "digits":
-            if not value.isdigit() or int(value) > 10:
-                raise NegbenchError(f"digits must be an integer 0–10, not {value!r}")
             kwargs["digits"] = int(value)
         elif key == "strategy":
             kwargs["strategies"] = tuple(s for s in value.split(",") if s)
         else:
             kwargs[key] = value
-    return Spec(**kwargs)  # type: ignore[arg-type]
+    spec = Spec(**kwargs)  # type: ignore[arg-type]
+    if spec.format == "ratio" and len(spec.strategies) != 2:
+        raise NegbenchError("format=ratio needs strategy=A,B (the mean of A divided by that of B)")
+    return spec

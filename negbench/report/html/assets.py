@@ -40,6 +40,10 @@ img.plot{max-width:100%;height:auto;display:block;background:var(--bg)}
 pre{background:var(--alt);padding:.5rem;overflow:auto;white-space:pre-wrap;max-width:100%}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
 code{font-size:.92em}
+.scroll{overflow-x:auto;max-width:100%}
+td:not(.text){white-space:nowrap}
+.verdict{background:var(--alt);border-left:4px solid var(--acc);padding:.1rem .9rem;margin:.8rem 0}
+h3.view{margin-top:1.4rem}
 """
 
 SCRIPT = """

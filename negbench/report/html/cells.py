@@ -13,7 +13,7 @@ from negbench.report.stats import (
 )
 from negbench.report.table import fmt_delta, format_value, number
 
-__all__ = ["esc", "format_number", "memory_column", "metric_cell", "number", "number_cell", "strategy_citation"]
+__all__ = ["esc", "format_number", "memory_column", "number", "number_cell", "p_cell", "strategy_citation"]
 
 
 def esc(value: object) -> str:
@@ -56,25 +56,18 @@ def memory_column(group: pl.DataFrame) -> tuple[str, str]:
     return "train_peak_rss_mb", "training peak RSS (MB)"
 
 
-def metric_cell(rec: dict[str, Any], metric: str, sig: Significance | None) -> str:
-    mean = number(rec.get(metric))
-    if mean is None:
-        return '<td data-sort="">–</td>'
-    half = number(rec.get(f"{metric}_ci"))
-    text = f"{mean:.4f}" + (f' <span class="ci">± {half:.4f}</span>' if half is not None else "")
-    if sig is not None and sig.mark:
+def p_cell(sig: Significance | None, text: str) -> str:
+    """The Holm p cell: the mark coloured by its direction, the p-value and a tooltip with the raw p, the seeds
+    and the standard error behind it (``text`` is the plain cell, :func:`negbench.report.leaderboard.p_text`)."""
+    if sig is None or number(sig.p_holm) is None:
+        return f'<td class="text" data-sort="">{esc(text)}</td>'
+    scope = "queries and seeds" if sig.seed_aware else "queries only (one seed: training variance unmeasured)"
+    tip = (
+        f"Holm p = {sig.p_holm:.3g} (raw p = {sig.p_value:.3g}, over {sig.family} comparisons); Δ {fmt_delta(sig)}; "
+        f"SE {sig.se:.4f} over {scope}; {sig.n} queries, {sig.seeds} vs {sig.baseline_seeds} seeds"
+    )
+    body = esc(text)
+    if sig.mark:
         cls = "better" if sig.mark == BETTER else "worse"
-        word = "better" if sig.mark == BETTER else "worse"
-        tip = (
-            f"significantly {word} than the baseline: Holm p = {sig.p_holm:.3g} (raw p = {sig.p_value:.3g}; "
-            f"one-sided p better {sig.p_greater:.3g}, worse {sig.p_less:.3g}), mean per-query difference "
-            f"{fmt_delta(sig)} (95% bootstrap CI), Hodges–Lehmann {sig.hodges_lehmann:+.4f}, over {sig.n} queries"
-        )
-        text += f' <span class="sig {cls}" title="{esc(tip)}">{esc(sig.mark)}</span>'
-    elif sig is not None:
-        tip = (
-            f"not significantly different from the baseline: Holm p = {sig.p_holm:.3g}; mean per-query "
-            f"difference {fmt_delta(sig)} (95% bootstrap CI) over {sig.n} queries"
-        )
-        return f'<td data-sort="{mean!r}" title="{esc(tip)}">{text}</td>'
-    return f'<td data-sort="{mean!r}">{text}</td>'
+        body = f'<span class="sig {cls}">{esc(sig.mark)}</span> ' + esc(text.removeprefix(sig.mark).strip())
+    return f'<td class="text" data-sort="{sig.p_holm!r}" title="{esc(tip)}">{body}</td>'

@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from negbench.report.captions import method_text
 from negbench.report.diagnostics import (
     strategy_curves,
 )
@@ -23,15 +24,10 @@ from negbench.report.html.sections import (
     strategy_sections,
 )
 from negbench.report.html.tables import cost_plots, hardness_section, learning_curves, overlap_section, strategy_table
-from negbench.report.stats import (
-    BETTER,
-    WORSE,
-    baseline_config,
-    config_notes,
-    significance,
-    with_config_labels,
-)
-from negbench.report.table import aggregate, cost_columns, has_budget_changes, memory_fallback_used, metric_columns
+from negbench.report.leaderboard import LeaderboardTable, leaderboard_tables
+from negbench.report.stats import config_notes, resolve_primary, significance, with_config_labels
+from negbench.report.table import aggregate, memory_fallback_used, metric_columns
+from negbench.report.verdict import Verdict, verdicts
 
 __all__ = ["render_html"]
 
@@ -68,8 +64,12 @@ def render_html(
         f'<p class="muted">{rows.height} runs · device: {esc(", ".join(devices) or "unknown")} · '
         f"baseline: {esc(baseline)} · generated {esc(generated)}</p>"
     )
+    body += [_verdict_html(v) for v in page.verdicts]
     body.append(page.nav())
-    body += [page.dataset_section(i, dataset, model, group) for i, ((dataset, model), group) in enumerate(page.groups)]
+    body += [
+        page.dataset_section(i, table, group)
+        for i, (table, (_, group)) in enumerate(zip(page.tables, page.groups, strict=True))
+    ]
     if page.ranks:
         body.append('<section id="ranks"><h2>Across datasets</h2>' + page.ranks + "</section>")
     if page.planted:
@@ -77,7 +77,7 @@ def render_html(
     body.append('<section id="strategies"><h2>Strategies</h2>' + strategy_sections(rows, reg) + "</section>")
     body.append('<section id="diagnostics"><h2>What the diagnostics mean</h2>' + meanings_section() + "</section>")
     body.append('<section id="provenance"><h2>Provenance</h2>' + provenance_section(rows, generated) + "</section>")
-    body.append(_method_section(alpha))
+    body.append(f'<section id="method"><h2>Method</h2><p>{esc(method_text(alpha))}</p></section>')
     return _page(title, body)
 
 
@@ -91,8 +91,8 @@ class _Board:
     primary: str | None
     sig: dict
     groups: list
-    costs: list
-    show_budget: bool
+    tables: list[LeaderboardTable]
+    verdicts: list[Verdict]
     legacy_memory: bool
     dev_curves: dict
     hard_curves: dict
@@ -103,10 +103,12 @@ class _Board:
     @classmethod
     def of(cls, rows, per_query, baseline, alpha, primary_metric, steps, overlap) -> _Board:
         metrics = metric_columns(rows)
-        primary = primary_metric if primary_metric in metrics else (metrics[0] if metrics else None)
+        primary = resolve_primary(metrics, primary_metric)
         rows = with_config_labels(rows)
-        sig = significance(rows, per_query, baseline, metrics, alpha) if per_query is not None else {}
+        sig = significance(rows, per_query, baseline, metrics, alpha, primary) if per_query is not None else {}
         has_steps = steps is not None and not steps.is_empty() and "run_id" in rows.columns
+        tested = per_query is not None and primary is not None
+        tables = leaderboard_tables(rows, sig, baseline, primary if tested else None, primary=primary, alpha=alpha)
         return cls(
             rows=rows,
             baseline=baseline,
@@ -114,9 +116,9 @@ class _Board:
             primary=primary,
             sig=sig,
             groups=list(aggregate(rows).group_by(["dataset", "model"], maintain_order=True)),
-            costs=cost_columns(rows),
-            show_budget=has_budget_changes(rows),
-            legacy_memory=memory_fallback_used(rows),
+            tables=tables,
+            verdicts=verdicts(tables, rows, alpha, baseline),
+            legacy_memory=memory_fallback_used(_training(rows)),
             dev_curves=strategy_curves(steps, rows, "dev") if has_steps else {},
             hard_curves=strategy_curves(steps, rows, "hardness", x="step") if has_steps else {},
             overlap=overlap,
@@ -136,58 +138,38 @@ class _Board:
         )
         return "".join(nav)
 
-    def dataset_section(self, i: int, dataset: str, model: str, group: pl.DataFrame) -> str:
+    def dataset_section(self, i: int, table: LeaderboardTable, group: pl.DataFrame) -> str:
         """One dataset × model: its table, notes, cost plots and diagnostics."""
+        dataset, model, base = table.dataset, table.model, table.baseline
         here = self.rows.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
-        base = baseline_config(here, self.baseline)
-        delta_metric = self.primary if self.sig else None
         out = [f'<section id="dm-{i}"><h2>{esc(dataset)} · {esc(model)}</h2>']
         if base is None:
             out.append(
                 f'<p class="note">Baseline {esc(self.baseline)} not in these results: no significance marks.</p>'
             )
-        out.append(
-            strategy_table(
-                group, self.metrics, self.sig, base, dataset, model, self.costs, self.show_budget, delta_metric
-            )
-        )
-        out.append(
-            '<p class="note">Click a column header to sort. Metrics: mean ± 95% CI over seeds. '
-            f'<span class="sig better">{esc(BETTER)}</span> / <span class="sig worse">{esc(WORSE)}</span>: '
-            "significantly better / worse than the baseline (hover for p-values)."
-            + (
-                f" Δ vs baseline: mean per-query difference in {esc(delta_metric)} with its 95% bootstrap CI."
-                if delta_metric
-                else ""
-            )
-            + "</p>"
-        )
+        for view in table.views:
+            out.append(f'<h3 class="view">{esc(view.title)}</h3>' + strategy_table(table, view))
+            out.append(f'<p class="note">{esc(view.caption)}</p>' if view.caption else "")
+        out.append('<p class="note">Click a column header to sort.</p>')
         notes = config_notes(here) + ([base.note()] if base is not None and base.note() else [])
-        out += [f'<p class="note">{esc(note)}</p>' for note in notes]
+        out += [f'<p class="note">{esc(note)}</p>' for note in notes + table.subset_notes() + table.repeat_notes()]
         if self.primary:
             out.append(cost_plots(group, self.primary, self.legacy_memory))
-        out.append(learning_curves(self.dev_curves, dataset, model))
+        out.append(learning_curves(self.dev_curves, dataset, model, base.label if base is not None else None))
         out.append(hardness_section(self.hard_curves, dataset, model))
         out.append(overlap_section(self.overlap, dataset, model))
         out.append("</section>")
         return "\n".join(out)
 
 
-def _method_section(alpha: float) -> str:
-    return (
-        '<section id="method"><h2>Method</h2><p>Each row aggregates the finished runs (seeds) of one '
-        "configuration: dataset × model × strategy × config key (a hash of everything but the seed that "
-        "changes the result); configurations are never pooled, and a label with several is shown once "
-        "per configuration with a short key. Metrics are computed on the test split after training; the "
-        "interval is the 95% Student-t confidence interval of the mean over seeds. Significance: "
-        "per-query scores are averaged over seeds, each configuration is compared with the baseline "
-        "(the newest configuration of the baseline label) by a Wilcoxon signed-rank test (Pratt's "
-        "treatment of ties); the two-sided p is twice the smaller one-sided p, the mark points to that "
-        "side, and the p-values of one dataset × model × metric are Holm-corrected; marks at "
-        f"α = {alpha:g}. Δ vs baseline is the mean per-query difference with a seeded percentile-bootstrap "
-        "95% CI. Costs (throughput, time, memory) are means over seeds; steps, examples and batch sizes "
-        "show each configuration's data budget.</p></section>"
-    )
+def _training(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of runs that trained (the zero-shot ``none`` takes no step and has no training memory)."""
+    return rows.filter(pl.col("steps").fill_null(1) > 0) if "steps" in rows.columns else rows
+
+
+def _verdict_html(verdict: Verdict) -> str:
+    caveats = f"<p><strong>Caveats.</strong> {esc(' '.join(verdict.caveats))}</p>" if verdict.caveats else ""
+    return f'<div class="verdict"><p><strong>Verdict.</strong> {esc(" ".join(verdict.findings))}</p>{caveats}</div>'
 
 
 def _page(title: str, body: list[str]) -> str:

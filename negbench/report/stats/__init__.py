@@ -1,22 +1,17 @@
 """Statistics shared by the leaderboards and ``negbench compare``.
 
 * :func:`mean_ci` — mean and 95% confidence interval over seeds (Student t, because there are few seeds).
-* :func:`paired_test` — paired per-query test of a strategy against a baseline. Per-query scores are first
-  averaged over seeds (:func:`per_query_means`), so the unit of the test is the query, as in IR practice.
-  The default is the **Wilcoxon signed-rank test**: per-query nDCG / recall / MRR values are bounded,
-  skewed and heavily tied at 0 and 1, so a rank test is safer than a t-test, whose normality assumption
-  they break. Zero differences (queries on which both systems score the same) are handled with Pratt's
-  method (kept in the ranking, then dropped), which is more conservative than discarding them first; when
-  every difference is zero the systems are indistinguishable and p = 1. A paired t-test is available with
-  ``method="t"``. Both one-sided p-values are computed; the two-sided p is twice the smaller one, and the
-  **direction** of a significant result is the side the test itself found (not the sign of the mean
-  difference, which a rank test does not look at: 40 slightly worse queries and 5 much better ones have a
-  positive mean but are significantly *worse* by rank). Effect sizes come with it: the mean paired
-  difference with a seeded percentile-bootstrap 95% CI, and the Hodges–Lehmann estimate (the shift
-  estimate that belongs to the signed-rank test).
+* :func:`seed_query_test` (:mod:`~negbench.report.stats.twolevel`) — a configuration against the baseline with
+  both sources of variance, test queries and training seeds: Δ = mean paired per-query difference of the
+  seed-averaged scores, its standard error from a seed × query variance-components model (Welch–Satterthwaite
+  degrees of freedom), a t-based 95% CI and p-value; :func:`detectable_difference` — the smallest Δ that test
+  finds with 80% power at a given α (noncentral t).
+* :func:`significance` — that test for a results store, each configuration vs the baseline per dataset × model ×
+  metric. Marks only on the primary metric (:func:`resolve_primary`), only when both sides have several seeds,
+  Holm-corrected over those comparisons; other metrics are exploratory (see
+  :mod:`~negbench.report.stats.significance`).
+* :func:`paired_test` — a paired per-query Wilcoxon signed-rank (or t) test, what ``negbench compare`` uses.
 * :func:`holm` — Holm's step-down correction for the family of comparisons in one table.
-* :func:`significance` — all of that for a results store: each configuration vs the baseline, per
-  dataset × model × metric (one Holm family per dataset × model × metric).
 
 **Configurations are never pooled.** A row's ``config_key`` hashes everything that changes its result except
 the seed; rows of one strategy label with different keys are different configurations (e.g. before and after
@@ -41,7 +36,7 @@ from negbench.report.stats.configs import (
     with_config_labels,
 )
 from negbench.report.stats.ranking import PairAcrossDatasets, RankSummary, rank_power_note, rank_summary, ranked_rows
-from negbench.report.stats.significance import Significance, mark_for, significance
+from negbench.report.stats.significance import DEFAULT_PRIMARY, Significance, mark_for, resolve_primary, significance
 from negbench.report.stats.tests import (
     BETTER,
     BOOTSTRAP_RESAMPLES,
@@ -58,12 +53,15 @@ from negbench.report.stats.tests import (
     paired_test,
     t_half_width,
 )
+from negbench.report.stats.twolevel import POWER, SeedQueryTest, detectable_difference, seed_query_test, seed_variance
 
 __all__ = [
     "BETTER",
     "BOOTSTRAP_RESAMPLES",
     "BOOTSTRAP_SEED",
     "CONFIG_KEYS",
+    "DEFAULT_PRIMARY",
+    "POWER",
     "SHORT_KEY",
     "WORSE",
     "BaselineConfig",
@@ -71,12 +69,14 @@ __all__ = [
     "PairAcrossDatasets",
     "PairedTest",
     "RankSummary",
+    "SeedQueryTest",
     "Significance",
     "TestMethod",
     "baseline_config",
     "bootstrap_mean_ci",
     "clip_p",
     "config_notes",
+    "detectable_difference",
     "fallback_config_key",
     "hodges_lehmann",
     "holm",
@@ -91,6 +91,9 @@ __all__ = [
     "rank_summary",
     "ranked_rows",
     "resolve_baseline",
+    "resolve_primary",
+    "seed_query_test",
+    "seed_variance",
     "significance",
     "t_half_width",
     "with_config_key",

@@ -1,29 +1,48 @@
-"""Each configuration against the baseline, per dataset × model × metric (one Holm family per table)."""
+"""Each configuration against the baseline, per dataset × model × metric, with both sources of variance.
+
+The test is :func:`negbench.report.stats.twolevel.seed_query_test` (queries and training seeds). Claims are made
+on one **primary** metric only (``[evaluation] primary``, by default the tuning metric): a comparison is marked
+better / worse when both configurations have at least two seeds (so the test carries seed variance) and its
+Holm-adjusted p is below α, Holm's family being the seed-aware comparisons of the primary metric in one
+dataset × model. Other metrics are **exploratory**: Δ, CI and raw p are computed the same way, never marked and
+never corrected. A comparison with one seed on either side covers query sampling only; it is never marked
+(a one-seed difference may be one training run's luck) and forms a family of its own for the verdict's
+"on these queries" statement. Every primary comparison carries its detectable difference: the true Δ found with
+80% power at α / m (m = its family's size: the level Holm applies to the smallest p, so the figure is
+conservative).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
-from negbench.report.stats.configs import CONFIG_KEYS, baseline_config, query_means, with_config_labels
-from negbench.report.stats.tests import BETTER, WORSE, PairedTest, TestMethod, holm, paired_test
+from negbench.report.stats.configs import baseline_config, with_config_labels
+from negbench.report.stats.tests import BETTER, WORSE, holm
+from negbench.report.stats.twolevel import POWER, SeedQueryTest, detectable_difference, seed_query_test
 
-__all__ = ["Significance", "mark_for", "significance"]
+__all__ = ["DEFAULT_PRIMARY", "Significance", "mark_for", "resolve_primary", "significance"]
+
+DEFAULT_PRIMARY = "ndcg@10"  # the default of ``[tuning] metric``, hence of ``[evaluation] primary``
 
 
 @dataclass(frozen=True)
 class Significance:
-    """One configuration vs the baseline on one metric: raw and Holm-adjusted two-sided p, the mark to show
-    (its direction is the significant one-sided test's), and effect sizes (see :class:`PairedTest`)."""
+    """One configuration vs the baseline on one metric (see the module docstring).
+
+    ``mean_diff`` is Δ (new − base) with its 95% CI; ``se`` / ``df`` its standard error and degrees of freedom;
+    ``seed_var`` / ``query_var`` the two parts of ``se²``; ``seeds`` / ``baseline_seeds`` the runs behind each
+    side. ``p_holm`` is NaN for an exploratory (non-primary) metric; ``detectable`` (the smallest Δ found with
+    80% power at α / ``family``) is NaN there too. ``mark`` is BETTER, WORSE or ""."""
 
     p_value: float
     p_holm: float
     mean_diff: float
     n: int
-    mark: str  # BETTER, WORSE or ""
+    mark: str
     p_greater: float = 1.0
     p_less: float = 1.0
     hodges_lehmann: float = math.nan
@@ -31,30 +50,49 @@ class Significance:
     ci_high: float = math.nan
     config_key: str = ""
     baseline_config_key: str = ""
+    se: float = math.nan
+    df: float = math.nan
+    seeds: int = 1
+    baseline_seeds: int = 1
+    seed_var: float = 0.0
+    query_var: float = math.nan
+    primary: bool = True
+    family: int = 1
+    detectable: float = math.nan
+
+    @property
+    def seed_aware(self) -> bool:
+        """Both sides have several seeds: the test carries training-seed variance (only then may it be marked)."""
+        return self.seeds >= 2 and self.baseline_seeds >= 2
 
 
-def mark_for(test: PairedTest, p_holm: float, alpha: float) -> str:
-    """BETTER / WORSE when the Holm-adjusted p is below ``alpha``, in the direction the test found; else ""."""
-    if not p_holm < alpha:
+def mark_for(test: Significance | SeedQueryTest, p_holm: float, alpha: float) -> str:
+    """BETTER / WORSE when the Holm-adjusted p is below ``alpha`` and the test carries seed variance; else ""."""
+    if not p_holm < alpha or not test.seed_aware:
         return ""
-    return {1: BETTER, -1: WORSE}.get(test.direction, "")
+    return BETTER if test.mean_diff > 0 else WORSE
+
+
+def resolve_primary(metrics: Sequence[str], requested: str | None = None) -> str | None:
+    """The primary metric among a board's ``metrics``: ``requested`` when it is one, else ``ndcg@10`` (the
+    default tuning metric) when present, else the first; None without metrics."""
+    for choice in (requested, DEFAULT_PRIMARY):
+        if choice is not None and choice in metrics:
+            return choice
+    return metrics[0] if metrics else None
 
 
 def significance(
     rows: pl.DataFrame,
-    per_query: pl.DataFrame,
+    per_query: pl.DataFrame | None,
     baseline: str = "in-batch",
     metrics: Sequence[str] | None = None,
     alpha: float = 0.05,
-    method: TestMethod = "wilcoxon",
+    primary: str | None = None,
 ) -> dict[tuple[str, str, str, str], Significance]:
     """Each configuration vs the baseline, keyed by ``(dataset, model, label, metric)`` where ``label`` is the
-    display label of :func:`with_config_labels` (the strategy label when it has one configuration).
-
-    Only finished (``status == "ok"``) runs count. The baseline is :func:`baseline_config`. Holm's correction
-    runs over the configurations of one dataset × model × metric (the comparisons one leaderboard column
-    makes).
-    """
+    display label of :func:`with_config_labels`. Only finished runs count; the baseline is
+    :func:`baseline_config`; ``primary`` is resolved by :func:`resolve_primary` among the metrics tested."""
     out: dict[tuple[str, str, str, str], Significance] = {}
     if rows.is_empty() or per_query is None or per_query.is_empty():
         return out
@@ -62,42 +100,75 @@ def significance(
     ok = rows.filter(pl.col("status") == "ok")
     if ok.is_empty():
         return out
-    means = query_means(ok, per_query, (*CONFIG_KEYS, "label"))
+    runs = ok.select("run_id", "dataset", "model", "label", "config_key")
+    scores = per_query.join(runs, on="run_id", how="inner")
     if metrics is not None:
-        means = means.filter(pl.col("metric").is_in(list(metrics)))
+        scores = scores.filter(pl.col("metric").is_in(list(metrics)))
+    primary = resolve_primary(sorted(set(scores["metric"].to_list())), primary)
     for (dataset, model), group in ok.group_by(["dataset", "model"], maintain_order=True):
         base = baseline_config(rows.filter((pl.col("dataset") == dataset) & (pl.col("model") == model)), baseline)
         if base is None:
             continue
         configs = group.select(["label", "config_key"]).unique(maintain_order=True).rows()
         others = [(label, key) for label, key in configs if label != base.label]
-        here = means.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
+        here = scores.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
         for (metric,), part in sorted(here.partition_by(["metric"], as_dict=True).items()):
-            scores = {
-                label: dict(zip(sub["query_id"].to_list(), sub["score"].to_list(), strict=True))
-                for (label,), sub in part.partition_by(["label"], as_dict=True).items()
-            }
-            base_scores = scores.get(base.label)
-            if not base_scores:
-                continue
-            tests = [paired_test(scores.get(label, {}), base_scores, method) for label, _ in others]
-            adjusted = holm([t.p_value for t in tests])
-            for (label, key), t, p_adj in zip(others, tests, adjusted, strict=True):
-                out[(dataset, model, label, metric)] = Significance(
-                    t.p_value,
-                    p_adj,
-                    t.mean_diff,
-                    t.n,
-                    mark_for(t, p_adj, alpha),
-                    t.p_greater,
-                    t.p_less,
-                    t.hodges_lehmann,
-                    t.ci_low,
-                    t.ci_high,
-                    key,
-                    base.config_key,
+            tests = _tests(part, base.label, [label for label, _ in others])
+            keys = dict(others)
+            for label, sig in _judged(tests, metric == primary, alpha).items():
+                out[(dataset, model, label, metric)] = replace(
+                    sig, config_key=keys[label], baseline_config_key=base.config_key
                 )
     return out
 
 
-# --- several datasets -----------------------------------------------------------------------------------
+def _tests(part: pl.DataFrame, base_label: str, labels: list[str]) -> dict[str, SeedQueryTest]:
+    """The test of each label against the baseline on one metric, over the queries every run of both has."""
+    wide = part.pivot(on="run_id", index="query_id", values="score", aggregate_function="first")
+    runs_of = {
+        label: sub["run_id"].unique(maintain_order=True).to_list()
+        for (label,), sub in part.partition_by(["label"], as_dict=True).items()
+    }
+    base_runs = runs_of.get(base_label, [])
+    out: dict[str, SeedQueryTest] = {}
+    if not base_runs:
+        return out
+    for label in labels:
+        new_runs = runs_of.get(label, [])
+        if not new_runs:
+            continue
+        matrix = wide.select([*new_runs, *base_runs]).drop_nulls().to_numpy().astype(float).T
+        out[label] = seed_query_test(matrix[: len(new_runs)], matrix[len(new_runs) :])
+    return out
+
+
+def _judged(tests: dict[str, SeedQueryTest], is_primary: bool, alpha: float) -> dict[str, Significance]:
+    """Holm per family (seed-aware / query-only) on the primary metric, marks and detectable differences."""
+    out: dict[str, Significance] = {}
+    for aware in (True, False):
+        family = {label: t for label, t in tests.items() if t.seed_aware == aware}
+        adjusted = holm([t.p_value for t in family.values()]) if is_primary else [math.nan] * len(family)
+        m = len(family)
+        for (label, t), p_adj in zip(family.items(), adjusted, strict=True):
+            detectable = detectable_difference(t.se, t.df, alpha / m, POWER) if is_primary else math.nan
+            out[label] = Significance(
+                p_value=t.p_value,
+                p_holm=p_adj,
+                mean_diff=t.mean_diff,
+                n=t.n,
+                mark=mark_for(t, p_adj, alpha) if is_primary else "",
+                p_greater=t.p_greater,
+                p_less=t.p_less,
+                ci_low=t.ci_low,
+                ci_high=t.ci_high,
+                se=t.se,
+                df=t.df,
+                seeds=t.seeds_new,
+                baseline_seeds=t.seeds_base,
+                seed_var=t.seed_var,
+                query_var=t.query_var,
+                primary=is_primary,
+                family=m,
+                detectable=detectable,
+            )
+    return out

@@ -1,0 +1,113 @@
+"""The captions of a board's tables (:mod:`negbench.report.leaderboard`), written from what the rows hold: a
+caption speaks of intervals over seeds only when there are several seeds, of marks only when a test could draw
+one, and names the comparisons a Holm family has."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from negbench.report.stats import BETTER, POWER, WORSE, Significance
+
+__all__ = ["method_text", "primary_caption", "view_captions"]
+
+
+def view_captions(
+    *,
+    primary: str | None,
+    baseline: str,
+    alpha: float,
+    seeds: Sequence[int],
+    tests: Sequence[Significance],
+    legacy_memory: bool = False,
+    untrained: Sequence[str] = (),
+) -> dict[str, str]:
+    """``{view name: caption}`` for one board (``tests``: the primary metric's tests against the baseline)."""
+    tested = bool(tests)
+    secondary = "Exploratory: means over seeds"
+    if tested:
+        secondary += f"; Δ and its 95% CI computed as for {primary}"
+    secondary += f". No marks and no correction across metrics: the verdict rests on {primary} alone."
+    idle = f" {', '.join(untrained)} does not train: no training cost, no training memory." if untrained else ""
+    costs = (
+        "steps / examples: optimiser steps and training examples seen per run; batch: mean/min batch size; "
+        "train ex/s: training throughput; times in seconds (train s: training steps only; total s: the whole "
+        "run); means over seeds, measured on the device named above." + idle
+    )
+    memory = "Peak MB during training and during evaluation, means over seeds." + idle
+    if legacy_memory:
+        memory += (
+            " Runs recorded before training and evaluation memory were measured apart show the peak of the whole "
+            "run as their training peak."
+        )
+    return {
+        "primary": primary_caption(primary, baseline, alpha, seeds, tests),
+        "secondary": secondary,
+        "costs": costs,
+        "memory": memory,
+    }
+
+
+def primary_caption(
+    primary: str | None, baseline: str, alpha: float, seeds: Sequence[int], tests: Sequence[Significance]
+) -> str:
+    """What the primary table's columns mean, for the seed counts and tests it has."""
+    if primary is None:
+        return ""
+    parts = [f"{primary}: the primary metric on the test split, mean over a configuration's seeds."]
+    if seeds and max(seeds) > 1:
+        parts.append("seed SD: its standard deviation between seeds (training variance).")
+        if min(seeds) == 1:
+            parts.append("A configuration with one seed has none: its training variance is unmeasured.")
+    elif seeds:
+        parts.append(
+            "Every configuration ran with one seed: training variance is unmeasured, so no interval over seeds "
+            "is given."
+        )
+    if not tests:
+        return " ".join(parts)
+    aware = [t for t in tests if t.seed_aware]
+    alone = [t for t in tests if not t.seed_aware]
+    parts.append(f"Δ vs baseline: mean per-query difference from {baseline} with its 95% CI")
+    if aware:
+        parts[-1] += (
+            " over queries and seeds (t interval from a seed × query variance-components model; see Method)."
+            f" {BETTER} / {WORSE}: better / worse than {baseline} at α = {alpha:g} after Holm's correction over the "
+            f"{_count(aware[0].family)} with several seeds on both sides; "
+            "Holm p: the adjusted p-value."
+        )
+    if alone:
+        parts[-1] += "." if not aware else ""
+        parts.append(
+            f"{'Where either side has one seed' if aware else 'With one seed'} the CI covers query sampling only "
+            f"and the Holm p (in parentheses, over those {_count(alone[0].family)}) speaks for these trained models, "
+            "not for the strategies: no mark is drawn."
+        )
+    parts.append(
+        f"detectable Δ: the smallest true difference the comparison finds with {POWER:.0%} power at α / m "
+        "(m: its family's comparisons)"
+        + ("; ≥: from query sampling alone — training variance would raise it." if alone else ".")
+    )
+    return " ".join(parts)
+
+
+def _count(family: int) -> str:
+    return f"{family} comparison{'s' if family != 1 else ''}"
+
+
+def method_text(alpha: float) -> str:
+    """How the board's statistics are computed (the markdown legend and the page's Method section)."""
+    return (
+        "Each row aggregates the finished runs (seeds) of one configuration: dataset × model × strategy × config "
+        "key (a hash of everything but the seed that changes the result); configurations are never pooled. "
+        "Δ vs baseline is the mean over test queries of the difference of seed-averaged per-query scores. Its "
+        "standard error has a query part (the variance over queries of those differences, net of per-query "
+        "training noise, over the number of queries) and a seed part (the variance of each configuration's "
+        "per-seed means over its number of seeds): a seed × query variance-components model, the analytic "
+        "counterpart of a two-level bootstrap over queries and seeds. Degrees of freedom are Welch–Satterthwaite's, "
+        "capped at the seeds' S₁ + S₀ − 2; the 95% CI and the p-value are t-based. A mark (▲ / ▼) needs several "
+        "seeds on both sides and a Holm-adjusted p below "
+        f"α = {alpha:g}, Holm's family being those comparisons on the primary metric of one dataset × model; the "
+        "other metrics are exploratory (no marks, no correction). With one seed the test covers query sampling "
+        "only and is never marked. Detectable Δ: the true difference the test finds with 80% power at α / m "
+        "(m: the family's comparisons; noncentral t). Costs are means over seeds."
+    )

@@ -1,0 +1,90 @@
+"""The published results stores (``results/<name>/`` with a ``results.parquet``) and what their pages need
+beyond the rows: the suite's baseline and title, and a "generated" stamp taken from the store, not the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from negbench.config.suite import SuiteSection
+from negbench.errors import DataError
+from negbench.run.store.base import RESULTS_FILE
+
+__all__ = ["RESULTS_ROOT", "SUITE_FILE", "StoreSettings", "generated_at", "published_stores", "store_settings"]
+
+
+RESULTS_ROOT = "results"  # under the repository root: every directory below it with a store is published
+
+
+SUITE_FILE = "suite.toml"  # the suite a store was run with, copied next to it
+
+
+DEFAULT_BASELINE: str = SuiteSection.model_fields["baseline"].default
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What a store's pages are rendered with: the suite's baseline and name (None: taken from the rows) and its
+    primary metric (None: the default rule of :func:`negbench.report.stats.significance.resolve_primary`)."""
+
+    baseline: str = DEFAULT_BASELINE
+    suite: str | None = None
+    primary: str | None = None
+
+
+def store_settings(directory: str | Path) -> StoreSettings:
+    """``[suite] baseline`` and ``name`` and the primary metric (``[evaluation] primary``, else ``[tuning]
+    metric``) of ``DIR/suite.toml`` when the store has one, else the suite defaults (baseline ``in-batch``, the
+    title from the rows' ``suite`` column). Only those keys are read, so a suite whose data is not on this
+    machine still gives its settings."""
+    path = Path(directory) / SUITE_FILE
+    if not path.is_file():
+        return StoreSettings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"bad TOML: {exc}", file=path) from None
+    section = raw.get("suite", {})
+    baseline, name = section.get("baseline", DEFAULT_BASELINE), section.get("name")
+    if not isinstance(baseline, str) or (name is not None and not isinstance(name, str)):
+        raise DataError("[suite] baseline and name must be strings", file=path)
+    primary = next(
+        (
+            value
+            for table, key in (("evaluation", "primary"), ("tuning", "metric"))
+            if isinstance(value := (raw.get(table) or {}).get(key), str) and value
+        ),
+        None,
+    )
+    return StoreSettings(baseline, name, primary)
+
+
+def published_stores(root: str | Path) -> list[Path]:
+    """Every directory under ``ROOT/results`` that holds a ``results.parquet``, sorted by path."""
+    base = Path(root) / RESULTS_ROOT
+    if not base.is_dir():
+        return []
+    return sorted(p.parent for p in base.rglob(RESULTS_FILE) if p.is_file())
+
+
+def generated_at(rows: pl.DataFrame) -> str:
+    """The page's "generated" stamp: the newest row's ``created_at``, so a re-render is byte-identical."""
+    if "created_at" not in rows.columns:
+        return "not recorded"
+    stamps = [str(v) for v in rows["created_at"].drop_nulls().to_list()]
+    return max(stamps, key=_instant) if stamps else "not recorded"
+
+
+def _instant(stamp: str) -> tuple[int, float, str]:
+    """Sort key of an ISO timestamp: parsed ones by instant (naive read as UTC), above any unparsable text."""
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return (0, 0.0, stamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return (1, moment.timestamp(), stamp)

@@ -1,0 +1,195 @@
+"""`negbench figures` beyond the blocks: the derived formats (delta, ratio, planted, percent), figures typed outside
+a block (negbench.report.figures.typed), and every published store's pages re-rendered from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from negbench.cli import app
+from negbench.errors import NegbenchError
+from negbench.report.figures import (
+    generated_at,
+    plan_pages,
+    published_stores,
+    render_block,
+    render_pages,
+    store_settings,
+    typed_figures,
+    write_pages,
+)
+from negbench.run.store.parquet import ResultStore
+from tests.report.test_figures import row
+
+runner = CliRunner()
+QUERIES = [f"q{i}" for i in range(12)]
+
+
+def _scores(base: float, step: float) -> dict[str, dict[str, float]]:
+    return {"ndcg@10": {q: min(1.0, base + step * (i % 3)) for i, q in enumerate(QUERIES)}}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """results/pub: three strategies with per-query scores and a suite.toml naming bm25 the baseline;
+    results/fn: a plain and a planted dataset (planted false negatives)."""
+    pub = ResultStore(tmp_path / "results" / "pub")
+    for name, base, step, speed, stamp in [
+        ("in-batch", 0.50, 0.0, 8.0, "2026-01-01T00:00:00+00:00"),
+        ("bm25", 0.40, 0.0, 4.0, "2026-01-03T00:00:00+00:00"),
+        ("dense", 0.40, 0.10, 2.0, "2026-01-02T00:00:00+00:00"),
+    ]:
+        pub.append(
+            row(name, 0, base + step, train_examples_per_s=speed, created_at=stamp, suite="pub"), _scores(base, step)
+        )
+    (tmp_path / "results" / "pub" / "suite.toml").write_text('[suite]\nname = "pub"\nbaseline = "bm25"\n')
+    fn = ResultStore(tmp_path / "results" / "fn")
+    for name, plain, planted, share in [("in-batch", 0.5, 0.5, None), ("dense-top", 0.6, 0.55, 0.237)]:
+        fn.append(row(name, 0, plain, dataset="toy", dataset_fingerprint="fp", planted_fn_rate=None))
+        fn.append(
+            row(
+                name,
+                0,
+                planted,
+                dataset="toy+fn0.3dup",
+                dataset_fingerprint="fp2",
+                base_dataset_fingerprint="fp",
+                planted_fn_rate=0.3,
+                planted_fn_kind="duplicate",
+                planted_fn_share=share,
+                planted_fn_inbatch_share=0.004,
+                run_id=f"{name}-planted",
+            )
+        )
+    return tmp_path
+
+
+def test_percent_ratio_and_delta(repo):
+    assert render_block("results/pub format=value strategy=dense unit=percent digits=1", repo) == "50.0 %"
+    spec = "results/pub metric=train_examples_per_s format=ratio digits=2 strategy=dense,in-batch"
+    assert render_block(spec, repo) == "0.25×"
+    # dense − bm25 per query: 0, 0.1, 0.2 repeated → mean +0.1; the baseline comes from the store's suite.toml
+    delta = render_block("results/pub format=delta strategy=dense digits=2", repo)
+    assert delta.startswith("Δ nDCG@10 vs bm25: dense +0.10 [")
+    assert render_block("results/pub format=delta baseline=in-batch digits=2", repo).startswith(
+        "Δ nDCG@10 vs in-batch: bm25 -0.10 [-0.10, -0.10], dense +0.00 ["
+    )
+    with pytest.raises(NegbenchError, match="strategy=A,B"):
+        render_block("results/pub format=ratio strategy=dense", repo)
+    with pytest.raises(NegbenchError, match="no baseline strategy 'nope'"):
+        render_block("results/pub format=delta baseline=nope", repo)
+
+
+def test_planted_table(repo):
+    lines = render_block("results/fn format=planted", repo).splitlines()
+    assert lines[0] == (
+        "| strategy | nDCG@10 plain | planted | drop | seeds paired | planted FN share | planted FN in-batch share |"
+    )
+    assert lines[2:] == [
+        "| in-batch | 0.5000 | 0.5000 | 0.0000 | 1 | – | 0.0040 |",
+        "| dense-top | 0.6000 | 0.5500 | 0.0500 | 1 | 0.2370 | 0.0040 |",
+    ]
+    one = render_block("results/fn format=planted strategy=dense-top dataset=toy", repo).splitlines()
+    assert one[2:] == ["| dense-top | 0.6000 | 0.5500 | 0.0500 | 1 | 0.2370 | 0.0040 |"]
+    with pytest.raises(NegbenchError, match="no planted"):
+        render_block("results/pub format=planted", repo)
+
+
+TYPED = """# Results
+
+Version 2.13.0+cpu on Python ≥ 3.11 (torch 2.13.0.), a 2-core CPU, 300 test queries, 14 steps of 32, on 2026-11-22;
+mean ± 95% CI. `negbench run x --max-drop 0.01` and `rate = 0.3` are code.
+
+```toml
+lr = 2e-5  # temperature 0.05
+```
+
+<!-- figures: results/pub format=value strategy=dense -->0.5000<!-- /figures -->
+
+It scored 0.7562 and took 18 min 56 s; 24 % of its negatives, better by +0.0227.
+
+| strategy | nDCG@10 |
+|---|---:|
+| dense | 0.5000 |
+| text only | no digits here |
+"""
+
+
+def test_typed_figures_rule():
+    found = [(f.line, f.text) for f in typed_figures(TYPED)]
+    assert found == [
+        (12, "0.7562"),
+        (12, "18 min"),
+        (12, "56 s"),
+        (12, "24 %"),
+        (12, "+0.0227"),
+        (16, "| dense | 0.5000 |"),
+    ]
+
+
+def test_store_settings_and_generated_stamp(repo):
+    assert store_settings(repo / "results" / "pub").baseline == "bm25"
+    assert store_settings(repo / "results" / "fn").baseline == "in-batch"  # no suite.toml: the suite default
+    rows = ResultStore(repo / "results" / "pub").rows()
+    assert generated_at(rows) == "2026-01-03T00:00:00+00:00"  # the newest row, not the clock
+    assert published_stores(repo) == [repo / "results" / "fn", repo / "results" / "pub"]
+
+
+def test_pages_are_deterministic_and_name_the_suite_baseline(repo):
+    first = render_pages(repo / "results" / "pub")
+    assert render_pages(repo / "results" / "pub") == first  # byte-identical re-render
+    assert "baseline: bm25 · generated 2026-01-03T00:00:00+00:00" in first["index.html"]
+    assert "| bm25 (baseline) |" in first["leaderboard.md"]
+    assert first["leaderboard.md"].startswith("# negbench · pub\n")
+
+
+def test_a_baseline_the_store_lacks_is_refused(repo):
+    (repo / "results" / "pub" / "suite.toml").write_text('[suite]\nname = "pub"\nbaseline = "random"\n')
+    with pytest.raises(NegbenchError, match="baseline 'random' is not a strategy of this store"):
+        render_pages(repo / "results" / "pub")
+
+
+def test_plan_and_write_pages(repo):
+    pages = plan_pages(repo)
+    assert [p.where for p in pages] == [
+        "results/fn/leaderboard.md",
+        "results/fn/index.html",
+        "results/pub/leaderboard.md",
+        "results/pub/index.html",
+    ]
+    assert all(p.stale for p in pages)
+    assert write_pages(pages) == [p.where for p in pages]
+    assert not any(p.stale for p in plan_pages(repo))
+
+
+def test_cli_regenerates_and_checks_pages(repo):
+    block = "<!-- figures: results/pub format=value strategy=dense --><!-- /figures -->"
+    (repo / "README.md").write_text(f"dense: {block}\n")
+    (repo / "results" / "README.md").write_text("# Results\n")
+    check = ["figures", "--root", str(repo), "--check"]
+    result = runner.invoke(app, check)
+    assert result.exit_code == 1
+    assert "stale page: results/pub/index.html" in result.output
+    assert not (repo / "results" / "pub" / "index.html").exists()  # --check writes nothing
+    result = runner.invoke(app, ["figures", "--root", str(repo)])
+    assert result.exit_code == 0, result.output
+    assert "updated results/pub/leaderboard.md" in result.output
+    assert runner.invoke(app, check).exit_code == 0
+    page = repo / "results" / "fn" / "leaderboard.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("0.5500", "0.5600"), encoding="utf-8")
+    result = runner.invoke(app, check)
+    assert result.exit_code == 1 and "stale page: results/fn/leaderboard.md" in result.output
+    no_pages = runner.invoke(app, [*check, "--no-pages"])
+    assert no_pages.exit_code == 0, no_pages.output
+
+
+def test_cli_fails_on_a_typed_figure(repo):
+    doc = repo / "doc.md"
+    doc.write_text("It scored 0.7562.\n")
+    result = runner.invoke(app, ["figures", str(doc), "--root", str(repo), "--check"])
+    assert result.exit_code == 1
+    assert "typed figure: doc.md:1: 0.7562" in result.output
+    assert runner.invoke(app, ["figures", str(doc), "--root", str(repo)]).exit_code == 1
+    assert not (repo / "results" / "pub" / "index.html").exists()  # FILES given: pages only with --pages

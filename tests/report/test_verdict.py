@@ -1,0 +1,114 @@
+"""The verdict a board opens with: findings on the primary metric with the table's own numbers, and the caveats
+that apply."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from negbench.report.html import render_html
+from negbench.report.leaderboard import leaderboard_tables, plain_cell
+from negbench.report.markdown import leaderboard_markdown
+from negbench.report.pages import write_report
+from negbench.report.stats import significance
+from negbench.report.verdict import board_verdict, verdicts
+from negbench.testing.results import synthetic_frames, synthetic_rows, synthetic_store
+from tests.report.test_seed_variance import draw
+
+EFFECTS = {"in-batch": 0.0, "better": 0.06, "worse": -0.06, "same": 0.0}
+
+
+def board(rows: pl.DataFrame, per_query: pl.DataFrame):
+    sig = significance(rows, per_query, "in-batch", None, 0.05)
+    (table,) = leaderboard_tables(rows, sig, "in-batch", "ndcg@10", primary="ndcg@10")
+    return table
+
+
+def cell(table, label: str, header: str) -> str:
+    row = next(r for r in table.rows if r.label == label)
+    return plain_cell(row, next(c for c in table.columns if c.header == header))
+
+
+def test_verdict_with_seeds_names_winners_losers_and_what_could_be_seen() -> None:
+    rows, per_query = draw(EFFECTS, 1, sd=0.003, n=80)
+    table = board(rows, per_query)
+    text = board_verdict(table, rows).text
+    assert text.startswith("Against in-batch on ndcg@10 (the primary metric), over 80 test queries with 3 seeds")
+    for label, word in (("better", "is better"), ("worse", "is worse")):
+        assert f"{label} (Δ {cell(table, label, 'Δ vs baseline [95% CI]')}) {word}" in text  # the table's numbers
+    assert "Holm-corrected α = 0.05 over 3 comparisons" in text
+    assert "same cannot be told apart from in-batch" in text
+    assert f"could have detected with 80% power is {cell(table, 'same', 'detectable Δ')}" in text
+    assert "one seed" not in text and "unmeasured" not in text
+
+
+def test_verdict_with_one_seed_calls_nothing_and_says_why() -> None:
+    rows, per_query = draw(EFFECTS, 2, seeds=(0,), sd=0.0, n=80)
+    table = board(rows, per_query)
+    text = board_verdict(table, rows).text
+    assert "with one seed per configuration, no strategy can be called better or worse" in text
+    assert "training variance is unmeasured" in text and "▲" not in text and "is better" not in text
+    # the queries alone still tell the two clear cases from noise; what they could have detected is a lower bound
+    assert "On these queries alone, better (Δ " in text and "worse (Δ " in text and "differ from in-batch" in text
+    assert "same, is within query noise" in text
+    low = min(float(cell(table, s, "detectable Δ").removeprefix("≥ ")) for s in ("better", "worse", "same"))
+    assert f"only differences of {low:.4f}" in text and "training variance would raise that" in text
+    assert all(cell(table, s, "Holm p").startswith("(") for s in ("better", "worse", "same"))  # query-only p
+
+
+def test_verdict_caveats_come_from_the_rows() -> None:
+    pairs = synthetic_rows({"in-batch": 0.0, "again": 0.0, "half": 0.02, "none": -0.1}, seeds=(0,), n_queries=30)
+    rows, per_query = synthetic_frames(pairs)
+    rows = rows.with_columns(
+        pl.when(pl.col("strategy") == "again")
+        .then(pl.lit("in-batch"))
+        .otherwise(pl.col("strategy_name"))
+        .alias("strategy_name"),
+        pl.when(pl.col("strategy") == "half")
+        .then(pl.lit("half: fraction 0.5 (by design)"))
+        .otherwise(pl.lit("equal"))
+        .alias("budget"),
+        pl.when(pl.col("strategy") == "none").then(0).otherwise(pl.col("steps")).alias("steps"),
+        pl.when(pl.col("strategy") == "again").then(250.0).otherwise(100.0).alias("train_examples_per_s"),
+        pl.when(pl.col("strategy") == "half").then(pl.lit("gpu: H100")).otherwise(pl.col("device")).alias("device"),
+        pl.lit("200 of 1,000 documents").alias("subset"),
+        pl.lit(0.05).alias("test_only_share"),
+        pl.lit(0.02).alias("test_only_share_full"),
+    )
+    (verdict,) = verdicts(leaderboard_tables(rows, significance(rows, per_query), primary="ndcg@10"), rows)
+    caveats = " ".join(verdict.caveats)
+    assert "Rows marked (subset) ran on a subset of toy: 200 of 1,000 documents" in caveats
+    assert "5.0% of its evaluated corpus, 2.0% of the full corpus" in caveats
+    assert "Timings come from 2 devices (cpu: synthetic; gpu: H100)" in caveats
+    assert "in-batch and again ran one configuration yet trained at 100.0 and 250.0 examples/s" in caveats
+    assert "half changed the data budget (half: fraction 0.5 (by design)): its Δ mixes" in caveats
+    assert "again repeats the configuration of in-batch" in caveats
+    assert "none does not train (0 steps)" in caveats
+
+
+def test_pages_open_with_the_verdict(tmp_path) -> None:
+    rows, per_query = draw(EFFECTS, 3, sd=0.003, n=60)
+    (verdict,) = verdicts([board(rows, per_query)], rows)
+    md = leaderboard_markdown(rows, "t", per_query)
+    first = next(block for block in md.split("\n\n")[1:] if not block.startswith("Device"))
+    assert first.startswith("**Verdict.** Against in-batch") and "Caveats" not in first
+    page = render_html(rows, per_query, generated="x")
+    assert page.index('<div class="verdict"><p><strong>Verdict.</strong> Against in-batch') < page.index("<nav>")
+    assert " ".join(verdict.findings).replace("'", "&#x27;") in page
+
+
+def test_primary_metric_comes_from_the_stores_suite(tmp_path) -> None:
+    store = synthetic_store(tmp_path / "s", EFFECTS, n_queries=40, metrics=("ndcg@10", "recall@100"))
+    (store.directory / "suite.toml").write_text('[suite]\nname = "x"\n[evaluation]\nprimary = "recall@100"\n')
+    md = write_report(store.directory, tmp_path / "site")[0].read_text(encoding="utf-8")
+    assert "### recall@100 (primary)" in md and "Against in-batch on recall@100 (the primary metric)" in md
+    assert "### ndcg@10 (primary)" not in md and "Δ ndcg@10 \\[95% CI\\]" in md  # ndcg@10 is now secondary
+    (store.directory / "suite.toml").write_text('[suite]\nname = "x"\n[tuning]\nmetric = "recall@100"\n')
+    assert "### recall@100 (primary)" in write_report(store.directory, tmp_path / "b")[0].read_text(encoding="utf-8")
+
+
+def test_a_board_of_the_baseline_alone_says_so() -> None:
+    """tuned-cpu's store holds one strategy, the baseline: its verdict said "the store has no per-query scores"."""
+    rows, per_query = synthetic_frames(synthetic_rows({"in-batch": 0.0}, seeds=(0,), n_queries=20))
+    table = board(rows, per_query)
+    text = board_verdict(table, rows).text
+    assert "the board holds only the baseline in-batch" in text and "no per-query scores" not in text
