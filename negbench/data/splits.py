@@ -4,6 +4,7 @@ land on the same side, dev is carved from train by hash order, and subsets keep 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterable
 
 from negbench.data.beir import Qrels
@@ -16,8 +17,12 @@ def _rank_key(seed_text: str, item: str) -> str:
 
 
 def normalise_query(text: str) -> str:
-    """Query text as compared for twins: runs of whitespace collapsed to one space, ends stripped."""
-    return " ".join(text.split())
+    """Query text as compared for twins: Unicode compatibility form (NFKC), case folded, punctuation dropped,
+    runs of whitespace collapsed to one space. An uncased tokenizer (MiniLM's) reads "What is X?" and
+    "what is x" alike, so they are one query: a twin left in training would carry its test twin's answer."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded)
+    return " ".join(kept.split())
 
 
 def query_key(qid: str, queries: dict[str, str]) -> str:

@@ -30,21 +30,24 @@ def _test_only_share(ds: RetrievalDataset) -> float:
     return len(_relevant(ds.test()) - _relevant(ds.train)) / len(ds.eval_corpus)
 
 
-def _add_test_twins(beir, split: str, test_ids: list[str]) -> list[str]:
-    """Add to ``split`` a query per test query with its text (whitespace changed) and its positive."""
+def _add_test_twins(beir, split: str, test_ids: list[str], variant=None) -> list[str]:
+    """Add to ``split`` a query per test query with its text (whitespace changed, or ``variant(text)``) and its
+    positive."""
     text = {r["_id"]: r["text"] for r in map(json.loads, (beir / "queries.jsonl").read_text().splitlines())}
     positive = dict(line.split("\t")[:2] for line in (beir / "qrels" / "test.tsv").read_text().splitlines()[1:])
     twins = [f"{q}-twin" for q in test_ids]
     with (beir / "queries.jsonl").open("a") as fh:
-        fh.writelines(
-            json.dumps({"_id": f"{q}-twin", "text": "  " + text[q].replace(" ", "\t")}) + "\n" for q in test_ids
-        )
+        fh.writelines(json.dumps({"_id": f"{q}-twin", "text": (variant or _spaced)(text[q])}) + "\n" for q in test_ids)
     path = beir / "qrels" / f"{split}.tsv"
     if not path.is_file():
         path.write_text("query-id\tcorpus-id\tscore\n")
     with path.open("a") as fh:
         fh.writelines(f"{q}-twin\t{positive[q]}\t1\n" for q in test_ids)
     return twins
+
+
+def _spaced(text: str) -> str:
+    return "  " + text.replace(" ", "\t")
 
 
 def _test_ids(beir) -> list[str]:
@@ -63,6 +66,20 @@ def test_test_twins_leave_train_and_dev_with_their_pairs(beir):
     assert ds.audit.columns()["test_twins_dropped"] == 3
     (note,) = ds.audit.notes("toy")
     assert "3 train/dev queries with the text of a test query dropped" in note and twins[0] in note
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [str.upper, lambda t: t.rstrip(".?!") + "?", lambda t: t.replace(" ", ", ", 1), lambda t: t.replace("e", "\uff45")],
+    ids=["case", "question-mark", "comma", "full-width"],
+)
+def test_twins_that_differ_in_case_or_punctuation_leave_training(beir, variant):
+    """Twins were compared with only whitespace collapsed: an upper-case or re-punctuated copy of a test query
+    stayed in training with its positive (an uncased tokenizer reads it as the test query itself)."""
+    twins = _add_test_twins(beir, "train", _test_ids(beir)[:2], variant)
+    ds = load_dataset(DatasetConfig(source=str(beir), dev_fraction=0.3))
+    assert not set(twins) & (set(ds.train) | set(ds.dev))
+    assert ds.audit.test_twins_dropped == tuple(sorted(twins))
 
 
 def test_test_twins_leave_a_given_dev_split(beir):
