@@ -51,7 +51,8 @@ def plan_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Dry run: per job the steps and examples per epoch, batch sizes, coverage (the smallest share of epochs in
-    which a training example is trained), budget and training runs SUITE makes."""
+    which a training example is trained), estimated compute (preparation + training TFLOPs), budget and training
+    runs SUITE makes."""
     quiet_libraries(verbose)
     from rich.markup import escape
     from rich.table import Table
@@ -77,6 +78,7 @@ def plan_command(
             "steps",
             "runs",
             "coverage",
+            "TFLOP prep + train",
             "budget",
         ]
         for col in columns:
@@ -92,11 +94,13 @@ def plan_command(
                 str(job.get("total_steps", "–")),
                 str(job["training_runs"]),
                 _coverage_cell(job),
+                _compute_cell(job),
                 escape(job["error"] or job["budget"]),
             )
         out.print(table)
         runs = sum(job["training_runs"] for job in jobs)
-        out.print(f"{len(jobs)} job(s), {runs} training run(s)")
+        rule = "equal compute" if plan.suite.training.budget == "compute" else "equal data"
+        out.print(f"{len(jobs)} job(s), {runs} training run(s); budget rule: {rule} (training.budget)")
         for job in jobs:
             if job.get("coverage_note"):
                 out.print(f"coverage of {job['strategy']} on {job['dataset']}: {job['coverage_note']}", markup=False)
@@ -113,6 +117,12 @@ def _coverage_cell(job: dict) -> str:
         return "–"
     left = job.get("left_out_per_epoch") or 0
     return f"{job['coverage']:.2f}" + (f" ({left} out/epoch)" if left else "")
+
+
+def _compute_cell(job: dict) -> str:
+    """The estimated preparation + training TFLOPs of a job's run (``–`` without training or an estimate)."""
+    prep, trained = job.get("est_prep_tflop"), job.get("est_train_tflop")
+    return "–" if prep is None or trained is None else f"{prep:.3g} + {trained:.3g}"
 
 
 @app.command()

@@ -89,14 +89,12 @@ class SuiteSection(_Strict):
 
 
 class FalseNegatives(_Strict):
-    """Planted false negatives: unlabelled copies of training positives added to the *training* corpus.
-
-    A controlled version of the false-negative problem of hard-negative mining ("Hard Negatives or False
-    Negatives", Cai et al., 2022; NV-Retriever, Moreira et al., 2024): for a seeded ``rate`` share of the
-    training queries, a copy of one of the query's positives (``duplicate``: exact; ``near-duplicate``:
-    sentences dropped or reordered, a few words removed) joins the corpus under a fresh id, labelled for no
-    query. Evaluation (dev and test) never sees the planted documents (:mod:`negbench.data.false_negatives`).
-    """
+    """Planted false negatives: unlabelled copies of training positives added to the *training* corpus. A controlled
+    version of the false-negative problem of hard-negative mining ("Hard Negatives or False Negatives", Cai et al.,
+    2022; NV-Retriever, Moreira et al., 2024): for a seeded ``rate`` share of the training queries, a copy of one of
+    the query's positives (``duplicate``: exact; ``near-duplicate``: sentences dropped or reordered, a few words
+    removed) joins the corpus under a fresh id, labelled for no query. Evaluation (dev and test) never sees the
+    planted documents (:mod:`negbench.data.false_negatives`)."""
 
     rate: Annotated[float, Field(gt=0.0, le=1.0)]
     kind: Literal["duplicate", "near-duplicate"] = "duplicate"
@@ -175,6 +173,8 @@ class TrainingConfig(_Strict):
     num_negatives: Annotated[int, Field(ge=0, le=MAX_NEGATIVES)] = 1
     scale: Annotated[float, Field(gt=0.0, le=10_000.0)] = 20.0
     max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
+    # "data": equal examples per epoch; "compute": the steps giving the baseline's FLOPs (negbench.core.setup)
+    budget: Literal["data", "compute"] = "data"
 
     @field_validator("max_steps")
     @classmethod

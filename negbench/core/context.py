@@ -10,6 +10,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from negbench.core.compute import Compute
 from negbench.core.mining import MiningServices
 from negbench.core.types import Negatives
 from negbench.data.dataset import RetrievalDataset, TrainingExample
@@ -36,6 +37,7 @@ class Context:
     extras: dict = field(default_factory=dict)
     guide_services: MiningServices | None = None  # the suite's stronger teacher, when it names one
     extra_texts: list[str] = field(default_factory=list)  # training-only documents (:meth:`add_texts`)
+    compute: Compute = field(default_factory=Compute)  # report the tokens your own models process (FLOPs)
     _extra_ids: dict[str, int] = field(default_factory=dict, repr=False)
     _forbidden: dict[int, set[int]] = field(default_factory=dict, repr=False)
 

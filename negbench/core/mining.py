@@ -5,9 +5,9 @@ the corpus once; embeddings and mined top-k lists are cached on disk keyed by th
 fingerprints, so a rerun (or another suite on the same data) does not encode again.
 
 Cost accounting does not depend on which job filled a cache: every cached artefact is stored with the
-seconds it took to compute (exclusive of the artefacts it used in turn), and a run is charged that cost for
-every artefact it uses, whether it computed it, loaded it from disk or found it in memory
-(:meth:`MiningServices.charged_seconds`).
+seconds it took to compute and the FLOPs its encoders spent (:mod:`negbench.core.compute`), each exclusive of the
+artefacts it used in turn, and a run is charged that cost for every artefact it uses, whether it computed it,
+loaded it from disk or found it in memory (:func:`charged_seconds`, :func:`charged_flops`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ import numpy as np
 import torch
 
 from negbench._io import atomic_write
+from negbench.core.compute import EncoderSizes, count_tokens, flop_clock, watch
 from negbench.core.search import encode, exact_topk
 from negbench.data.dataset import RetrievalDataset
 
-__all__ = ["MiningServices", "charged_seconds"]
+__all__ = ["MiningServices", "charged_flops", "charged_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +55,30 @@ class MiningServices:
         self._memo: dict[str, tuple[object, dict[str, float]]] = {}
         self.encode_calls = 0  # how many times a corpus was encoded (cache misses); tests check reuse
         self._used: dict[str, float] = {}  # artefacts used since begin_run (with what they were made from): cost
+        self._used_flops: dict[str, float] = {}  # the same artefacts' FLOPs
         self._cache_wall_s = 0.0  # wall time spent in outermost cache look-ups since begin_run
-        self._inner: list[float] = []  # per open look-up: wall time of the look-ups nested inside it
-        self._deps: list[dict[str, float]] = []  # per open look-up: costs of the artefacts used inside it
+        self._cache_flops = 0.0  # FLOPs counted in outermost cache look-ups since begin_run
+        self._inner: list[list[float]] = []  # per open look-up: [seconds, FLOPs] of the look-ups nested inside it
+        self._deps: list[dict[str, tuple[float, float]]] = []  # per open look-up: (seconds, FLOPs) of what it used
+        self._sizes: EncoderSizes | None = None
 
     # ----------------------------------------------------------------------------------- base model
     @property
     def base_model(self):
         if self._base_model is None:
             self._base_model = self._load_base()
+            watch(self._base_model)
         return self._base_model
+
+    def token_sizes(self) -> EncoderSizes:
+        """The base model's ``N`` and the tokens of every corpus document and query as it encodes them (memoised;
+        tokenising costs no FLOPs and is charged to no run): the compute budget's estimate reads them."""
+        if self._sizes is None:
+            model, queries = self.base_model, self.dataset.queries
+            docs = count_tokens(model, self.dataset.corpus.texts, "document")
+            counts = count_tokens(model, list(queries.values()), "query")
+            self._sizes = EncoderSizes(watch(model), docs, dict(zip(queries, map(int, counts), strict=True)))
+        return self._sizes
 
     def _key(self, *parts: object) -> str:
         return "-".join([self.dataset.fingerprint, self.model_fingerprint, *map(str, parts)])
@@ -71,7 +86,7 @@ class MiningServices:
     # ---------------------------------------------------------------------------------- accounting
     def begin_run(self) -> None:
         """Start charging a new run (what it uses, and the cache wall time to take out of its own clock)."""
-        self._used, self._cache_wall_s = {}, 0.0
+        self._used, self._used_flops, self._cache_wall_s, self._cache_flops = {}, {}, 0.0, 0.0
 
     def charged_seconds(self, wall_s: float) -> float:
         """Order-independent cost of a block that took ``wall_s``: its wall time less the time spent in
@@ -80,10 +95,10 @@ class MiningServices:
         return charged_seconds(wall_s, [self])
 
     def _cached(self, name: str, compute: Callable[[], object]):
-        """``compute()`` once, cached in memory and on disk with its exclusive compute time and the costs of
-        the artefacts it was computed from (so a later hit is charged the same as the first computation)."""
-        start = time.perf_counter()
-        self._inner.append(0.0)
+        """``compute()`` once, cached in memory and on disk with its exclusive compute time and FLOPs and the costs
+        of the artefacts it was computed from (so a later hit is charged the same as the first computation)."""
+        start = _now()
+        self._inner.append([0.0, 0.0])
         self._deps.append({})
         try:
             if name not in self._memo:
@@ -92,9 +107,10 @@ class MiningServices:
                     stored = torch.load(path, weights_only=False)
                     self._memo[name] = (stored["value"], stored["costs"])
                 else:
-                    began = time.perf_counter()
+                    began = _now()
                     value = compute()
-                    exclusive = time.perf_counter() - began - self._inner[-1]
+                    done = _now()
+                    exclusive = tuple(d - b - i for d, b, i in zip(done, began, self._inner[-1], strict=True))
                     costs = {**self._deps[-1], name: exclusive}
                     atomic_write(path, partial(torch.save, {"value": value, "costs": costs}))
                     self._memo[name] = (value, costs)
@@ -103,13 +119,15 @@ class MiningServices:
             self._inner.pop()
             self._deps.pop()
             costs = self._memo[name][1] if name in self._memo else {}
-            self._used.update(costs)
-            elapsed = time.perf_counter() - start
+            self._used.update((k, v[0]) for k, v in costs.items())
+            self._used_flops.update((k, v[1]) for k, v in costs.items())
+            elapsed = [n - s for n, s in zip(_now(), start, strict=True)]
             if self._inner:
-                self._inner[-1] += elapsed
+                self._inner[-1] = [a + b for a, b in zip(self._inner[-1], elapsed, strict=True)]
                 self._deps[-1].update(costs)
             else:
-                self._cache_wall_s += elapsed
+                self._cache_wall_s += elapsed[0]
+                self._cache_flops += elapsed[1]
 
     # ---------------------------------------------------------------------------------- embeddings
     def corpus_embeddings(self, model=None) -> torch.Tensor:
@@ -196,6 +214,19 @@ def charged_seconds(wall_s: float, services: list[MiningServices]) -> float:
     teacher's): its wall time less every service's cache look-ups, plus every artefact each one used."""
     looked_up = sum(s._cache_wall_s for s in services)
     return max(0.0, wall_s - looked_up) + sum(sum(s._used.values()) for s in services)
+
+
+def charged_flops(flops: float, services: list[MiningServices]) -> float:
+    """The FLOPs of a block charged as :func:`charged_seconds` charges its seconds: the FLOPs counted in it less
+    those counted in every service's cache look-ups, plus the recorded FLOPs of every artefact each one used
+    (what the embeddings cost, whether encoded now, loaded from disk or found in memory)."""
+    looked_up = sum(s._cache_flops for s in services)
+    return max(0.0, flops - looked_up) + sum(sum(s._used_flops.values()) for s in services)
+
+
+def _now() -> tuple[float, float]:
+    """(wall seconds, FLOP clock): the two costs a cached artefact records."""
+    return time.perf_counter(), flop_clock()
 
 
 # cached artefacts are keyed by the code that computes them too: a change to mining or search never reuses them

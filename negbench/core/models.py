@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from negbench.config.suite import ModelConfig
+from negbench.core.compute import watch
 from negbench.errors import ModelError
 
 __all__ = [
@@ -109,12 +110,14 @@ def load_model(cfg: ModelConfig, device: str | None = None):
     except Exception as exc:
         raise ModelError(f"cannot load {cfg.spec!r} from {resolved.path}: {exc}", field="spec") from None
     model.max_seq_length = cfg.max_seq_length
+    watch(model)  # its forward passes count on the FLOP clock (negbench.core.compute)
     return model
 
 
 def load_encoder(spec: str, max_seq_length: int = 256, device: str | None = None):
     """A SentenceTransformer from a model spec (local directory, ``hf:`` id, packaged model), for strategies that
-    load a model of their own (a guide named in their params)."""
+    load a model of their own (a guide named in their params); its forward passes are counted like every loaded
+    model's (:mod:`negbench.core.compute`)."""
     from negbench.config.suite import ModelConfig
 
     return load_model(ModelConfig(spec=spec, max_seq_length=max_seq_length), device)

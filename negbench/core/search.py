@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["encode", "exact_topk"]
+__all__ = ["encode", "exact_topk", "model_prompts"]
 
 
 def encode(model, texts: list[str], *, kind: str, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
@@ -41,3 +41,12 @@ def exact_topk(
             best_scores, order = torch.topk(merged_s, k, dim=1)
             best_idx = torch.gather(merged_i, 1, order)
     return best_scores.cpu().numpy(), best_idx.cpu().numpy()
+
+
+def model_prompts(model) -> tuple[str | None, str | None]:
+    """The (query, document) prompts ``encode_query`` / ``encode_document`` apply for ``model``, so training
+    sees the texts exactly as mining and evaluation encode them."""
+    prompts = getattr(model, "prompts", None) or {}
+    query = prompts.get("query")
+    document = next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), None)
+    return query or None, document or None

@@ -12,7 +12,9 @@ Every hook is optional; a strategy overrides only what it changes:
 Negatives are document indices: corpus documents, or training-only texts a strategy adds with
 :meth:`negbench.core.context.Context.add_texts` (generated negatives; indices from ``len(corpus)`` on), which the
 trainer embeds like any document and which are never retrieved or evaluated. A strategy may own trainable parts
-of its own (``ar2``'s ranker), stepped inside its hooks: their time and memory are part of the run's.
+of its own (``ar2``'s ranker), stepped inside its hooks: their time, memory and FLOPs are part of the run's (a model
+that is not a watched SentenceTransformer reports its tokens with ``ctx.compute.add``). :meth:`Strategy.workload`
+declares the encoder work a run will do, for the compute budget's estimate made before training.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from negbench.core.compute import Sizes, Workload
 from negbench.core.types import LogitView, Negatives
 from negbench.errors import ConfigError
 
@@ -129,6 +132,16 @@ class Strategy:
     def budget_reason(self) -> str | None:
         """Why this strategy's data budget differs from the others' by design (None: it does not)."""
         return None
+
+    def workload(self, ctx: Context, sizes: Sizes) -> Workload:
+        """The encoder work of a run of ``ctx.total_steps`` steps besides the loss's query and positive columns,
+        declared before training for the compute budget (``[training] budget = "compute"``, see
+        :mod:`negbench.core.setup`). Default: the base model encodes the corpus and the training queries once when
+        ``requires`` has ``"dense"``, the teacher (``ctx.guided()``) when it has ``"guide"``; the loss gets the
+        ``num_negatives`` mined columns when :meth:`mine` is overridden. Override where a strategy does more
+        (refreshes, extra columns, models of its own) or other (a teacher instead of the base model)."""
+        encoders = [sizes.base] * ("dense" in self.requires) + [sizes.teacher] * ("guide" in self.requires)
+        return Workload(prep=sizes.encoded(ctx.query_ids, *encoders), negatives=type(self).mine is not Strategy.mine)
 
     def on_logits(self, view: LogitView) -> LogitView:
         """Mask, weight or extend the logits of one batch inside the shared loss."""

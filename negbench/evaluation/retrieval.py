@@ -1,4 +1,5 @@
-"""Evaluation: encode corpus and queries, exact search, pytrec_eval metrics (as BEIR and MTEB compute them)."""
+"""Evaluation: encode corpus and queries, exact search, pytrec_eval metrics (as BEIR and MTEB compute them); what the
+encodings cost in FLOPs (:mod:`negbench.core.compute`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from negbench.config.metrics import evaluate_run, max_cutoff
+from negbench.core.compute import FlopMeter, count_tokens, token_flops, watch
 from negbench.core.search import encode, exact_topk
 from negbench.data.beir import Corpus, Qrels
 
@@ -19,6 +21,7 @@ class EvalResult:
     metrics: dict[str, float]
     per_query: dict[str, dict[str, float]]
     seconds: float
+    flops: float = 0.0  # the corpus and query encodings (given corpus embeddings: what encoding them costs)
 
 
 def retrieve(
@@ -65,20 +68,25 @@ def evaluate(
     corpus_embeddings: torch.Tensor | None = None,
     progress: bool = False,
 ) -> EvalResult:
-    """Evaluate ``model`` on the queries of ``qrels``; retrieval depth is max(100, largest cutoff)."""
+    """Evaluate ``model`` on the queries of ``qrels``; retrieval depth is max(100, largest cutoff). ``flops``: the
+    encodings' FLOPs, those of ``corpus_embeddings`` (encoded elsewhere, e.g. cached) counted as their encoding."""
     start = time.perf_counter()
     qids = sorted(qrels)
-    run = retrieve(
-        model,
-        corpus,
-        queries,
-        qids,
-        max(100, max_cutoff(metrics)),
-        batch_size=batch_size,
-        chunk_size=chunk_size,
-        ignore_identical_ids=ignore_identical_ids,
-        corpus_embeddings=corpus_embeddings,
-        progress=progress,
-    )
+    with FlopMeter() as meter:
+        run = retrieve(
+            model,
+            corpus,
+            queries,
+            qids,
+            max(100, max_cutoff(metrics)),
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            ignore_identical_ids=ignore_identical_ids,
+            corpus_embeddings=corpus_embeddings,
+            progress=progress,
+        )
     means, per_query = evaluate_run(qrels, run, metrics)
-    return EvalResult(means, per_query, time.perf_counter() - start)
+    seconds, flops = time.perf_counter() - start, meter.flops
+    if corpus_embeddings is not None:  # counted outside the timed block: tokenising is not the evaluation's cost
+        flops += token_flops(int(count_tokens(model, corpus.texts, "document").sum()), watch(model))
+    return EvalResult(means, per_query, seconds, flops)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from negbench.report.stats import BETTER, POWER, WORSE, Significance
 
-__all__ = ["method_text", "primary_caption", "view_captions"]
+__all__ = ["COMPUTE_CAPTION", "method_text", "primary_caption", "view_captions"]
 
 
 def view_captions(
@@ -20,8 +20,10 @@ def view_captions(
     tests: Sequence[Significance],
     legacy_memory: bool = False,
     untrained: Sequence[str] = (),
+    compute: bool = False,
 ) -> dict[str, str]:
-    """``{view name: caption}`` for one board (``tests``: the primary metric's tests against the baseline)."""
+    """``{view name: caption}`` for one board (``tests``: the primary metric's tests against the baseline;
+    ``compute``: its rows have measured TFLOPs)."""
     tested = bool(tests)
     secondary = "Exploratory: means over seeds"
     if tested:
@@ -33,6 +35,9 @@ def view_captions(
         "train ex/s: training throughput; times in seconds (train s: training steps only; total s: the whole "
         "run); means over seeds, measured on the device named above." + idle
     )
+    if compute:
+        costs = COMPUTE_CAPTION + costs.replace("the device named above", "the device of the last column")
+
     memory = "Peak MB during training and during evaluation, means over seeds." + idle
     if legacy_memory:
         memory += (
@@ -45,6 +50,15 @@ def view_captions(
         "costs": costs,
         "memory": memory,
     }
+
+
+COMPUTE_CAPTION = (
+    "train / prep / eval TFLOP: 10¹² FLOPs counted from the non-padding tokens each encoder processed, the same on any "
+    "machine — 2·N per token for a forward pass, 6·N for a forward and backward pass, N the encoder's parameters "
+    "outside its embedding tables (Kaplan et al. 2020); train: the training steps (with a strategy's extra columns "
+    "and own models), prep: mining, sampling and refreshes (cached embeddings at what encoding them costs), eval: the "
+    "test evaluation. "
+)
 
 
 def primary_caption(

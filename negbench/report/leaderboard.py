@@ -26,6 +26,7 @@ from negbench.report.table import (
     fmt_delta,
     format_value,
     has_budget_changes,
+    has_compute,
     memory_fallback_used,
     metric_columns,
     number,
@@ -47,7 +48,7 @@ Kind = Literal["label", "count", "mean", "spread", "delta", "test", "detectable"
 TEXT_KINDS = frozenset({"label", "text", "status", "test"})
 # Aggregate columns that only a training run has: a strategy that does not train shows "–" there, not the
 # whole-run peak it would otherwise fall back to (its evaluation's).
-TRAINING_COLUMNS = ("train_examples_per_s", "train_peak_rss_mb", "train_peak_gpu_mb")
+TRAINING_COLUMNS = ("train_examples_per_s", "train_peak_rss_mb", "train_peak_gpu_mb", "train_tflop", "prep_tflop")
 IDENTITY = ("strategy_name", "params", "training", "budget")  # what makes two labels one configuration
 
 
@@ -180,9 +181,11 @@ def board_views(
     show_budget: bool,
     show_spread: bool,
     show_status: bool,
+    show_device: bool = False,
     captions: dict[str, str] | None = None,
 ) -> list[View]:
-    """The views of a leaderboard, in the order every renderer shows them (``tested``: rows carry tests)."""
+    """The views of a leaderboard, in the order every renderer shows them (``tested``: rows carry tests;
+    ``show_device``: the costs view names the device its wall times come from)."""
     captions = captions or {}
     main = [
         Column("strategy", "label", "label"),
@@ -222,6 +225,7 @@ def board_views(
                 Column("examples", "examples_seen", "number"),
                 Column("batch mean/min", "mean_batch_size", "batch"),
                 *spend,
+                *([Column("device (times)", "device", "text")] if show_device else []),
             ],
             captions.get("costs", ""),
         )
@@ -262,6 +266,7 @@ def leaderboard_tables(
         "show_budget": has_budget_changes(rows),
         "show_spread": "seeds" in table.columns and (table["seeds"].fill_null(0) > 1).any(),
         "show_status": "failed" in table.columns and table["failed"].drop_nulls().len() > 0,
+        "show_device": has_compute(rows),
     }
     tables = []
     for (dataset, model), group in table.group_by(["dataset", "model"], maintain_order=True):
@@ -287,6 +292,7 @@ def leaderboard_tables(
             if "steps" in here.columns
             else memory_fallback_used(here),
             untrained=[r.label for r in body if not r.trains and r.record.get("steps") is not None],
+            compute=show["show_device"],
         )
         views = board_views(metrics, primary, cost_columns(rows), tested=tested, captions=captions, **show)
         tables.append(

@@ -17,6 +17,7 @@ from negbench.report.stats import (
 
 __all__ = [
     "BUDGET_COLUMNS",
+    "COMPUTE_COLUMNS",
     "COST_COLUMNS",
     "GPU_COLUMNS",
     "MEMORY_FALLBACKS",
@@ -27,6 +28,7 @@ __all__ = [
     "fmt_delta",
     "format_value",
     "has_budget_changes",
+    "has_compute",
     "has_gpu",
     "mark_cell",
     "memory_fallback_used",
@@ -36,8 +38,13 @@ __all__ = [
 ]
 
 
+# Compute that does not depend on the machine (TFLOPs, negbench.core.compute), shown where a store has it.
+COMPUTE_COLUMNS = [("train TFLOP", "train_tflop", 3), ("prep TFLOP", "prep_tflop", 3), ("eval TFLOP", "eval_tflop", 3)]
+
+
 # Value columns averaged over seeds (each with ``_std`` and ``_ci``); missing ones (old stores) are skipped.
 COST_COLUMNS = [
+    *(key for _, key, _ in COMPUTE_COLUMNS),
     "train_examples_per_s",
     "mine_s",
     "refresh_s",
@@ -62,6 +69,7 @@ BUDGET_COLUMNS = {
     "max_batch_size": "max",
     "steps_per_epoch": "mean",
     "examples_per_epoch": "mean",
+    "coverage": "min",  # the smallest share of epochs in which any training example was trained, over seeds
 }
 
 
@@ -114,9 +122,17 @@ def has_budget_changes(rows: pl.DataFrame) -> bool:
     return any(b not in (None, "", "equal") for b in rows["budget"].cast(pl.String).to_list())
 
 
+def has_compute(rows: pl.DataFrame) -> bool:
+    """Whether any row has measured compute (``train_tflop``; stores written before it was counted have none)."""
+    return "train_tflop" in rows.columns and rows["train_tflop"].cast(pl.Float64).drop_nulls().len() > 0
+
+
 def cost_columns(rows: pl.DataFrame) -> list[tuple[str, str, int]]:
-    """``(header, aggregate column, digits)`` of the cost columns a leaderboard of ``rows`` shows."""
+    """``(header, aggregate column, digits)`` of the cost columns a leaderboard of ``rows`` shows: compute first where
+    the rows have it, then the wall-time costs of the device they ran on."""
+    digits = _compute_digits(rows)
     cols = [
+        *((header, key, digits) for header, key, _ in (COMPUTE_COLUMNS if has_compute(rows) else [])),
         ("train ex/s", "train_examples_per_s", 1),
         ("mine s", "mine_s", 1),
         ("train s", "train_s", 1),
@@ -127,6 +143,15 @@ def cost_columns(rows: pl.DataFrame) -> list[tuple[str, str, int]]:
     if has_gpu(rows):
         cols += [("train GPU MB", "train_peak_gpu_mb", 0), ("eval GPU MB", "eval_peak_gpu_mb", 0)]
     return cols
+
+
+def _compute_digits(rows: pl.DataFrame) -> int:
+    """Decimals that give the smallest positive TFLOP value of ``rows`` three significant digits (1 to 8)."""
+    values = [
+        v for _, key, _ in COMPUTE_COLUMNS if key in rows.columns for v in rows[key].cast(pl.Float64).drop_nulls()
+    ]
+    smallest = min((v for v in values if v > 0), default=1.0)
+    return min(8, max(1, 2 - math.floor(math.log10(smallest))))
 
 
 def aggregate(rows: pl.DataFrame) -> pl.DataFrame:
@@ -154,6 +179,8 @@ def aggregate(rows: pl.DataFrame) -> pl.DataFrame:
     ]
     if "budget" in rows.columns:
         aggs.append(pl.col("budget").cast(pl.String).drop_nulls().first().alias("budget"))
+    if "device" in rows.columns:  # the device(s) the wall times of the configuration's runs come from
+        aggs.append(pl.col("device").cast(pl.String).drop_nulls().unique(maintain_order=True).str.join(" / "))
     table = ok.group_by(keys, maintain_order=True).agg(aggs) if not ok.is_empty() else pl.DataFrame()
     if not table.is_empty():
         halves = {

@@ -168,22 +168,74 @@ def _caveats(table: LeaderboardTable, rows: pl.DataFrame) -> list[str]:
     spread = _timing_spread(table)
     if spread:
         out.append(spread)
+    rule = _budget_rule(here)
+    if rule:
+        out.append(rule)
     budgets = {
-        r.label: str(r.record.get("budget"))
+        r.label: reason
         for r in table.rows
-        if r.trains and r.record.get("budget") not in (None, "", "equal")
+        if r.trains and (reason := _declared(r.record.get("budget"))) not in (None, "", "equal")
     }
     if budgets:
         listed = "; ".join(v if v.startswith(f"{k}:") else f"{k}: {v}" for k, v in budgets.items())
         out.append(
-            f"{_names(budgets)} changed the data budget ({listed}): "
-            f"{'its' if len(budgets) == 1 else 'their'} Δ mixes the strategy with more or less training."
+            f"{_names(budgets)} changed the data budget or training settings ({listed}): "
+            f"{'its' if len(budgets) == 1 else 'their'} Δ mixes the strategy with those changes."
         )
+    out += _coverage_note(table)
     out += table.repeat_notes()
     untrained = _untrained(table)
     if untrained:
         out.append(f"{_names(dict.fromkeys(sorted(untrained)))} does not train (0 steps): the zero-shot floor.")
     return out
+
+
+def _coverage_note(table: LeaderboardTable) -> list[str]:
+    """Strategies whose runs trained some example in fewer epochs than another configuration's runs did (the row's
+    ``coverage``: the smallest share of epochs in which any training example was trained)."""
+    covered = {r.label: c for r in table.rows if r.trains and (c := number(r.record.get("coverage"))) is not None}
+    if len(covered) < 2:
+        return []
+    best = max(covered.values())
+    low = {k: c for k, c in covered.items() if c < best - 1e-9}
+    if not low:
+        return []
+    listed = ", ".join(f"{k} {c:.2f}" for k, c in low.items())
+    return [
+        f"Coverage (the smallest share of epochs in which any training example was trained) is below the best "
+        f"row's {best:.2f} for {listed}: {'it' if len(low) == 1 else 'they'} trained some examples less often."
+    ]
+
+
+def _declared(budget: object) -> str | None:
+    """A row's ``budget`` less the equal-compute rule's ``compute: …`` part: the departures a strategy declares."""
+    if budget is None:
+        return None
+    parts = [p for p in str(budget).split("; ") if not p.startswith("compute: ")]
+    return "; ".join(parts) or None
+
+
+def _budget_rule(rows: pl.DataFrame) -> str | None:
+    """Which budget rule the board's runs used (``[training] budget``), for stores that record it."""
+    if "budget_rule" not in rows.columns:
+        return None
+    rules = set(rows["budget_rule"].drop_nulls().cast(pl.String).to_list())
+    if rules == {"compute"}:
+        return (
+            'Budget rule: equal compute ([training] budget = "compute"): each strategy trained the steps that give it '
+            "the baseline's preparation + training compute under the equal-data rule (estimated before training; "
+            "the budget column names the steps, the costs table the TFLOPs measured), in the same full batches."
+        )
+    if rules == {"data"}:
+        return (
+            'Budget rule: equal data ([training] budget = "data"): the same training examples per epoch for every '
+            "strategy, whatever its compute (train and prep TFLOP under Costs)."
+        )
+    return (
+        f"Budget rules differ between runs ({', '.join(sorted(rules))}): compare rows of one rule only."
+        if rules
+        else None
+    )
 
 
 def _timing_spread(table: LeaderboardTable) -> str | None:

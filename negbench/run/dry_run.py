@@ -10,6 +10,10 @@ that the batches cannot be filled) is reported here rather than after hours of t
 (:class:`~negbench.core.batching.Coverage`), with the examples left out per epoch and, where the coverage is
 below 1, why. A composer that refreshes from the model being trained (``ngame``, ``dss``) is composed from its
 state at setup: what its refreshed epochs will hold cannot be known before training.
+
+Each job's **compute** is the estimate made before training (:mod:`negbench.core.setup`): preparation and training
+TFLOPs for the steps it will run. Under ``[training] budget = "compute"`` those steps are the ones that give it the
+baseline's equal-data compute, and a strategy whose preparation alone exceeds that budget is reported as an error.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def dry_run(runner) -> list[dict[str, Any]]:
                         left_out_per_epoch=0,
                         coverage_note=None,
                         budget="no training",
+                        **_compute_record(None, None),
                     )
                     out.append(record)
                     continue
@@ -82,6 +87,9 @@ def dry_run(runner) -> list[dict[str, Any]]:
                         training,
                         suite.training,
                         suite.suite.seeds[0],
+                        runner.guide_services(dataset, model_cfg, spec, runner.device_for(job)),
+                        baseline=runner.compute_baseline(dataset, model_cfg, runner.device_for(job)),
+                        estimate=True,
                     )
                     if composes(strategy):
                         strategy.setup(ctx)
@@ -105,9 +113,20 @@ def dry_run(runner) -> list[dict[str, Any]]:
                     left_out_per_epoch=len(examples) - budget.examples_per_epoch,
                     coverage_note=coverage_note(ctx, budget, coverage),
                     budget=budget.reason,
+                    **_compute_record(budget, suite.training.budget),
                 )
                 out.append(record)
     return out
+
+
+def _compute_record(budget: Budget | None, rule: str | None) -> dict[str, Any]:
+    """A job's budget rule and estimated compute (TFLOPs) for the steps it will run."""
+    estimate = None if budget is None else budget.estimate
+    return {
+        "budget_rule": rule,
+        "est_prep_tflop": None if estimate is None else estimate.prep_flops / 1e12,
+        "est_train_tflop": None if estimate is None else estimate.train_flops / 1e12,
+    }
 
 
 def compose_run(ctx: Context, strategy: Strategy, budget: Budget) -> tuple[list[list[int]], Coverage]:
@@ -134,7 +153,9 @@ def coverage_note(ctx: Context, budget: Budget, coverage: Coverage) -> str | Non
         why = "by design" if budget.available < n else f"{n} is not a multiple of batch_size {budget.batch_size}"
         notes.append(f"{left_out} of {n} examples left out per epoch ({why})")
     if budget.steps_per_epoch * epochs > coverage.total_steps:
-        notes.append(f"max_steps {coverage.total_steps} ends the last of {epochs} epochs early")
+        ends = f"max_steps {coverage.total_steps} ends" if budget.total_steps is None else "the compute budget's "
+        ends += "" if budget.total_steps is None else f"{coverage.total_steps} steps end"
+        notes.append(f"{ends} the last of {epochs} epochs early")
     if coverage.share < coverage.best:
         notes.append(f"the best this budget allows is {coverage.best:.2f}")
         groups: dict[tuple[str, object], int] = {}

@@ -2,8 +2,9 @@
 
 The test split is read exactly once per (job, seed), after training; nothing before reads it. A run whose loss
 turns non-finite, whose budget cannot be met or whose strategy code fails is a failed row, and the suite goes
-on. Costs are split the same way for every strategy (mine, sample, refresh, train, eval) and peak memory is
-measured per phase (fairness rule 4, DESIGN.md).
+on. Costs are split the same way for every strategy (mine, sample, refresh, train, eval), in seconds of this
+machine and in FLOPs of none (:mod:`negbench.core.compute`), and peak memory is measured per phase (fairness rule 4,
+DESIGN.md).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from rich.markup import escape
 
 from negbench.config.suite import ModelConfig, TrainingConfig
 from negbench.core.budget import Budget, BudgetError
+from negbench.core.compute import FlopMeter, watch
 from negbench.core.context import Context
-from negbench.core.mining import MiningServices, charged_seconds
+from negbench.core.mining import MiningServices, charged_flops, charged_seconds
 from negbench.core.models import load_model
 from negbench.core.probes.curves import dev_curve, time_to_target
 from negbench.core.probes.negatives import planted_fn_share, planting_columns, sampled_negative_ids, score_gap
@@ -39,7 +41,7 @@ from negbench.run.provenance import code_revision, device_name, versions_json
 from negbench.run.store.row import ResultRow, RunArtifacts
 from negbench.run.tuning import TuningOutcome
 
-__all__ = ["FinalStage", "FitResult", "determinism", "epochs_run", "release_memory"]
+__all__ = ["FinalStage", "FitResult", "compute_columns", "determinism", "epochs_run", "release_memory"]
 
 
 class FinalStage:
@@ -119,21 +121,32 @@ class FinalStage:
     ) -> FitResult:
         """Mine and train one model (on the train split only), within the run's data budget; ``guide`` is the
         teacher's services (:meth:`guide_services`), whose use is charged to the run like the base model's;
-        ``tuned``: the training values a tuning trial chose (not a departure from the suite's budget)."""
+        ``tuned``: the training values a tuning trial chose (named in the budget, marked tuned)."""
         examples = dataset.training_examples("train")
-        reference = self.suite.training.model_copy(update=tuned or {})
-        try:
-            budget, ctx = run_context(strategy, dataset, examples, services, training, reference, seed, guide)
+        baseline = self.compute_baseline(dataset, model_cfg, device, tuned)
+        try:  # under the compute rule, a BudgetError when the strategy's preparation alone exceeds the budget
+            budget, ctx = run_context(
+                strategy,
+                dataset,
+                examples,
+                services,
+                training,
+                self.suite.training,
+                seed,
+                guide,
+                baseline=baseline,
+                tuned=tuple(tuned or {}),
+            )
         except ConfigError as exc:  # this strategy's settings cannot make one full batch: fail this run only
             raise BudgetError(f"strategy {strategy.name!r} {strategy.params}: {exc.one_line()}") from None
         model = load_model(model_cfg, device)
         used = [services] if guide is None else [services, guide]
         for service in used:
             service.begin_run()
-        with Timer() as mine_timer:
+        with Timer() as mine_timer, FlopMeter() as mine_meter:
             strategy.setup(ctx)
             candidates = strategy.mine(ctx)
-        mine_s = charged_seconds(mine_timer.seconds, used)
+        mine_s, mine_flops = charged_seconds(mine_timer.seconds, used), charged_flops(mine_meter.flops, used)
         if candidates is not None and training.num_negatives == 0:
             candidates = None
         outcome = train(
@@ -151,7 +164,7 @@ class FinalStage:
             budget=budget,
             diagnostics=diagnostics,
         )
-        return FitResult(model, ctx, candidates, outcome, mine_s, budget)
+        return FitResult(model, ctx, candidates, outcome, mine_s, budget, mine_flops)
 
     def score(self, model, dataset, qrels, metrics, model_cfg, corpus_embeddings=None):
         """Metrics of ``model`` on ``qrels`` (dev or test) over the evaluation corpus: planted false negatives
@@ -291,6 +304,7 @@ class FinalStage:
                 steps_per_epoch=fit.budget.steps_per_epoch,
                 examples_per_epoch=fit.budget.examples_per_epoch,
                 budget=fit.budget.reason,
+                **compute_columns(fit),
                 coverage=o.coverage,
                 planted_fn_inbatch_share=o.planted_fn_inbatch_share,
             )
@@ -305,7 +319,7 @@ class FinalStage:
                 model, dataset, dataset.test(), self.suite.evaluation.metrics, model_cfg, corpus_embeddings=corpus_emb
             )
         row.metrics.update(result.metrics)
-        row.eval_s = result.seconds
+        row.update(eval_s=result.seconds, eval_tflop=result.flops / 1e12)
         if self.suite.evaluation.mteb_tasks:
             row.metrics.update(self.mteb_scores(model, model_cfg, spec, seed, run_id))
         if fit is not None and fit.candidates is not None:
@@ -349,6 +363,20 @@ def release_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+def compute_columns(fit: FitResult) -> dict[str, Any]:
+    """A training run's compute columns (TFLOPs): measured — training steps, preparation (mining as ``mine_s`` is
+    charged, sampling, refreshes) — and as estimated before training; its budget rule and the trained ``N``."""
+    o, estimate = fit.outcome, fit.budget.estimate
+    return {
+        "budget_rule": fit.budget.rule,
+        "train_tflop": o.train_flops / 1e12,
+        "prep_tflop": (fit.mine_flops + o.sample_flops + o.refresh_flops) / 1e12,
+        "est_train_tflop": None if estimate is None else estimate.train_flops / 1e12,
+        "est_prep_tflop": None if estimate is None else estimate.prep_flops / 1e12,
+        "encoder_params": watch(fit.model),
+    }
+
+
 def _mteb_columns(scores: dict[str, float]) -> dict[str, float]:
     return {f"mteb:{task}": float(score) for task, score in scores.items()}
 
@@ -361,3 +389,4 @@ class FitResult:
     outcome: Any
     mine_s: float
     budget: Budget
+    mine_flops: float = 0.0  # charged like mine_s (cached artefacts at their recorded FLOPs)

@@ -8,9 +8,11 @@ from typing import Any
 import optuna
 from rich.markup import escape
 
-from negbench.config.suite import TrainingConfig
-from negbench.core.budget import BudgetError
+from negbench.config.suite import ModelConfig, TrainingConfig
+from negbench.core.budget import COMPUTE, BudgetError
+from negbench.core.setup import Baseline
 from negbench.core.strategy import StrategySpec
+from negbench.data.dataset import RetrievalDataset
 from negbench.errors import ConfigError, InvalidTrialError, NegbenchError
 from negbench.run.guard import guarded
 from negbench.run.plan import Job, job_key
@@ -24,6 +26,18 @@ class TuningStage:
 
     def training_for(self, spec: StrategySpec, overrides: dict[str, Any] | None = None) -> TrainingConfig:
         return self.suite.training_for(spec.index, overrides)
+
+    def compute_baseline(
+        self, dataset: RetrievalDataset, model_cfg: ModelConfig, device: str, tuned: dict[str, Any] | None = None
+    ) -> Baseline | None:
+        """Under ``[training] budget = "compute"``: ``[suite] baseline`` with its declared parameters and its training
+        settings (with a trial's tuned ``training.*`` values), whose equal-data compute is every run's budget; else
+        None."""
+        if self.suite.training.budget != COMPUTE:
+            return None
+        spec = next(s for s in self.plan.strategies if s.label == self.suite.suite.baseline)
+        guide = self.guide_services(dataset, model_cfg, spec, device)
+        return Baseline(spec.label, spec.build(), self.training_for(spec, tuned), guide)
 
     def tuner_for(self, job: Job) -> Tuner | None:
         """The job's Optuna study, or None when the declared parameters are used as they are."""

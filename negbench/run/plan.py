@@ -52,6 +52,8 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
             bad_training = set(cfg.training) - set(type(suite.training).model_fields)
             if bad_training:
                 raise ConfigError(f"unknown training field(s) {sorted(bad_training)}", field=f"{where}.training")
+            if "budget" in cfg.training or "training.budget" in {*cfg.search_space, *suite.tuning.search_space}:
+                raise ConfigError("the budget rule is the suite's: set [training] budget", field="training.budget")
             try:
                 suite.training_for(i)
             except ValidationError as exc:
@@ -77,6 +79,7 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
             file=path,
             field="suite.baseline",
         )
+    _check_compute_baseline(suite, specs, path)
     if suite.evaluation.mteb_tasks:
         from negbench.data.mteb import check_mteb_tasks
 
@@ -90,6 +93,21 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
         except NegbenchError as exc:
             raise type(exc)(exc.message, file=path, field=f"models[{i}].spec") from None
     return Plan(suite, Path(path), specs)
+
+
+def _check_compute_baseline(suite: Suite, specs: list[StrategySpec], path: str | Path) -> None:
+    """The equal-compute rule needs ``[suite] baseline`` among the strategies, and one that trains."""
+    if suite.training.budget != "compute":
+        return
+    base = next((s for s in specs if s.label == suite.suite.baseline), None)
+    if base is None or not base.cls.trains:
+        what = "is not a strategy label of this suite" if base is None else "does not train"
+        raise ConfigError(
+            f'budget = "compute" gives every strategy the compute of [suite] baseline, and '
+            f"{suite.suite.baseline!r} {what}",
+            file=path,
+            field="training.budget",
+        )
 
 
 def job_key(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec) -> str:
@@ -111,12 +129,25 @@ def job_key(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spe
         "strategy_source": file_digest(inspect.getsourcefile(spec.cls)),  # plugins live outside negbench
         "search_space": {name: repr(dist) for name, dist in sorted(spec.space.items())},
         "training": training.model_dump(mode="json"),
+        # under the equal-compute rule the baseline's configuration sets every job's steps
+        **({"compute_baseline": _baseline_identity(suite)} if training.budget == "compute" else {}),
         "evaluation": suite.evaluation.model_dump(mode="json", exclude={"batch_size", "corpus_chunk_size"}),
         "tuning": suite.tuning.model_dump(mode="json", exclude={"storage", "timeout_s", "heartbeat_s", "grace_s"}),
         "tuning_seed": suite.suite.seeds[0],
         "code": code_revision(),
     }
     return stable_hash(payload)
+
+
+def _baseline_identity(suite: Suite) -> dict | None:
+    """The baseline's strategy entry and training settings (what its equal-data compute depends on)."""
+    index = next((i for i, c in enumerate(suite.strategies) if c.display_name == suite.suite.baseline), None)
+    if index is None:
+        return None
+    return {
+        "strategy": suite.strategies[index].model_dump(mode="json"),
+        "training": suite.training_for(index).model_dump(mode="json"),
+    }
 
 
 def run_id_for(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec, seed: int) -> str:

@@ -25,6 +25,7 @@ class Ranker(nn.Module):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.head = nn.Linear(transformer.config.hidden_size, 1)
+        self.tokens = 0  # non-padding tokens of every pair scored (for the run's FLOPs, reported by ar2)
 
     @classmethod
     def from_bi_encoder(cls, model, seed: int) -> Ranker:
@@ -47,6 +48,7 @@ class Ranker(nn.Module):
             max_length=self.max_length,
             return_tensors="pt",
         ).to(device)
+        self.tokens += int(encoded["attention_mask"].sum())
         hidden = self.transformer(**encoded).last_hidden_state[:, 0]
         return self.head(hidden).squeeze(-1)
 

@@ -11,6 +11,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +20,7 @@ from optuna.distributions import IntDistribution
 from negbench.context import Context
 from negbench.strategies._windows import check_window
 from negbench.strategies.dense import DenseNegatives
-from negbench.strategy import Negatives
+from negbench.strategy import Negatives, Sizes, Workload
 
 __all__ = ["ANCE", "ANCEParams"]
 
@@ -50,6 +51,12 @@ class ANCE(DenseNegatives):
 
     def refresh_due(self, step: int) -> bool:
         return step > 0 and step % self.params.refresh_every == 0
+
+    def workload(self, ctx: Context, sizes: Sizes) -> Workload:
+        """``dense``'s, and at every refresh the model under training re-encodes the corpus and training queries."""
+        base, refreshes = sizes.base, (ctx.total_steps or 0) // self.params.refresh_every
+        each = base.encode(base.corpus + base.queries(ctx.query_ids))
+        return dataclasses.replace(super().workload(ctx, sizes), refresh=refreshes * each)
 
     def refresh(self, ctx: Context, step: int) -> Negatives:
         self.state["refreshed_at"] = [*self.state.get("refreshed_at", []), step]

@@ -30,8 +30,10 @@ is trained toward the ranker's distribution over the same group (a KL / soft-tar
   InfoNCE with in-batch negatives and the suite's columns. A frozen ranker (``ranker_lr = 0``) is never trusted,
   so it is never run: ``ar2`` with a frozen ranker is the ``ance`` run (and, with no refresh within the run, the
   static ``dense`` run) step for step;
-* the ranker's and the group's time and memory are spent inside the training step, so they are part of the row's
-  ``train_s`` and peak memory.
+* the ranker's and the group's time, memory and FLOPs are spent inside the training step, so they are part of the
+  row's ``train_s``, peak memory and ``train_tflop``: the group's columns pass through the model under training (counted
+  as its forward and backward passes are), the ranker reports its pairs' tokens (``ctx.compute.add``, ``6·N`` each: a
+  forward and a backward pass). :meth:`AR2.workload` declares both for the compute budget's estimate.
 
 Departures: AR2 alternates blocks of retriever and ranker steps, adds an R-drop term to the ranker and an
 adversarial (reward-weighted) term to the retriever; here both move every step, the ranker has only the
@@ -44,6 +46,7 @@ only in memory and the ranker must step inside negbench's loss.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -57,7 +60,7 @@ from negbench.context import Context
 from negbench.strategies._ar2_ranker import Ranker, ranker_step
 from negbench.strategies._windows import POSITIVE_SLACK, window
 from negbench.strategies.ance import ANCE, ANCEParams
-from negbench.strategy import LogitView, Negatives
+from negbench.strategy import LogitView, Negatives, Sizes, Workload
 
 __all__ = ["AR2", "MAX_WARMUP", "MIN_TEMPERATURE", "AR2Params", "Ranker", "group_view"]
 
@@ -133,6 +136,7 @@ class AR2(ANCE):
         self.ctx: Context | None = None
         self.pool: list[np.ndarray] | None = None  # each example's retriever top-k, positives removed
         self.seed = 0
+        self.ranker_params = 0  # the ranker's non-embedding parameters (its FLOPs: 6 per token per parameter)
 
     @classmethod
     def search_space(cls):
@@ -154,6 +158,20 @@ class AR2(ANCE):
             f"and the distillation ({p.group_size} retriever columns per query besides the suite's num_negatives)"
         )
 
+    def workload(self, ctx: Context, sizes: Sizes) -> Workload:
+        """``ance``'s, and inside the training steps: every step the ranker's forward and backward pass over each
+        row's group (``B · (1 + group_size)`` pairs of a query and a document, ``N`` of the base model); every step
+        once it is trusted, ``group_size`` extra retriever columns per row (mean document length)."""
+        work, p, base = super().workload(ctx, sizes), self.params, sizes.base
+        if p.ranker_lr == 0:
+            return work
+        steps, rows = ctx.total_steps or 0, ctx.batch_size
+        pair = base.queries([e.query_id for e in ctx.examples]) / max(1, len(ctx.examples)) + base.mean_doc
+        ranker = steps * base.train(rows * (1 + p.group_size) * pair)
+        distilled = max(0, steps - p.ranker_warmup) if p.distill_weight > 0 else 0
+        group = distilled * base.train(rows * p.group_size * base.mean_doc)
+        return dataclasses.replace(work, train=work.train + ranker + group)
+
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
         self.ctx = ctx
@@ -168,6 +186,7 @@ class AR2(ANCE):
                     ctx.total_steps,
                 )
             self.ranker = Ranker.from_bi_encoder(ctx.services.base_model, self.seed)
+            self.ranker_params = ctx.compute.params(self.ranker)
             self.optimizer = torch.optim.AdamW(self.ranker.parameters(), lr=self.params.ranker_lr)
 
     def mine_window(self, ctx: Context, model=None) -> Negatives:
@@ -239,8 +258,9 @@ class AR2(ANCE):
         ranker.to(device)
         queries = [ctx.examples[int(e)].query for e in examples]
         documents = [[ctx.doc_text(int(d)) for d in row] for row in group.tolist()]
-        seed = self.seed + self.state["ranker_updates"]
+        seed, tokens = self.seed + self.state["ranker_updates"], ranker.tokens
         scores, loss = ranker_step(ranker, self.optimizer, queries, documents, self.params.ranker_chunk, seed)
+        ctx.compute.add(ranker.tokens - tokens, self.ranker_params, trained=True)  # forward and backward
         self.state["ranker_hits"] += int((scores.argmax(dim=1) == 0).sum())
         self.state["ranker_rows"] += len(scores)
         self.state["ranker_loss"] = loss

@@ -29,6 +29,7 @@ pre-computed GPS neighbours; an odd ``neighbour_select`` takes one more random n
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +37,8 @@ import torch
 from optuna.distributions import BaseDistribution, IntDistribution
 
 from negbench.context import Context
-from negbench.strategies.ngame import pair_embeddings
-from negbench.strategy import Strategy, exact_topk, pack
+from negbench.strategies.ngame import pair_embeddings, pair_flops
+from negbench.strategy import Sizes, Strategy, Workload, exact_topk, pack
 
 __all__ = ["DSS", "DSSParams", "nearest_pairs", "select_neighbours", "similarity_groups", "similarity_stream"]
 
@@ -147,6 +148,12 @@ class DSS(Strategy):
         return pack(ctx, stream)
 
     # ------------------------------------------------------------------------------------ refresh
+    def workload(self, ctx: Context, sizes: Sizes) -> Workload:
+        """The base model's neighbours (corpus and queries, cached); every refresh re-encodes the pairs."""
+        every = (ctx.steps_per_epoch or 1) * self.params.refresh_epochs
+        refreshes = max(0, (ctx.total_steps or 0) - 1) // every
+        return dataclasses.replace(super().workload(ctx, sizes), refresh=refreshes * pair_flops(ctx, sizes))
+
     def refresh_due(self, step: int) -> bool:
         """After the last step of every ``refresh_epochs``-th epoch, but not after the run's last step."""
         per_epoch = self.state.get("steps_per_epoch")

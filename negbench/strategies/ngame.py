@@ -23,6 +23,7 @@ NGAME uses only the in-batch negatives.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,9 +33,9 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from negbench.context import Context
 from negbench.strategies._clustering import balanced_clusters, normalise
 from negbench.strategies._windows import window_sample
-from negbench.strategy import Negatives, Strategy, encode, pack
+from negbench.strategy import Negatives, Sizes, Strategy, Workload, encode, pack
 
-__all__ = ["NGAME", "NGAMEParams", "pair_embeddings"]
+__all__ = ["NGAME", "NGAMEParams", "pair_embeddings", "pair_flops"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ def pair_embeddings(ctx: Context, model=None) -> tuple[np.ndarray, np.ndarray]:
         emb = encode(model, texts, kind="document", batch_size=ctx.services.batch_size)
         d = emb.float().cpu().numpy()[inverse]
     return q, d
+
+
+def pair_flops(ctx: Context, sizes: Sizes) -> float:
+    """FLOPs of :func:`pair_embeddings` with the model under training: the training queries and positives."""
+    base = sizes.base
+    return base.encode(base.queries(ctx.query_ids) + base.docs(np.unique(ctx.positive_docs)))
 
 
 class NGAME(Strategy):
@@ -129,6 +136,13 @@ class NGAME(Strategy):
         return window_sample(ctx, candidates, epoch, self.params.sampling)
 
     # ------------------------------------------------------------------------------------ refresh
+    def workload(self, ctx: Context, sizes: Sizes) -> Workload:
+        """The base model's clusters (corpus and queries, cached); every refresh re-encodes the pairs."""
+        every = (ctx.steps_per_epoch or 1) * self.params.refresh_epochs
+        last = min(ctx.total_steps or 0, ctx.epochs * (ctx.steps_per_epoch or 1) - 1)
+        work = dataclasses.replace(super().workload(ctx, sizes), negatives=self.params.hard_negatives)
+        return dataclasses.replace(work, refresh=max(0, last) // every * pair_flops(ctx, sizes))
+
     def refresh_due(self, step: int) -> bool:
         per_epoch = self.state.get("steps_per_epoch")  # the budget's, set in setup
         if not per_epoch or step <= 0:

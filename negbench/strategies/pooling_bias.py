@@ -259,7 +259,7 @@ class PoolingBias(Strategy):
         "Cai et al. 2022, Hard Negatives or False Negatives: Correcting Pooling Bias in Training Neural "
         "Ranking Models (CET), CIKM 2022."
     )
-    requires = frozenset({"bm25", "dense"})
+    requires = frozenset({"bm25", "dense", "guide"})  # the teacher: ctx.guided() (the base model without one)
     Params = PoolingBiasParams
 
     def __init__(self, params: PoolingBiasParams | None = None) -> None:

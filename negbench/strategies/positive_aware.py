@@ -21,7 +21,7 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from negbench.context import Context
-from negbench.strategy import Negatives, Strategy
+from negbench.strategy import Negatives, Sizes, Strategy, Workload
 
 __all__ = ["PositiveAware", "PositiveAwareParams", "positive_aware_filter"]
 
@@ -71,6 +71,10 @@ class PositiveAware(Strategy):
             "margin": FloatDistribution(0.0, 0.2),
             "depth": IntDistribution(20, 100),
         }
+
+    def workload(self, ctx: Context, sizes: Sizes) -> Workload:
+        """The teacher (the suite's guide, else the base model) encodes the corpus and training queries once."""
+        return Workload(prep=sizes.encoded(ctx.query_ids, sizes.teacher), negatives=True)
 
     def mine(self, ctx: Context) -> Negatives:
         teacher = ctx.guided()  # the suite's guide model when it names one, else the base model

@@ -101,7 +101,7 @@ class TASB(Strategy):
         "Hofstätter et al. 2021, Efficiently Teaching an Effective Dense Retriever with Balanced Topic Aware "
         "Sampling (TAS-Balanced), SIGIR 2021."
     )
-    requires = frozenset({"bm25", "dense"})
+    requires = frozenset({"bm25", "dense", "guide"})  # the teacher: ctx.guided() (the base model without one)
     Params = TASBParams
 
     @classmethod

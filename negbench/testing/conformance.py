@@ -216,3 +216,21 @@ class StrategyConformance:
         assert all(np.isfinite(outcome.losses))
         changed = any(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
         assert changed, "training left the model unchanged"
+
+    def test_declares_a_workload_that_grows_with_the_run(self, toy) -> None:
+        """The compute budget's estimate (:meth:`Strategy.workload`): finite, non-negative FLOPs, never fewer for a
+        longer run (the equal-compute rule searches the steps that fit)."""
+        from negbench.core.budget import budget_for
+        from negbench.core.setup import estimator, sizes_of
+
+        strategy = self.build()
+        if not strategy.trains:
+            pytest.skip("zero-shot strategy does not train")
+        ctx = self.context(toy)
+        ctx.batch_size = 16
+        cfg = TrainingConfig(epochs=2, batch_size=16, num_negatives=self.num_negatives)
+        budget = budget_for(strategy, len(ctx.examples), cfg)
+        ctx.steps_per_epoch = budget.steps_per_epoch
+        at = estimator(strategy, ctx, budget, cfg, sizes_of(ctx.services))
+        totals = [at(steps).total_flops for steps in (1, budget.steps_per_epoch, 3 * budget.steps_per_epoch)]
+        assert all(np.isfinite(totals)) and 0 < totals[0] <= totals[1] <= totals[2]

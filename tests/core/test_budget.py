@@ -146,5 +146,7 @@ def test_every_per_strategy_training_override_is_named_in_the_budget(ctx):
         f"max_steps 7 (suite: {SUITE.max_steps})",
     ):
         assert part in reason
-    tuned = SUITE.model_copy(update={"lr": 1e-4})  # a tuning trial's value: the suite's reference moves with it
-    assert budget_for(Strategy(), n, tuned, tuned).reason == EQUAL
+    tuned = SUITE.model_copy(update={"epochs": 4, "lr": 1e-4})  # a tuning trial's values: named, marked tuned
+    reason = budget_for(Strategy(), n, tuned, SUITE, tuned=("epochs", "lr")).reason
+    assert f"epochs 4 (suite: {SUITE.epochs}, tuned)" in reason and f"lr 0.0001 (suite: {SUITE.lr}, tuned)" in reason
+    assert budget_for(Strategy(), n, SUITE, SUITE).reason == EQUAL

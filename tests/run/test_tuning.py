@@ -195,7 +195,8 @@ def test_editing_the_suite_trains_new_trials_and_rows_never_pooled(tmp_path, toy
     rows = pl.read_parquet(tmp_path / "out" / "results.parquet")
     assert rows.height == 2 and rows["config_key"].n_unique() == 2
     board = (tmp_path / "out" / "leaderboard.md").read_text()
-    table_rows = [line for line in board.splitlines() if line.startswith("| in-batch")]
+    primary = board[board.index("(primary)") : board.index("\n### ", board.index("(primary)"))]
+    table_rows = [line for line in primary.splitlines() if line.startswith("| in-batch")]
     assert len(table_rows) == 2 and all("[cfg" in r for r in table_rows), board  # one row per configuration
 
 
@@ -224,3 +225,29 @@ choices = [10]
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
     rows = pl.read_parquet(tmp_path / "out" / "results.parquet")
     assert rows["status"].to_list() == ["ok"]  # no complete trial: the declared parameters are used
+
+
+def test_a_tuned_training_setting_is_named_in_the_budget(tmp_path, toy_data, tiny_model):
+    """A strategy's own search space over training.epochs / num_negatives gave its row budget "equal" (the tuned
+    values were folded into the reference the budget compares with): it trained 4x the steps of in-batch."""
+    out = tmp_path / "out"
+    text = tuned_suite(toy_data, tiny_model, out, n_trials=1).replace("seeds = [0, 1]", "seeds = [0]")
+    text = text.replace("max_steps = 2\n", "")
+    text += """
+[[strategies]]
+name = "random"
+[strategies.search_space."training.epochs"]
+type = "categorical"
+choices = [2]
+[strategies.search_space."training.num_negatives"]
+type = "categorical"
+choices = [2]
+"""
+    suite = tmp_path / "suite.toml"
+    suite.write_text(text)
+    result = runner.invoke(app, ["run", str(suite), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = pl.read_parquet(out / "results.parquet")
+    budget = rows.filter(pl.col("strategy") == "random")["budget"].item()
+    assert "epochs 2 (suite: 1, tuned)" in budget and "num_negatives 2 (suite: 1, tuned)" in budget
+    assert "lr" in rows.filter(pl.col("strategy") == "in-batch")["budget"].item()  # its tuned lr, named too

@@ -1,5 +1,5 @@
 """Trainer callbacks: strategy refreshes, per-epoch hooks, per-step diagnostics and the loss record; each keeps
-its own time out of ``train_s``."""
+its own time and FLOPs out of ``train_s`` and ``train_flops``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback
 
+from negbench.core.compute import flop_clock
 from negbench.core.context import Context
 from negbench.core.loss import InfoNCELoss
 from negbench.core.probes.curves import StepRecord, curve_steps
@@ -37,7 +38,7 @@ class RefreshCallback(TrainerCallback):
         self.ctx.step = step
         self.loss.step = step
         if self.strategy.refresh_due(step):
-            start = time.perf_counter()
+            start, flops = time.perf_counter(), flop_clock()
             model = self.ctx.model
             was_training = model.training
             model.eval()
@@ -49,6 +50,7 @@ class RefreshCallback(TrainerCallback):
                 self.state.replace_candidates(new)
             self.outcome.refreshes += 1
             self.outcome.refresh_s += time.perf_counter() - start
+            self.outcome.refresh_flops += flop_clock() - flops
         return control
 
 
@@ -62,11 +64,12 @@ class EpochEndCallback(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         was_training = self.model.training
         self.model.eval()
-        start = time.perf_counter()
+        start, flops = time.perf_counter(), flop_clock()
         try:
             self.fn(self.model, round(state.epoch or 0))
         finally:
             self.outcome.callback_s += time.perf_counter() - start
+            self.outcome.excluded_flops += flop_clock() - flops
             self.model.train(was_training)
         return control
 
@@ -112,7 +115,7 @@ class StepDiagnostics(TrainerCallback):
             return control
         if self.on_cuda:
             torch.cuda.synchronize()
-        began = time.perf_counter()
+        began, flops = time.perf_counter(), flop_clock()
         wall = began - self.start - self.outcome.diagnostics_s - self.outcome.callback_s
         examples = self.loss.rows_seen
         records = []
@@ -135,6 +138,7 @@ class StepDiagnostics(TrainerCallback):
         if self.on_cuda:
             torch.cuda.synchronize()
         self.outcome.diagnostics_s += time.perf_counter() - began
+        self.outcome.excluded_flops += flop_clock() - flops
         return control
 
 

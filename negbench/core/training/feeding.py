@@ -10,7 +10,9 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 
 from negbench.core.batching import compose_epoch, recorded_coverage
 from negbench.core.budget import Budget
+from negbench.core.compute import flop_clock
 from negbench.core.context import Context
+from negbench.core.search import model_prompts
 from negbench.core.strategy import Negatives, Strategy
 
 __all__ = [
@@ -35,6 +37,7 @@ class NegativeState:
         self.current: Negatives | None = None
         self.epoch: int | None = None
         self.sample_s = 0.0
+        self.sample_flops = 0.0  # FLOPs a strategy's sample() spent (encodings), kept out of training's
 
     @property
     def num_negatives(self) -> int:
@@ -42,11 +45,12 @@ class NegativeState:
 
     def for_epoch(self, epoch: int) -> Negatives | None:
         if self.candidates is not None and self.epoch != epoch:
-            start = time.perf_counter()
+            start, flops = time.perf_counter(), flop_clock()
             self.current = self.strategy.sample(self.ctx, self.candidates, epoch)
             self.epoch = epoch
             check_negatives(self.ctx, self.current, self.strategy.name)
             self.sample_s += time.perf_counter() - start
+            self.sample_flops += flop_clock() - flops
         return self.current
 
     def replace_candidates(self, candidates: Negatives) -> None:
@@ -145,12 +149,3 @@ class LazySampler:
     @property
     def epoch(self) -> int:
         return (self.samplers[-1] if self.samplers else self.fallback).epoch
-
-
-def model_prompts(model) -> tuple[str | None, str | None]:
-    """The (query, document) prompts ``encode_query`` / ``encode_document`` apply for ``model``, so training
-    sees the texts exactly as mining and evaluation encode them."""
-    prompts = getattr(model, "prompts", None) or {}
-    query = prompts.get("query")
-    document = next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), None)
-    return query or None, document or None

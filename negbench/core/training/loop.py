@@ -9,7 +9,9 @@
 * ``on_logits`` → inside :class:`negbench.core.loss.InfoNCELoss`;
 * ``refresh`` → :class:`RefreshCallback`, a ``TrainerCallback`` run after optimiser steps;
 * final runs' per-step records (hardness probe, dev learning curve) → :class:`StepDiagnostics`, whose time is
-  kept out of ``train_s``.
+  kept out of ``train_s``;
+* the model's forward passes → the FLOP clock (:mod:`negbench.core.compute`): ``train_flops`` as ``train_s``;
+* the equal-compute rule's length (``budget.total_steps``) → the trainer's ``max_steps``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from negbench._io import owned_temporary_dir
 from negbench.config.suite import TrainingConfig
 from negbench.core.batching import recorded_coverage
 from negbench.core.budget import Budget, budget_for
+from negbench.core.compute import flop_clock, watch
 from negbench.core.context import Context
 from negbench.core.loss import InfoNCELoss
 from negbench.core.probes.negatives import PlantedInBatchCounter, planted_copies
@@ -85,6 +88,7 @@ def train(
         datasets.disable_progress_bars()
     set_seed(ctx.seed)
     ctx.model = model
+    watch(model)  # its forward passes count on the FLOP clock (negbench.core.compute)
     budget = budget or budget_for(strategy, len(ctx.examples), cfg)
     if budget.batch_size != cfg.batch_size:
         raise ValueError(f"budget batch size {budget.batch_size} != training batch size {cfg.batch_size}")
@@ -110,8 +114,9 @@ def train(
         return samplers[-1]
 
     with owned_temporary_dir(work_dir) as out_dir:
+        length = cfg if budget.total_steps is None else cfg.model_copy(update={"max_steps": budget.total_steps})
         args = _arguments(
-            cfg, ctx.seed, total_steps, out_dir, make_sampler, _prompts(model, state), progress, on_cuda, precision
+            length, ctx.seed, total_steps, out_dir, make_sampler, _prompts(model, state), progress, on_cuda, precision
         )
         trainer = _Trainer(model=model, args=args, train_dataset=pairs, loss=loss)
         first = StrategyBatchSampler(pairs, ctx, strategy, budget, batch_size=cfg.batch_size, drop_last=False)
@@ -124,17 +129,17 @@ def train(
         if diagnostics is not None and (diagnostics.every > 0 or diagnostics.curve_points > 0):
             steps = StepDiagnostics(diagnostics, loss, model, outcome, total_steps, on_cuda)
             trainer.add_callback(steps)
-        start = time.perf_counter()
+        start, flops = time.perf_counter(), flop_clock()
         if steps is not None:
             steps.start = start
         result = trainer.train()
         if on_cuda:
             torch.cuda.synchronize()
-        wall = time.perf_counter() - start
-    outcome.sample_s = state.sample_s
+        wall, flops = time.perf_counter() - start, flop_clock() - flops
+    outcome.sample_s, outcome.sample_flops = state.sample_s, state.sample_flops
     outcome.train_s = max(0.0, wall - outcome.refresh_s - outcome.sample_s - outcome.callback_s - outcome.diagnostics_s)
-    outcome.steps = int(result.global_step)
-    outcome.examples_seen = loss.rows_seen
+    outcome.train_flops = max(0.0, flops - outcome.refresh_flops - outcome.sample_flops - outcome.excluded_flops)
+    outcome.steps, outcome.examples_seen = int(result.global_step), loss.rows_seen
     outcome.batch_sizes = list(loss.batch_sizes)
     outcome.planted_fn_inbatch_share = counter.share if counter is not None else None
     outcome.coverage = recorded_coverage(ctx).share

@@ -13,7 +13,10 @@ __all__ = ["TrainOutcome"]
 class TrainOutcome:
     """What one training run did and cost. ``train_s`` is pure training steps: the trainer's wall time less
     negative sampling (``sample_s``), refreshes (``refresh_s``), epoch-end callbacks (``callback_s``) and the
-    per-step measurements of :class:`StepDiagnostics` (``diagnostics_s``; their records in ``step_records``)."""
+    per-step measurements of :class:`StepDiagnostics` (``diagnostics_s``; their records in ``step_records``).
+    FLOPs (:mod:`negbench.core.compute`) are split the same way: ``train_flops`` (the loss's columns, a strategy's
+    extra columns and the models it steps inside the training step), ``sample_flops``, ``refresh_flops``; those of
+    callbacks and measurements (``excluded_flops``) are nobody's cost."""
 
     train_s: float
     steps: int
@@ -30,6 +33,10 @@ class TrainOutcome:
     coverage: float | None = None
     diagnostics_s: float = 0.0
     step_records: list[StepRecord] = field(default_factory=list)
+    train_flops: float = 0.0
+    sample_flops: float = 0.0
+    refresh_flops: float = 0.0
+    excluded_flops: float = 0.0
 
     @property
     def batch_stats(self) -> dict[str, float | int | None]:

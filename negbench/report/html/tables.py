@@ -74,24 +74,34 @@ def _html_cell(row: Row, col: Column) -> str:
     return number_cell(rec.get(col.key), col.digits)
 
 
+def _compute(row: dict) -> float | None:
+    """Training + preparation TFLOPs of an aggregate row (None where either was not counted)."""
+    train, prep = number(row.get("train_tflop")), number(row.get("prep_tflop"))
+    return None if train is None or prep is None else train + prep
+
+
 def cost_plots(group: pl.DataFrame, metric: str, legacy_memory: bool = False) -> str:
-    """Accuracy vs training throughput and vs training peak memory, one point per configuration that trains (the
-    zero-shot ``none`` has no training cost: it is named under the plots, never drawn on them)."""
+    """Accuracy vs training + preparation compute (TFLOPs; training throughput for stores that predate them) and vs
+    training peak memory, one point per configuration that trains (the zero-shot ``none`` has no training cost: it is
+    named under the plots, never drawn on them)."""
     steps = [number(r.get("steps")) for r in group.iter_rows(named=True)]
     idle = [r["label"] for r, n in zip(group.iter_rows(named=True), steps, strict=True) if n is not None and n <= 0]
     trains = group.filter(~pl.col("label").is_in(idle)) if idle else group
     ok = [r for r in trains.iter_rows(named=True) if number(r.get(metric)) is not None]
     several = any((r.get("seeds") or 0) > 1 for r in ok)
     mem_col, mem_label = memory_column(trains)
-    tp = [
-        Point(r["label"], number(r.get("train_examples_per_s")), r[metric], number(r.get(f"{metric}_ci"))) for r in ok
-    ]
+    if any(_compute(r) is not None for r in ok):
+        cost = [Point(r["label"], _compute(r), r[metric], number(r.get(f"{metric}_ci"))) for r in ok]
+        first = (cost, "training + preparation compute (TFLOP)", False, "uses less compute")
+    else:
+        cost = [
+            Point(r["label"], number(r.get("train_examples_per_s")), r[metric], number(r.get(f"{metric}_ci")))
+            for r in ok
+        ]
+        first = (cost, "training throughput (examples/s)", True, "faster")
     mem = [Point(r["label"], number(r.get(mem_col)), r[metric], number(r.get(f"{metric}_ci"))) for r in ok]
     figs = []
-    for points, x_label, higher, what in (
-        (tp, "training throughput (examples/s)", True, "faster"),
-        (mem, mem_label, False, "uses less memory"),
-    ):
+    for points, x_label, higher, what in (first, (mem, mem_label, False, "uses less memory")):
         skipped = [p.label for p in points if p.x is None]
         points = [p for p in points if p.x is not None]
         svg = scatter_svg(
@@ -109,7 +119,11 @@ def cost_plots(group: pl.DataFrame, metric: str, legacy_memory: bool = False) ->
             if several
             else " One seed per strategy: no error bars, training variance is unmeasured."
         )
-        if legacy_memory and what.startswith("uses"):
+        if what == "uses less compute":
+            text += (
+                " Compute: FLOPs counted from the tokens each encoder processed (see Costs), the same on any machine."
+            )
+        if legacy_memory and what == "uses less memory":
             text += " Runs recorded before training memory was measured apart show their whole-run peak."
         alt = f"Scatter of {metric} vs {x_label}, one point per strategy that trains. {text}"
         figs.append(f"<figure>{svg_img(svg, alt)}<figcaption>{esc(text)}</figcaption></figure>")

@@ -44,6 +44,7 @@ class ResultRow:
     min_batch_size: int | None = None
     max_batch_size: int | None = None
     budget: str | None = None
+    budget_rule: str | None = None  # [training] budget: "data" (equal examples) or "compute" (equal FLOPs)
     coverage: float | None = None  # the smallest share of the epochs in which a training example was trained
     # costs, split the same way for every strategy; throughput from train_s alone
     mine_s: float = 0.0
@@ -59,6 +60,16 @@ class ResultRow:
     eval_peak_gpu_mb: float | None = None
     peak_rss_mb: float | None = None
     peak_gpu_mb: float | None = None
+    # compute that does not depend on the machine, in TFLOPs (10^12 FLOPs) counted from the non-padding tokens through
+    # each encoder (negbench.core.compute: 2·N per token forward, 6·N forward + backward, N its non-embedding
+    # parameters): training steps (with a strategy's extra columns and own models), preparation (mining, sampling,
+    # refreshes), the test evaluation; the estimate made before training (negbench.core.setup); the trained N
+    train_tflop: float | None = None
+    prep_tflop: float | None = None
+    eval_tflop: float | None = None
+    est_train_tflop: float | None = None
+    est_prep_tflop: float | None = None
+    encoder_params: int | None = None
     # negative diagnostics; planted false negatives (a controlled experiment, see negbench.data.false_negatives)
     neg_score_gap: float | None = None
     planted_fn_share: float | None = None
