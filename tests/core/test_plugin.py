@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tests.cli.test_cli import suite_text
 
 PLUGIN = Path(__file__).resolve().parents[2] / "strategies" / "negbench-semihard"
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_plugin_installs_and_runs_through_the_cli(tmp_path, toy_data, tiny_model):
     site = tmp_path / "site"
     subprocess.run(

@@ -14,6 +14,7 @@ runner = CliRunner()
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_minilm_fine_tunes_on_a_scifact_subset(tmp_path, scifact):
     suite = tmp_path / "suite.toml"
     suite.write_text(f"""

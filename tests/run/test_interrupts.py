@@ -120,12 +120,14 @@ def test_ctrl_c_during_a_trial_requeues_it_and_the_rerun_matches_an_uninterrupte
     _compare_with_uninterrupted(tmp_path, toy_data, tiny_model)
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_sigterm_during_a_trial_requeues_it(tmp_path, toy_data, tiny_model):
     suite = _interrupt_then_resume(tmp_path, toy_data, tiny_model, "SIGTERM")
     assert Tuner.counted(_study(tmp_path / "interrupted")) == 3
     assert _negbench(suite).returncode == 0
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_ctrl_c_in_a_job_process_requeues_its_trial(tmp_path, toy_data, tiny_model):
     """Job processes: the Ctrl-C reaches the child (its own handling) and the parent (exit 130)."""
     _interrupt_then_resume(tmp_path, toy_data, tiny_model, "SIGINT", isolation="process")

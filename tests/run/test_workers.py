@@ -174,6 +174,7 @@ def test_three_workers_match_a_single_process_run(tmp_path, toy_data, tiny_model
         assert (a[metric] - b[metric]).abs().max() < 1e-6
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_worker_killed_mid_run_is_replaced(tmp_path, toy_data, tiny_model, postgres):
     suite = write_suite(tmp_path, "killed", toy_data, tiny_model, trials=3)
     db = postgres.rsplit("/", 1)[0] + "/killed"
