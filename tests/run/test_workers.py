@@ -155,6 +155,7 @@ def by_job(path: Path) -> pl.DataFrame:
     return pl.read_parquet(path / "results.parquet").sort(["strategy", "seed"])
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_three_workers_match_a_single_process_run(tmp_path, toy_data, tiny_model, postgres):
     single = write_suite(tmp_path, "single", toy_data, tiny_model, trials=0)
     done = subprocess.run(
