@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from negbench.core.registry import GROUP, Entry, Registry
 from negbench.core.strategy import Strategy
@@ -65,6 +66,7 @@ def _run(tmp_path, toy_data, tiny_model, strategies: str, isolation: str = "proc
     return SuiteRunner(plan_suite(path, reg=_registry())).run().rows()
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_peak_memory_does_not_depend_on_job_order(tmp_path, toy_data, tiny_model):
     """The same strategy first and last (different labels) around a job that leaves 600 MB behind."""
     rows = _run(
@@ -125,6 +127,7 @@ def test_a_strategy_that_exits_0_is_a_failed_row(tmp_path, toy_data, tiny_model,
     assert by["in-batch"]["status"] == "ok"
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_job_processes_are_as_quiet_as_the_suite_process(tmp_path, toy_data, tiny_model):
     """A spawned job used to print transformers' "Loading weights" bars the suite process had turned off."""
     import subprocess

@@ -179,6 +179,7 @@ def _studies(out):
     }
 
 
+@pytest.mark.slow  # out of the default run (its 6-minute budget); `pytest -m slow` runs it
 def test_editing_the_suite_trains_new_trials_and_rows_never_pooled(tmp_path, toy_data, tiny_model):
     """The study name used to leave out the training config: after editing the suite the old study counted
     as complete and its parameters were reused; the leaderboard averaged the two configurations."""
