@@ -251,6 +251,7 @@ def start_together(suite: Path, db: Path, n: int, gpus: bool) -> list[subprocess
 
 def start_together_and_check(tmp_path, toy_data, tiny_model, n: int, gpus: bool) -> None:
     """``n`` workers started at the same moment on a fresh SQLite store (tracking on) all finish the suite."""
+    tmp_path.mkdir(parents=True, exist_ok=True)  # the repeated (slow) variant passes one folder per attempt
     suite = tracked_suite(tmp_path, "together", toy_data, tiny_model)
     db = tmp_path / "shared.db"
     procs = start_together(suite, db, n, gpus)
