@@ -20,6 +20,7 @@ from negbench.core.strategy import LogitView
 from negbench.errors import ConfigError
 from negbench.strategies.adversarial import Adversarial, AdversarialParams
 from negbench.testing import StrategyConformance
+from tests.strategies.views import plain_view
 
 SCALE = 20.0
 
@@ -35,18 +36,7 @@ def _view(batch: int = 6, negatives: int = 2, dim: int = 16, seed: int = 0) -> L
 
 
 def _wrap(query: torch.Tensor, docs: torch.Tensor) -> LogitView:
-    batch, n = query.shape[0], docs.shape[0]
-    return LogitView(
-        query=query,
-        docs=docs,
-        logits=SCALE * query @ docs.T,
-        target=torch.arange(batch),
-        mask=torch.zeros(batch, n, dtype=torch.bool),
-        row_weight=torch.ones(batch),
-        example_ids=torch.arange(batch),
-        doc_ids=torch.arange(n),
-        scale=SCALE,
-    )
+    return plain_view(query, docs, SCALE)
 
 
 def _separated(margin: float, batch: int = 4) -> LogitView:

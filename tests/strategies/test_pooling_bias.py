@@ -14,6 +14,7 @@ from negbench.core.strategy import LogitView
 from negbench.data.beir import Corpus
 from negbench.data.dataset import RetrievalDataset
 from negbench.strategies.pooling_bias import PoolingBias, PoolingBiasParams, true_negative_weight
+from tests.strategies.views import plain_view
 
 SCALE = 20.0
 
@@ -22,18 +23,7 @@ def _view(batch: int = 4, seed: int = 0) -> LogitView:
     g = torch.Generator().manual_seed(seed)
     query = F.normalize(torch.randn(batch, 8, generator=g), dim=-1)
     docs = F.normalize(torch.randn(2 * batch, 8, generator=g), dim=-1)
-    n = 2 * batch
-    return LogitView(
-        query=query,
-        docs=docs,
-        logits=SCALE * query @ docs.T,
-        target=torch.arange(batch),
-        mask=torch.zeros(batch, n, dtype=torch.bool),
-        row_weight=torch.ones(batch),
-        example_ids=torch.arange(batch),
-        doc_ids=torch.arange(n),
-        scale=SCALE,
-    )
+    return plain_view(query, docs, SCALE)
 
 
 def test_relevance_zero_is_plain_infonce():
