@@ -107,7 +107,9 @@ def plan_command(
     if any(job["error"] for job in jobs):
         for job in jobs:
             if job["error"]:
-                typer.echo(f"error: {suite}: strategy {job['strategy']!r}: {job['error']}", err=True)
+                who = f"strategy {job['strategy']!r}"
+                message = job["error"] if job["error"].startswith(who) else f"{who}: {job['error']}"
+                typer.echo(f"error: {suite}: {message}", err=True)
         raise typer.Exit(2)
 
 

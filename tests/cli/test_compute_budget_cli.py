@@ -70,6 +70,7 @@ def test_a_strategy_whose_preparation_exceeds_the_compute_budget_fails_its_row(t
     path = _suite(tmp_path, toy_data, tiny_model, ("in-batch", "dense"), extra=COMPUTE + "max_steps = 1\n")
     plan = runner.invoke(app, ["plan", str(path), "--json"])
     assert plan.exit_code == 2 and "strategy 'dense': its preparation alone" in plan.output
+    assert "strategy 'dense': strategy 'dense'" not in plan.output  # named once
     result = runner.invoke(app, ["run", str(path), "--no-progress"])
     assert result.exit_code == 0, result.output
     rows = {r["strategy"]: r for r in pl.read_parquet(tmp_path / "out" / "results.parquet").iter_rows(named=True)}
