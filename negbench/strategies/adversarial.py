@@ -10,13 +10,18 @@ Reference:
     far from the target, yet a positive.
 
 Imposter (always on). For row ``i`` with unit query ``q``, unit positive ``p`` and score ``s = cos(q, p)``,
-the normalised gradient of ``cos(q, ·)`` on the sphere at ``p`` is the unit tangent ``t`` towards ``q``.
-The imposter is the geodesic step against it, ``u = cos θ·p − sin θ·t`` (score ``cos(arccos s + θ)``), with
+the target's likelihood is its InfoNCE probability, and ``p`` enters every row's softmax (its own as the
+target, the others' as a negative): ``−∇_p`` of the batch's log-likelihood is ``Σ_k P_k,i·q_k − q``
+(:func:`likelihood_ascent`), away from ``q`` and towards the other queries that score ``p``. With ``a`` its
+unit tangent on the sphere at ``p``, the imposter is the geodesic step ``u = cos θ·p + sin θ·a``, with
 θ set so the score drops by ``epsilon·|s − m|``, ``m`` the row's median active negative score (in-batch
-and mined columns). A row whose positive beats its median negative gets an imposter strictly between the
-two, and the imposter adds at most ``log(1 + weight·exp(−scale·epsilon·(s − m)))`` to that row's loss: it
-vanishes as the row's margin grows (no floor). It enters as one extra logit ``scale·cos(q, u)`` (plus
-``log weight``); θ and ``t`` carry no gradient (CLAPS treats ``δ`` as a constant), ``u`` keeps the gradient
+and mined columns). Not the gradient of ``cos(q, ·)`` alone (the tangent straight away from ``q``): an
+imposter in the plane of ``q`` and ``p`` scores as a function of ``s``, its logit's gradient is a multiple of
+the positive logit's, so it only re-weights the row's pull (which gradient clipping and Adam then absorb).
+A row whose positive beats its median negative gets an imposter strictly between the two, and the imposter
+adds at most ``log(1 + weight·exp(−scale·epsilon·(s − m)))`` to that row's loss: it vanishes as the row's
+margin grows (no floor). It enters as one extra logit ``scale·cos(q, u)`` (plus
+``log weight``); θ and ``a`` carry no gradient (CLAPS treats ``δ`` as a constant), ``u`` keeps the gradient
 of ``p`` and the logit that of ``q``.
 
 Distant target (``distant_weight`` > 0; off by default). ``v``, the gradient of the batch's InfoNCE with
@@ -46,7 +51,15 @@ from optuna.distributions import FloatDistribution
 
 from negbench.strategy import LogitView, Strategy
 
-__all__ = ["Adversarial", "AdversarialParams", "batch_ascent", "distant_targets", "imposters", "median_negative"]
+__all__ = [
+    "Adversarial",
+    "AdversarialParams",
+    "batch_ascent",
+    "distant_targets",
+    "imposters",
+    "likelihood_ascent",
+    "median_negative",
+]
 
 _TINY = 1e-6
 
@@ -76,20 +89,37 @@ def median_negative(view: LogitView) -> torch.Tensor:
     return torch.nan_to_num(median, nan=0.0)
 
 
-def imposters(query: torch.Tensor, positive: torch.Tensor, median: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """``(B, d)`` CLAPS imposters: each unit positive rotated away from its query along the normalised gradient
-    of their cosine, so its score drops by ``epsilon·|score − median|``; gradient flows through ``positive``."""
+def imposters(
+    query: torch.Tensor,
+    positive: torch.Tensor,
+    median: torch.Tensor,
+    epsilon: float,
+    ascent: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``(B, d)`` CLAPS imposters: each unit positive rotated along ``ascent`` (the direction that lowers its
+    likelihood, :func:`likelihood_ascent`; its part tangent to the sphere at the positive) until its score drops
+    by ``epsilon·|score − median|``; gradient flows through ``positive``. Without ``ascent`` (or where it has no
+    tangent part) the positive is rotated away from its query: such an imposter stays in the plane of query and
+    positive, so its logit's gradient is a multiple of the positive's (a re-weighting of the row, no negative)."""
     q, p = query.detach().double(), positive.detach().double()
     score = (q * p).sum(-1).clamp(-1.0, 1.0)
     goal = (score - epsilon * (score - median.double()).abs()).clamp(-1.0, 1.0)
     off_axis = q - score[:, None] * p
     length = off_axis.norm(dim=-1)
-    flat = length < 1e-4  # q = p: no tangent; then u = cos θ·p with θ = arccos(goal) scores `goal`
-    toward = torch.where(flat[:, None], torch.zeros_like(q), off_axis / length.clamp_min(_TINY)[:, None])
-    start = torch.where(flat, torch.zeros_like(score), torch.arccos(score))
-    theta = (torch.arccos(goal) - start).clamp_min(0.0)[:, None]
+    flat = length < 1e-4  # q = p: no tangent towards q
+    away = torch.where(flat[:, None], torch.zeros_like(q), -off_axis / length.clamp_min(_TINY)[:, None])
+    if ascent is not None:
+        g = ascent.detach().double()
+        tangent = g - (g * p).sum(-1, keepdim=True) * p
+        size = tangent.norm(dim=-1, keepdim=True)
+        moves = size > 1e-9 * g.norm(dim=-1, keepdim=True).clamp_min(_TINY)
+        away = torch.where(moves, tangent / size.clamp_min(1e-300), away)
+    # the score along the geodesic p·cos θ + away·sin θ is s·cos θ + c·sin θ = r·cos(θ − α); θ reaches `goal`
+    slope = (q * away).sum(-1)
+    radius = torch.hypot(score, slope).clamp_min(_TINY)
+    theta = (torch.atan2(slope, score) + torch.arccos((goal / radius).clamp(-1.0, 1.0))).clamp_min(0.0)[:, None]
     cos, sin = torch.cos(theta).to(positive.dtype), torch.sin(theta).to(positive.dtype)
-    return cos * positive - sin * toward.to(positive.dtype)
+    return cos * positive + sin * away.to(positive.dtype)
 
 
 def distant_targets(query: torch.Tensor, positive: torch.Tensor, ascent: torch.Tensor, eta: float) -> torch.Tensor:
@@ -126,6 +156,18 @@ def batch_ascent(view: LogitView) -> torch.Tensor:
     return weights.T @ view.query.detach().double()
 
 
+def likelihood_ascent(view: LogitView) -> torch.Tensor:
+    """``(B, d)`` the gradient of the view's InfoNCE with respect to each row's positive, up to a positive
+    factor: ``Σ_k P_k,t(i)·q_k − q_i``. The positive enters its own row as the target and every other row as a
+    negative; CLAPS' imposter direction (``−∇ log p(y|x)``, the training likelihood of the target)."""
+    logits = view.logits.detach().double().masked_fill(view.mask, float("-inf"))
+    if view.extra_logits is not None:
+        logits = torch.cat([logits, view.extra_logits.detach().double()], dim=1)
+    probs = torch.softmax(logits, dim=1)[:, : view.logits.shape[1]]
+    query = view.query.detach().double()
+    return probs[:, view.target].T @ query - query
+
+
 class Adversarial(Strategy):
     """A CLAPS imposter of the positive per row as an extra negative; optionally a distant target as an
     extra positive."""
@@ -148,7 +190,7 @@ class Adversarial(Strategy):
         rows = torch.arange(len(view.target), device=view.docs.device)
         positive = view.docs[view.target]
         median = median_negative(view)
-        imposter = imposters(view.query, positive, median, self.params.epsilon)
+        imposter = imposters(view.query, positive, median, self.params.epsilon, likelihood_ascent(view))
         logits = view.scale * (view.query * imposter).sum(dim=-1, keepdim=True)
         if self.params.weight != 1.0:
             logits = logits + math.log(self.params.weight)
