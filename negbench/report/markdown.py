@@ -7,18 +7,17 @@ from pathlib import Path
 import polars as pl
 
 from negbench._io import write_text_atomic
+from negbench.report.boards import boards
 from negbench.report.captions import method_text
-from negbench.report.leaderboard import LeaderboardTable, View, leaderboard_tables, plain_cell
+from negbench.report.leaderboard import LeaderboardTable, View, plain_cell
 from negbench.report.stats import (
     baseline_config,
     config_notes,
     rank_power_note,
     rank_summary,
-    resolve_primary,
-    significance,
     with_config_labels,
 )
-from negbench.report.table import escape_md, format_value, metric_columns
+from negbench.report.table import escape_md, format_value
 from negbench.report.verdict import verdicts
 
 __all__ = ["diagnostics_markdown", "leaderboard_markdown", "table_markdown", "write_leaderboard"]
@@ -48,19 +47,15 @@ def leaderboard_markdown(
         return f"# {escape_md(title)}\n\nNo results yet.\n"
     if per_query is not None and per_query.is_empty():
         per_query = None
-    labelled = with_config_labels(rows)
-    metrics = metric_columns(rows)
-    primary = resolve_primary(metrics, primary)
-    sig = significance(labelled, per_query, baseline, metrics, alpha, primary) if per_query is not None else {}
-    tested = per_query is not None and primary is not None
-    tables = leaderboard_tables(labelled, sig, baseline, primary if tested else None, primary=primary, alpha=alpha)
+    board = boards(rows, per_query, baseline, alpha, primary)
+    labelled, primary, tables = board.rows, board.primary, board.tables
     lines = [f"# {escape_md(title)}", ""]
     devices = sorted(set(rows["device"].drop_nulls().to_list())) if "device" in rows.columns else []
     if devices:
         lines += [f"Device: {escape_md(', '.join(devices))}", ""]
     for verdict in verdicts(tables, labelled, alpha, baseline):
-        lines += [f"**Verdict.** {escape_md(' '.join(verdict.findings))}", ""]
-        lines += [f"**Caveats.** {escape_md(' '.join(verdict.caveats))}", ""] if verdict.caveats else []
+        for paragraph in verdict.markdown():
+            lines += [paragraph, ""]
     for table in tables:
         here = labelled.filter((pl.col("dataset") == table.dataset) & (pl.col("model") == table.model))
         lines += [f"## {escape_md(table.dataset)} · {escape_md(table.model)}", ""]

@@ -14,7 +14,7 @@ import polars as pl
 
 from negbench.report.leaderboard import LeaderboardTable
 from negbench.report.stats import POWER, Significance
-from negbench.report.table import fmt_delta, number
+from negbench.report.table import escape_md, fmt_delta, number
 
 __all__ = ["THROUGHPUT_SPREAD", "Verdict", "board_verdict", "verdicts"]
 
@@ -31,6 +31,11 @@ class Verdict:
     model: str
     findings: list[str]
     caveats: list[str] = field(default_factory=list)
+
+    def markdown(self) -> list[str]:
+        """Its paragraphs in markdown: **Verdict.** findings, then **Caveats.** where there are any."""
+        paragraphs = [f"**Verdict.** {escape_md(' '.join(self.findings))}"]
+        return paragraphs + ([f"**Caveats.** {escape_md(' '.join(self.caveats))}"] if self.caveats else [])
 
     @property
     def text(self) -> str:

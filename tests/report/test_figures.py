@@ -103,10 +103,20 @@ def test_wall_prefers_total_s(tmp_path):
 def test_table(repo):
     lines = render_block("results/seeds format=table", repo).splitlines()
     assert lines[0] == (
-        "| strategy | seeds | nDCG@10 | steps | examples seen | train ex/s | mine s | train s | peak RSS MB |"
+        "| strategy | seeds | nDCG@10 | seed sd | steps | examples seen | train ex/s | mine s | train s | peak RSS MB |"
     )
-    assert lines[2] == "| dense | 3 | 0.7200 ± 0.0497 | 10 | 320 | 12.5 | 0.4 | 25.6 | 2048 |"
-    assert lines[3] == "| mochi | 0 | failed: non-finite loss | – | – | – | – | – | – |"
+    assert lines[2] == "| dense | 3 | 0.7200 ± 0.0497 | 0.0200 | 10 | 320 | 12.5 | 0.4 | 25.6 | 2048 |"
+    assert lines[3] == "| mochi | 0 | failed: non-finite loss | – | – | – | – | – | – | – |"
+
+
+def test_table_shows_compute_where_the_store_counted_it(tmp_path):
+    """Machine-independent compute (TFLOPs) beside the wall-time columns of the device the rows ran on."""
+    store = ResultStore(tmp_path / "r")
+    store.append(row("in-batch", 0, 0.5, train_tflop=4.35, prep_tflop=0.0))
+    store.append(row("dense", 0, 0.6, train_tflop=8.7, prep_tflop=5.98))
+    lines = render_block("r format=table", tmp_path).splitlines()
+    assert "| steps | examples seen | train TFLOP | prep TFLOP | train ex/s |" in lines[0]
+    assert "| 8.70 | 5.98 |" in lines[3]
 
 
 def test_table_of_a_fair_protocol_store_shows_costs_memory_split_and_budget(tmp_path):
@@ -189,7 +199,7 @@ def test_update_then_check(repo):
     ) in text
     assert "format=table -->\n\n  | strategy | seeds |" in text  # indented like its marker, after a blank line
     assert "\n  | dense | 3 | 0.7200 ± 0.0497 |" in text
-    assert "  | mochi | 0 | failed: non-finite loss | – | – | – | – | – | – |\n\n  <!-- /figures -->\n" in text
+    assert "  | mochi | 0 | failed: non-finite loss | – | – | – | – | – | – | – |\n\n  <!-- /figures -->\n" in text
     assert update_file(doc, repo, check=True) == []  # idempotent
     assert update_file(doc, repo) == []
     assert doc.read_text(encoding="utf-8") == text

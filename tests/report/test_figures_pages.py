@@ -82,6 +82,20 @@ def test_percent_ratio_and_delta(repo):
         render_block("results/pub format=delta baseline=nope", repo)
 
 
+def test_verdict_block_is_the_pages_verdict_word_for_word(repo):
+    """format=verdict: the store's verdict and caveats against its suite.toml's baseline, as leaderboard.md opens."""
+    write_pages(plan_pages(repo))
+    text = render_block("results/pub format=verdict", repo)
+    assert text.startswith(
+        "**Verdict.** Against bm25 on ndcg@10 (the primary metric), over 12 test queries with one seed"
+    )
+    board = (repo / "results" / "pub" / "leaderboard.md").read_text()
+    assert all(paragraph in board for paragraph in text.split("\n\n"))
+    assert render_block("results/pub format=verdict baseline=in-batch", repo).startswith(
+        "**Verdict.** Against in-batch"
+    )
+
+
 def test_planted_table(repo):
     lines = render_block("results/fn format=planted", repo).splitlines()
     assert lines[0] == (

@@ -12,8 +12,9 @@ The first word after ``figures:`` is a results directory (relative to the reposi
   strategy), ``wall`` (total compute time of the rows, ``68 min 19 s``), ``delta`` (each strategy's mean
   per-query difference from the baseline with its bootstrap 95% interval, as the leaderboard's Δ column:
   ``Δ nDCG@10 vs in-batch: dss +0.0099 [+0.0008, +0.0227]``), ``ratio`` (``strategy=A,B``: the mean of A over
-  that of B, ``0.28×``) or ``planted`` (a table of the metric without and with planted false negatives, the
-  drop and the planted shares; ``dataset=`` then names the plain dataset).
+  that of B, ``0.28×``), ``planted`` (a table of the metric without and with planted false negatives, the
+  drop and the planted shares; ``dataset=`` then names the plain dataset) or ``verdict`` (the store's verdict
+  and caveats, word for word as its ``leaderboard.md`` opens, on the store's primary metric).
 - ``metric``: a column of the store (default ``ndcg@10``): a metric, ``dev_metric`` (the tuned dev score), a
   cost (``train_examples_per_s``) or a diagnostic (``planted_fn_share``).
 - ``digits``: decimals of the metric (default 4); ``unit=percent`` shows it × 100 with `` %``.
@@ -25,8 +26,10 @@ The first word after ``figures:`` is a results directory (relative to the reposi
   ``in-batch``).
 
 Means are over seeds (rows with ``status == "ok"``); with two or more seeds the half-width of the 95%
-Student-t confidence interval follows as ``± h``. A strategy whose rows all failed shows as failed. If the
-store has a ``config_key`` column, only the newest config (latest ``created_at``) of each strategy counts.
+Student-t confidence interval follows as ``± h``, and a table gains the between-seed standard deviation
+(``seed sd``); a table shows compute (``train TFLOP``, ``prep TFLOP``) where the store counted it. A strategy
+whose rows all failed shows as failed. If the store has a ``config_key`` column, only the newest config (latest
+``created_at``) of each strategy counts.
 
 ``negbench figures`` also re-renders every published store's ``leaderboard.md`` and ``index.html``
 (:mod:`negbench.report.figures.pages`: every ``results/*/`` with a ``results.parquet``, stamped with the newest

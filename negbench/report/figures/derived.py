@@ -9,12 +9,14 @@ import math
 import polars as pl
 
 from negbench.errors import NegbenchError
+from negbench.report.boards import boards
 from negbench.report.diagnostics import planted_table
 from negbench.report.figures.spec import Spec
 from negbench.report.stats import significance
 from negbench.report.table import escape_md, fmt_delta, format_value
+from negbench.report.verdict import verdicts
 
-__all__ = ["render_delta", "render_planted", "render_ratio"]
+__all__ = ["render_delta", "render_planted", "render_ratio", "render_verdict"]
 
 
 def render_delta(spec: Spec, rows: pl.DataFrame, per_query: pl.DataFrame, baseline: str, label: str) -> str:
@@ -84,3 +86,10 @@ def render_planted(spec: Spec, rows: pl.DataFrame, label: str) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def render_verdict(rows: pl.DataFrame, per_query: pl.DataFrame, baseline: str, primary: str | None) -> str:
+    """The store's verdict and caveats, word for word as its ``leaderboard.md`` opens (``format=verdict``)."""
+    board = boards(rows, per_query, baseline, primary_metric=primary)
+    verdicts_ = verdicts(board.tables, board.rows, baseline=baseline)
+    return "\n\n".join(paragraph for verdict in verdicts_ for paragraph in verdict.markdown())

@@ -10,7 +10,7 @@ import polars as pl
 
 from negbench.config.metrics import parse_metric
 from negbench.errors import NegbenchError
-from negbench.report.figures.derived import render_delta, render_planted, render_ratio
+from negbench.report.figures.derived import render_delta, render_planted, render_ratio, render_verdict
 from negbench.report.figures.spec import Spec, parse_spec
 from negbench.report.figures.stores import store_settings
 from negbench.report.load import load_store
@@ -101,14 +101,20 @@ class Summary:
     half: float | None
     costs: dict[str, float | None]
     budget: str | None = None
+    sd: float | None = None  # between seeds (two or more)
 
 
 COSTS = (
     "steps",
     "examples_seen",
+    "train_tflop",
+    "prep_tflop",
+    "eval_tflop",
     "train_examples_per_s",
     "mine_s",
     "train_s",
+    "eval_s",
+    "curve_s",
     "total_s",
     "peak_gpu_mb",
     "peak_rss_mb",
@@ -133,7 +139,7 @@ def summarise(rows: pl.DataFrame, metric: str) -> list[Summary]:
         bad = sub.filter(pl.col("status") != "ok")
         values = [float(v) for v in ok[metric].to_list() if v is not None and math.isfinite(float(v))]
         mean = sum(values) / len(values) if values else None
-        half = None
+        half = std = None
         if len(values) >= 2:
             std = float(pl.Series(values).std())
             half = t_half_width(std, len(values))
@@ -144,7 +150,15 @@ def summarise(rows: pl.DataFrame, metric: str) -> list[Summary]:
         budget = ok["budget"].drop_nulls().first() if "budget" in ok.columns and ok.height else None
         out.append(
             Summary(
-                str(label), ok.height, bad.height, bad["status"][0] if bad.height else None, mean, half, costs, budget
+                str(label),
+                ok.height,
+                bad.height,
+                bad["status"][0] if bad.height else None,
+                mean,
+                half,
+                costs,
+                budget,
+                std,
             )
         )
     return out
@@ -216,13 +230,19 @@ def render_table(summaries: list[Summary], spec: Spec, rows: pl.DataFrame) -> st
     timing = [
         (c, h) for c, h in (("mine_s", "mine s"), ("train_s", "train s"), ("total_s", "total s")) if c in rows.columns
     ]
+    compute = [  # machine-independent (stores since compute was counted)
+        (c, h) for c, h in (("train_tflop", "train TFLOP"), ("prep_tflop", "prep TFLOP")) if _has_values(rows, c)
+    ]
+    spread = any(s.sd is not None for s in summaries)
     budgets = any(s.budget not in (None, "equal") for s in summaries)
     header = [
         "strategy",
         "seeds",
         metric_label(spec.metric),
+        *(["seed sd"] if spread else []),
         "steps",
         "examples seen",
+        *[h for _, h in compute],
         "train ex/s",
         *[h for _, h in timing],
         *[h for _, h in memory],
@@ -236,8 +256,10 @@ def render_table(summaries: list[Summary], spec: Spec, rows: pl.DataFrame) -> st
             escape_md(s.strategy),
             str(s.seeds),
             metric,
+            *([format_value(s.sd, spec.digits)] if spread else []),
             format_value(s.costs["steps"], 0),
             format_value(s.costs["examples_seen"], 0),
+            *[format_value(s.costs[c], 2) for c, _ in compute],
             format_value(s.costs["train_examples_per_s"], 1),
             *[format_value(s.costs[c], 1) for c, _ in timing],
             *[format_value(s.costs[c], 0) for c, _ in memory],
@@ -246,6 +268,10 @@ def render_table(summaries: list[Summary], spec: Spec, rows: pl.DataFrame) -> st
             cells.append(escape_md(s.budget or DASH))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _has_values(rows: pl.DataFrame, column: str) -> bool:
+    return column in rows.columns and rows[column].drop_nulls().len() > 0
 
 
 def render_block(spec: str, root: Path) -> str:
@@ -260,6 +286,9 @@ def render_block(spec: str, root: Path) -> str:
     if parsed.format == "delta":
         baseline = parsed.baseline or store_settings(Path(root) / parsed.directory).baseline
         return render_delta(parsed, rows, per_query, baseline, label)
+    if parsed.format == "verdict":
+        settings = store_settings(Path(root) / parsed.directory)
+        return render_verdict(rows, per_query, parsed.baseline or settings.baseline, settings.primary)
     summaries = _ordered(summarise(rows, parsed.metric), parsed)
     if parsed.format == "ratio":
         return render_ratio(parsed, {s.strategy: s.mean for s in summaries})

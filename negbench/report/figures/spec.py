@@ -10,7 +10,7 @@ from negbench.errors import NegbenchError
 __all__ = ["FORMATS", "OPTIONS", "UNITS", "Spec", "parse_spec"]
 
 
-FORMATS = ("inline", "table", "value", "wall", "delta", "ratio", "planted")
+FORMATS = ("inline", "table", "value", "wall", "delta", "ratio", "planted", "verdict")
 
 
 OPTIONS = ("metric", "format", "digits", "strategy", "dataset", "model", "order", "unit", "baseline")

@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from negbench.report.boards import boards
 from negbench.report.captions import method_text
 from negbench.report.diagnostics import (
     strategy_curves,
@@ -24,9 +25,9 @@ from negbench.report.html.sections import (
     strategy_sections,
 )
 from negbench.report.html.tables import cost_plots, hardness_section, learning_curves, overlap_section, strategy_table
-from negbench.report.leaderboard import LeaderboardTable, leaderboard_tables
-from negbench.report.stats import config_notes, resolve_primary, significance, with_config_labels
-from negbench.report.table import aggregate, memory_fallback_used, metric_columns
+from negbench.report.leaderboard import LeaderboardTable
+from negbench.report.stats import config_notes
+from negbench.report.table import aggregate, memory_fallback_used
 from negbench.report.verdict import Verdict, verdicts
 
 __all__ = ["render_html"]
@@ -102,13 +103,9 @@ class _Board:
 
     @classmethod
     def of(cls, rows, per_query, baseline, alpha, primary_metric, steps, overlap) -> _Board:
-        metrics = metric_columns(rows)
-        primary = resolve_primary(metrics, primary_metric)
-        rows = with_config_labels(rows)
-        sig = significance(rows, per_query, baseline, metrics, alpha, primary) if per_query is not None else {}
+        board = boards(rows, per_query, baseline, alpha, primary_metric)
+        rows, metrics, primary, sig, tables = board.rows, board.metrics, board.primary, board.sig, board.tables
         has_steps = steps is not None and not steps.is_empty() and "run_id" in rows.columns
-        tested = per_query is not None and primary is not None
-        tables = leaderboard_tables(rows, sig, baseline, primary if tested else None, primary=primary, alpha=alpha)
         return cls(
             rows=rows,
             baseline=baseline,

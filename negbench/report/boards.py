@@ -1,0 +1,47 @@
+"""What every rendering of a store starts from (markdown, HTML, a figures block): its rows labelled, the primary
+metric, the tests against the baseline and the leaderboard tables, built once the same way for all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from negbench.report.leaderboard import LeaderboardTable, leaderboard_tables
+from negbench.report.stats import resolve_primary, significance, with_config_labels
+from negbench.report.table import metric_columns
+
+__all__ = ["Boards", "boards"]
+
+
+@dataclass(frozen=True)
+class Boards:
+    """What every rendering of a store (markdown, HTML, a figures block) starts from: its rows with display labels,
+    metric columns, the primary metric, the tests against the baseline and one :class:`LeaderboardTable` per
+    dataset × model."""
+
+    rows: pl.DataFrame
+    metrics: list[str]
+    primary: str | None
+    sig: dict
+    tables: list[LeaderboardTable]
+
+
+def boards(
+    rows: pl.DataFrame,
+    per_query: pl.DataFrame | None,
+    baseline: str = "in-batch",
+    alpha: float = 0.05,
+    primary_metric: str | None = None,
+) -> Boards:
+    """The :class:`Boards` of a store's ``rows`` and per-query scores (None: no tests, no Δ); ``primary_metric`` as
+    :func:`negbench.report.stats.resolve_primary` takes it."""
+    if per_query is not None and per_query.is_empty():
+        per_query = None
+    labelled = with_config_labels(rows)
+    metrics = metric_columns(rows)
+    primary = resolve_primary(metrics, primary_metric)
+    sig = significance(labelled, per_query, baseline, metrics, alpha, primary) if per_query is not None else {}
+    tested = per_query is not None and primary is not None
+    tables = leaderboard_tables(labelled, sig, baseline, primary if tested else None, primary=primary, alpha=alpha)
+    return Boards(labelled, metrics, primary, sig, tables)
