@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from negbench.config.metrics import parse_metric
-from negbench.errors import ConfigError
 
 __all__ = [
     "MAX_BATCH",
@@ -37,9 +35,6 @@ __all__ = [
     "TrackingConfig",
     "TrainingConfig",
     "TuningConfig",
-    "dotted_path",
-    "load_suite",
-    "parse_suite",
     "stable_hash",
 ]
 
@@ -196,8 +191,16 @@ class EvaluationConfig(_Strict):
     # optimiser steps and at every refresh (0: off), read off the loss's own logits (no extra forward pass)
     diagnostics_every: Annotated[int, Field(ge=0, le=MAX_STEPS)] = 50
     # final runs only: dev evaluations (never test) at this many evenly spaced fractions of the run's steps
-    # (4: after each quarter), for learning curves and time-to-target; 0: off
-    curve_points: Annotated[int, Field(ge=0, le=MAX_CURVE_POINTS)] = 4
+    # (4: after each quarter), for learning curves and time-to-target; 0: off; "auto": up to 4, as many as cost at
+    # most a quarter of the run's estimated training compute, none when that is fewer than 3
+    # (negbench.core.probes.curves.auto_curve_points)
+    curve_points: Annotated[int, Field(ge=0, le=MAX_CURVE_POINTS)] | Literal["auto"] = "auto"
+    # what dev scoring (trials, pruning, curves; never test) searches: "full" corpus, "pooled": judged ∪ top
+    # dev_pool_depth of BM25 and of the base model per dev query; "auto": pooled from dev_pool_min_docs documents up
+    # (100,000: why in negbench.evaluation.pool). In the job key: it changes tuning's choices and dev curves.
+    dev_corpus: Literal["auto", "full", "pooled"] = "auto"
+    dev_pool_depth: Annotated[int, Field(gt=0)] = 100
+    dev_pool_min_docs: Annotated[int, Field(gt=0)] = 100_000
 
     @field_validator("metrics")
     @classmethod
@@ -358,43 +361,3 @@ class Suite(_Strict):
 def stable_hash(obj: Any, length: int = 16) -> str:
     payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
-
-
-def dotted_path(loc: tuple[Any, ...]) -> str:
-    """Render a pydantic error location as a TOML-style dotted path: ``datasets[0].source``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "<root>"
-
-
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite TOML file; any problem raises one-line :class:`ConfigError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            "suite file not found" if not path.is_dir() else "is a directory, not a suite file", file=path
-        )
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", file=path) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text: {exc}", file=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the suite file: {exc.strerror or exc}", file=path) from None
-    return parse_suite(raw, path)
-
-
-def parse_suite(raw: dict[str, Any], path: str | Path = "<suite>") -> Suite:
-    try:
-        return Suite.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field"
-        raise ConfigError(message, file=path, field=dotted_path(first["loc"])) from None

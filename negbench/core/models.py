@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from negbench import _phases as phases
 from negbench.config.suite import ModelConfig
 from negbench.core.compute import watch
 from negbench.errors import ModelError
@@ -104,9 +105,10 @@ def load_model(cfg: ModelConfig, device: str | None = None):
     resolved = resolve_model(cfg.spec)
     device = pick_device(device or cfg.device)
     try:
-        model = SentenceTransformer(
-            str(resolved.path), device=device, trust_remote_code=cfg.trust_remote_code, local_files_only=True
-        )
+        with phases.phase("model"):
+            model = SentenceTransformer(
+                str(resolved.path), device=device, trust_remote_code=cfg.trust_remote_code, local_files_only=True
+            )
     except Exception as exc:
         raise ModelError(f"cannot load {cfg.spec!r} from {resolved.path}: {exc}", field="spec") from None
     model.max_seq_length = cfg.max_seq_length

@@ -75,8 +75,10 @@ def _string_field(row: dict, key: str, where: str, *, required: bool = False) ->
     raise DataError(f"'{key}' must be a string, got {json.dumps(value)[:40]}", file=where, field=key)
 
 
-def _read_jsonl(path: Path, kind: str) -> list[dict]:
-    rows = []
+def _read_jsonl(path: Path, kind: str) -> Iterator[dict]:
+    """The rows of a JSONL file, one at a time: a caller keeps what it needs of each (a corpus's text), never the
+    whole file as parsed rows (which held about twice the corpus's text at once)."""
+    empty = True
     for lineno, line in read_lines(path, kind):
         if not line.strip():
             continue
@@ -93,10 +95,10 @@ def _read_jsonl(path: Path, kind: str) -> list[dict]:
         for key in ("title", "text"):
             row[key] = _string_field(row, key, where)
         row["_lineno"] = lineno
-        rows.append(row)
-    if not rows:
+        empty = False
+        yield row
+    if empty:
         raise DataError(f"empty {kind} file", file=path)
-    return rows
 
 
 def read_corpus(path: Path, warnings: Counter) -> Corpus:

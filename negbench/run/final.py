@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from rich.markup import escape
 
 from negbench.config.suite import ModelConfig, TrainingConfig
@@ -33,11 +31,10 @@ from negbench.core.training.loop import Diagnostics, train
 from negbench.data.dataset import RetrievalDataset
 from negbench.errors import ConfigError, NonFiniteLossError
 from negbench.evaluation.retrieval import evaluate
-from negbench.run import interrupts
 from negbench.run.guard import StrategyFailure, describe, guarded
-from negbench.run.measure import PeakMemory, Timer
+from negbench.run.measure import PeakMemory, Timer, release_memory
 from negbench.run.plan import Job, job_key
-from negbench.run.provenance import code_revision, device_name, versions_json
+from negbench.run.provenance import code_revision, determinism, device_name, versions_json
 from negbench.run.store.row import ResultRow, RunArtifacts
 from negbench.run.tuning import TuningOutcome
 
@@ -135,10 +132,13 @@ class FinalStage:
                 seed,
                 guide,
                 baseline=baseline,
+                estimate=diagnostics is not None and diagnostics.curve_points is None,  # "auto" curves need it
                 tuned=tuple(tuned or {}),
             )
         except ConfigError as exc:  # this strategy's settings cannot make one full batch: fail this run only
             raise BudgetError(f"strategy {strategy.name!r} {strategy.params}: {exc.one_line()}") from None
+        if diagnostics is not None and diagnostics.curve_points is None:
+            diagnostics = diagnostics.resolved(budget.estimate.train_flops)
         model = load_model(model_cfg, device)
         used = [services] if guide is None else [services, guide]
         for service in used:
@@ -166,13 +166,13 @@ class FinalStage:
         )
         return FitResult(model, ctx, candidates, outcome, mine_s, budget, mine_flops)
 
-    def score(self, model, dataset, qrels, metrics, model_cfg, corpus_embeddings=None):
-        """Metrics of ``model`` on ``qrels`` (dev or test) over the evaluation corpus: planted false negatives
-        exist for training only, so neither tuning nor the final test ever searches them."""
+    def score(self, model, dataset, qrels, metrics, model_cfg, corpus_embeddings=None, corpus=None):
+        """Metrics of ``model`` on ``qrels`` over ``corpus``, default the evaluation corpus (test's always; dev's: see
+        score_dev): planted false negatives exist for training only, so neither tuning nor test ever searches them."""
         ev = self.suite.evaluation
         return evaluate(
             model,
-            dataset.eval_corpus,
+            dataset.eval_corpus if corpus is None else corpus,
             dataset.queries,
             qrels,
             metrics,
@@ -183,17 +183,29 @@ class FinalStage:
             progress=self.progress,
         )
 
-    def diagnostics_for(self, dataset: RetrievalDataset, model_cfg: ModelConfig) -> Diagnostics:
+    def diagnostics_for(
+        self, dataset: RetrievalDataset, model_cfg: ModelConfig, services: MiningServices
+    ) -> Diagnostics:
         """A final run's per-step measurements: the hardness probe and a dev learning curve (dev only, never
-        test) of the tuning metric, or of the first metric when tuning's is not evaluated."""
+        test) of the tuning metric, or of the first metric when tuning's is not evaluated; "auto" curve points are
+        decided in :meth:`fit` from the FLOPs of one dev scoring (the base model's token counts)."""
         ev = self.suite.evaluation
         metric = self.suite.tuning.metric if self.suite.tuning.metric in ev.metrics else ev.metrics[0]
 
         def evaluate_dev(model) -> dict[str, float]:
-            return self.score(model, dataset, dataset.dev, [metric], model_cfg).metrics
+            return self.score_dev(model, dataset, [metric], model_cfg, services).metrics
 
+        def scoring_flops() -> float:
+            sizes = services.token_sizes()  # its corpus is the training corpus; the evaluated one is its prefix
+            corpus = self.dev_corpus(dataset, model_cfg, services).tokens(sizes.doc_tokens)  # the pool's when pooled
+            return sizes.encode(corpus + sizes.queries(sorted(dataset.dev)))
+
+        points = None if ev.curve_points == "auto" else ev.curve_points
         return Diagnostics(
-            every=ev.diagnostics_every, curve_points=ev.curve_points if dataset.dev else 0, evaluate=evaluate_dev
+            every=ev.diagnostics_every,
+            curve_points=points if dataset.dev else 0,
+            evaluate=evaluate_dev,
+            scoring_flops=scoring_flops,
         )
 
     def mteb_scores(self, model, model_cfg: ModelConfig, spec: StrategySpec, seed: int, run_id: str):
@@ -226,6 +238,7 @@ class FinalStage:
             training=json.dumps(training.model_dump(mode="json"), sort_keys=True),
             trial=tuned.trial,
             dev_metric=tuned.dev_value,
+            dev_corpus=self.dev_label(job, services),  # before any measured phase: a pool is built outside them
             determinism=determinism(device),
         )
         per_query, artifacts = None, RunArtifacts()
@@ -284,7 +297,7 @@ class FinalStage:
                     strategy,
                     training,
                     seed,
-                    diagnostics=self.diagnostics_for(dataset, model_cfg),
+                    diagnostics=self.diagnostics_for(dataset, model_cfg, services),
                     guide=self.guide_services(dataset, model_cfg, spec, device),
                     tuned=tuned.training,
                 )
@@ -297,6 +310,8 @@ class FinalStage:
                 train_s=o.train_s,
                 refresh_s=o.refresh_s,
                 sample_s=o.sample_s,
+                curve_s=o.curve_s,
+                curve_points=o.curve_points,
                 steps=o.steps,
                 examples_seen=o.examples_seen,
                 **o.batch_stats,
@@ -327,40 +342,6 @@ class FinalStage:
             row.update(neg_score_gap=score_gap(fit.ctx, sampled), planted_fn_share=planted_fn_share(fit.ctx, sampled))
             artifacts.negatives = sampled_negative_ids(fit.ctx, sampled)
         return result.per_query
-
-
-def determinism(device: str) -> str:
-    """Make this process's computations reproducible from the seed on ``device``; say what was set.
-
-    CPU kernels are deterministic for a fixed thread count. On CUDA: deterministic algorithms (warn where an
-    op has none), cuDNN deterministic and not benchmarking, and cuBLAS's fixed workspace (the variable must be
-    set before CUDA starts: the job processes set it first thing).
-    """
-    if not device.startswith("cuda"):
-        return f"cpu: deterministic kernels, {torch.get_num_threads()} threads"
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    return (
-        "cuda: torch.use_deterministic_algorithms(warn_only), cudnn.deterministic, no cudnn.benchmark, "
-        f"CUBLAS_WORKSPACE_CONFIG={os.environ['CUBLAS_WORKSPACE_CONFIG']}"
-    )
-
-
-def release_memory(device: str) -> None:
-    """Return freed memory to the system before a measured phase, so its peak is its own: Python garbage,
-    glibc's free lists (``malloc_trim``; glibc keeps freed heap otherwise) and PyTorch's CUDA cache.
-    Raises an interrupt received (and swallowed somewhere) since the run started."""
-    interrupts.collect()  # an interrupt that landed in a gc callback stops the run here
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-    if device.startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def compute_columns(fit: FitResult) -> dict[str, Any]:

@@ -20,10 +20,12 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.markup import escape
 
+from negbench import _phases as phases
 from negbench import errors
 from negbench._io import ProcessIdentity, pid_namespace, start_ticks
 from negbench.run.lock import remove_temporaries_of
@@ -40,6 +42,7 @@ __all__ = [
     "describe_exit",
     "run_isolated",
     "signal_name",
+    "start_job_server",
 ]
 INTERRUPTED = 130
 PR_SET_PDEATHSIG = 1
@@ -64,6 +67,8 @@ def _die_with_suite(lifeline) -> None:
             lifeline.recv_bytes()
         os.kill(os.getpid(), signal.SIGKILL)
 
+    if lifeline.poll():  # the suite ended before this process got here (it never writes: readable means EOF)
+        os.kill(os.getpid(), signal.SIGKILL)
     threading.Thread(target=watch, name="negbench-lifeline", daemon=True).start()
 
 
@@ -82,14 +87,24 @@ class JobRunner(Protocol):
     ) -> None: ...
 
 
-def job_context():
+def job_context(track: bool = False):
     """Where job processes come from: a fork server that has imported the training stack once (torch,
-    sentence-transformers, negbench's run stage; imports only, so never CUDA), so a job process starts in a
-    fraction of a second instead of importing it all again; each job is still a process of its own (its own
-    memory, peaks and crashes). The server is started, with its preloads, by the first job of this process."""
+    sentence-transformers, negbench's run stage, and MLflow's client when the suite tracks runs; imports
+    only, so never CUDA), so a job process starts in a fraction of a second instead of importing it all again;
+    each job is still a process of its own (its own memory, peaks and crashes). The server is started, with its
+    preloads, by :func:`start_job_server` or else by the first job of this process."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["negbench.run.suite"])
+    ctx.set_forkserver_preload(["negbench.run.suite", *(["negbench.run.tracking_imports"] if track else [])])
     return ctx
+
+
+def start_job_server(track: bool = False) -> None:
+    """Start the fork server of :func:`job_context` now, without waiting for it: its imports (seconds) then run
+    while the suite process validates the suite and sets up tracking, instead of delaying the first job."""
+    from multiprocessing import forkserver
+
+    job_context(track)
+    forkserver.ensure_running()
 
 
 def _child(
@@ -109,30 +124,37 @@ def _child(
     os.environ.clear()
     os.environ.update(environ)
     os.chdir(cwd)
+    phases.mark("child")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts (determinism)
-    from rich.console import Console
+    with phases.phase("imports"):
+        from rich.console import Console
 
-    from negbench.quiet import quiet_libraries
+        from negbench.quiet import quiet_libraries
 
-    quiet_libraries()  # as the suite process chose (NEGBENCH_VERBOSE)
+        quiet_libraries()  # as the suite process chose (NEGBENCH_VERBOSE)
 
-    from negbench.errors import Terminated
-    from negbench.run.interrupts import trapped
-    from negbench.run.plan import Job
+        from negbench.errors import Terminated
+        from negbench.run.interrupts import trapped
+        from negbench.run.plan import Job
 
     d, m, s = indices
-    runner = runner_class(plan, progress=progress, console=Console(stderr=True), parent_run=parent_run)
+    with phases.phase("setup"):
+        runner = runner_class(plan, progress=progress, console=Console(stderr=True), parent_run=parent_run)
     try:
         with trapped():  # as in the suite process: interrupts never swallowed; a trial interrupted is re-queued
-            check_code_unchanged()
+            with phases.phase("setup"):
+                check_code_unchanged()
             runner.tracker.attach(parent_run)
-            dataset = runner.load_dataset(d, plan.suite.datasets[d])
+            with phases.phase("dataset"):
+                dataset = runner.load_dataset(d, plan.suite.datasets[d])
             runner.run_job(Job(dataset, plan.suite.models[m], plan.strategies[s]))
     except errors.NegbenchError as exc:
         conn.send((type(exc).__name__, exc.message, exc.file, exc.field))
         sys.exit(2)
     except (KeyboardInterrupt, Terminated):
         sys.exit(INTERRUPTED)
+    finally:
+        phases.mark("exit")
 
 
 def signal_name(number: int) -> str:
@@ -177,7 +199,7 @@ def run_isolated(runner: JobRunner, job: Job, indices: tuple[int, int, int], par
         runner.say(f"[dim]skip {escape(job.name)}: every seed already finished[/dim]")
         return
     before = _rows(runner, pending)
-    ctx = job_context()
+    ctx = job_context(runner.plan.suite.tracking.enabled)
     receive, send = ctx.Pipe(duplex=False)
     lifeline, alive = ctx.Pipe(duplex=False)  # the suite holds the only write end (see _die_with_suite)
     proc = ctx.Process(
@@ -195,7 +217,9 @@ def run_isolated(runner: JobRunner, job: Job, indices: tuple[int, int, int], par
         ),
         name=f"negbench job {job.name}",
     )
+    spawned = time.perf_counter()
     proc.start()
+    phases.mark("spawn", spawned, job=job.name, child=proc.pid)
     child = ProcessIdentity(socket.gethostname(), proc.pid, start_ticks(proc.pid), pid_namespace())
     send.close()
     lifeline.close()
@@ -209,6 +233,7 @@ def run_isolated(runner: JobRunner, job: Job, indices: tuple[int, int, int], par
         raise
     finally:
         alive.close()  # the child has ended (joined or stopped): its lifeline may go
+        phases.mark("joined", job=job.name, child=proc.pid)
     try:  # a message only if the child raised a user error; EOF (the child closed its end) otherwise
         message = receive.recv() if receive.poll() else None
     except EOFError:

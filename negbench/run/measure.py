@@ -8,7 +8,9 @@ import time
 import psutil
 import torch
 
-__all__ = ["PeakMemory", "Timer"]
+from negbench.run import interrupts
+
+__all__ = ["PeakMemory", "Timer", "release_memory"]
 
 
 class PeakMemory:
@@ -55,3 +57,18 @@ class Timer:
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def release_memory(device: str) -> None:
+    """Return freed memory to the system before a measured phase, so its peak is its own: Python garbage,
+    glibc's free lists (``malloc_trim``; glibc keeps freed heap otherwise) and PyTorch's CUDA cache.
+    Raises an interrupt received (and swallowed somewhere) since the run started."""
+    interrupts.collect()  # an interrupt that landed in a gc callback stops the run here
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -67,6 +67,7 @@ class TuningStage:
         cfg = self.suite.tuning
         dataset, model_cfg, spec = job.dataset, job.model_cfg, job.spec
         device, services, seed = self.device_for(job), self.services_for(job), self.suite.suite.seeds[0]
+        self.dev_corpus(dataset, model_cfg, services)  # a pool not built yet is built here, outside any trial
 
         def objective(trial: optuna.Trial) -> float:
             values = suggest(trial, spec.space)
@@ -81,7 +82,7 @@ class TuningStage:
             def epoch_end(model, epoch: int) -> None:
                 if epoch >= training.epochs:
                     return  # the last epoch is the trial's final value
-                value = self.score(model, dataset, dataset.dev, [cfg.metric], model_cfg).metrics[cfg.metric]
+                value = self.score_dev(model, dataset, [cfg.metric], model_cfg, services).metrics[cfg.metric]
                 trial.report(value, epoch)
                 self.tracker.log_metrics(trial_run, {f"dev_{cfg.metric}": value}, step=epoch)
                 if trial.should_prune():
@@ -104,7 +105,8 @@ class TuningStage:
                             guide=self.guide_services(dataset, model_cfg, spec, device),
                             tuned=training_values,
                         )
-                        value = self.score(fit.model, dataset, dataset.dev, [cfg.metric], model_cfg).metrics[cfg.metric]
+                        scored = self.score_dev(fit.model, dataset, [cfg.metric], model_cfg, services)
+                        value = scored.metrics[cfg.metric]
                 except (BudgetError, NegbenchError) as exc:
                     raise InvalidTrialError(f"trial {trial.number}: {exc}") from None
                 except optuna.TrialPruned:

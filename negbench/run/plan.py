@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from negbench.config.suite import ModelConfig, Suite, load_suite, stable_hash
+from negbench.config.load import load_suite
+from negbench.config.suite import ModelConfig, Suite, stable_hash
 from negbench.core.models import model_fingerprint, resolve_model
 from negbench.core.registry import Registry, registry
 from negbench.core.strategy import StrategySpec

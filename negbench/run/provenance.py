@@ -19,6 +19,7 @@ __all__ = [
     "PINNED",
     "check_code_unchanged",
     "code_revision",
+    "determinism",
     "device_name",
     "file_digest",
     "git_revision",
@@ -146,3 +147,22 @@ def device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
     return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def determinism(device: str) -> str:
+    """Make this process's computations reproducible from the seed on ``device``; say what was set.
+
+    CPU kernels are deterministic for a fixed thread count. On CUDA: deterministic algorithms (warn where an
+    op has none), cuDNN deterministic and not benchmarking, and cuBLAS's fixed workspace (the variable must be
+    set before CUDA starts: the job processes set it first thing).
+    """
+    if not device.startswith("cuda"):
+        return f"cpu: deterministic kernels, {torch.get_num_threads()} threads"
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return (
+        "cuda: torch.use_deterministic_algorithms(warn_only), cudnn.deterministic, no cudnn.benchmark, "
+        f"CUBLAS_WORKSPACE_CONFIG={os.environ['CUBLAS_WORKSPACE_CONFIG']}"
+    )

@@ -20,15 +20,18 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from negbench import _phases as phases
 from negbench.config.suite import DatasetConfig, ModelConfig
 from negbench.core.mining import MiningServices
 from negbench.core.models import load_model, model_fingerprint, pick_device
 from negbench.core.strategy import StrategySpec
 from negbench.data.dataset import RetrievalDataset
+from negbench.evaluation.pool import DevCorpus
 from negbench.run import interrupts
 from negbench.run.claims import ClaimBoard
+from negbench.run.dev_scoring import DevScoring
 from negbench.run.final import FinalStage
-from negbench.run.isolation import run_isolated
+from negbench.run.isolation import run_isolated, start_job_server
 from negbench.run.lock import RunLock, remove_stale_temporaries
 from negbench.run.objective import TuningStage
 from negbench.run.plan import Job, Plan, run_id_for
@@ -45,7 +48,7 @@ __all__ = ["SuiteRunner"]
 log = logging.getLogger(__name__)
 
 
-class SuiteRunner(FinalStage, TuningStage, WorkerLoop):
+class SuiteRunner(DevScoring, FinalStage, TuningStage, WorkerLoop):
     """Runs a validated :class:`Plan`: per job, tune on dev (if asked), then train and test every seed."""
 
     def __init__(
@@ -65,6 +68,7 @@ class SuiteRunner(FinalStage, TuningStage, WorkerLoop):
         self.board = board
         self.poll_s = poll_s
         self._services: dict[tuple[str, str], MiningServices] = {}
+        self._dev_corpora: dict[tuple[str, str], DevCorpus] = {}  # what dev scoring searches (DevScoring.dev_corpus)
         self._storage = None
         self.suite = plan.suite
         self.progress = progress
@@ -102,6 +106,8 @@ class SuiteRunner(FinalStage, TuningStage, WorkerLoop):
             return self._run(validated)
 
     def _run(self, validated: Validated | None) -> ResultStore:
+        if self.board is None and self.suite.suite.isolation == "process":
+            start_job_server(self.suite.tracking.enabled)  # its imports overlap validation and MLflow's set-up
         validated = validated or validate_plan(self.plan)
         for note in validated.notes:
             self.say(f"[yellow]note: {escape(note)}[/yellow]")
@@ -121,6 +127,7 @@ class SuiteRunner(FinalStage, TuningStage, WorkerLoop):
     def _run_locked(self, datasets: list[RetrievalDataset]) -> ResultStore:
         pin_code_revision()  # every job of this run, in any process, keys its rows with the same code
         jobs = [Job(d, m, spec) for d in datasets for m in self.suite.models for spec in self.plan.strategies]
+        self.prepare_dev_corpora(jobs)  # pooled dev corpora built before any job (and its measured memory)
         self.tracker.start(close_stale=self.board is None)  # a worker never closes another's live runs
         name = f"suite {self.suite.suite.name}" + (f" worker {self.board.owner}" if self.board else "")
         with self.tracker.run(
@@ -222,8 +229,12 @@ class SuiteRunner(FinalStage, TuningStage, WorkerLoop):
         if not pending:
             self.say(f"[dim]skip {escape(job.name)}: every seed already finished[/dim]")
             return
-        with self.tracker.run(
-            job.name, tags=self.job_tags(job), params={"strategy_params": json.dumps(job.spec.raw_params)}
+        with (
+            phases.job(job.name),
+            phases.phase("job"),
+            self.tracker.run(
+                job.name, tags=self.job_tags(job), params={"strategy_params": json.dumps(job.spec.raw_params)}
+            ),
         ):
             tuner = self.tuner_for(job)
             tuned = tuner.run(self.objective_for(job)) if tuner else TuningOutcome({}, {}, None, None, 0)

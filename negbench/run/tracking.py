@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from negbench import _phases as phases
 from negbench._io import default_file_mode
 from negbench.config.suite import TrackingConfig
 from negbench.errors import NegbenchError, Terminated
@@ -57,11 +58,16 @@ class Tracker:
     def start(self, close_stale: bool = True) -> None:
         if not self.enabled:
             return
+        with phases.phase("tracking"):
+            self._start(close_stale)
+
+    def _start(self, close_stale: bool) -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("DO_NOT_TRACK", "true")
         import logging
 
-        from mlflow.tracking import MlflowClient  # mlflow configures its loggers on import: quiet them after
+        with phases.phase("imports"):
+            from mlflow.tracking import MlflowClient  # mlflow configures its loggers on import: quiet them after
 
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         logging.getLogger("alembic").setLevel(logging.ERROR)
@@ -159,7 +165,8 @@ class Tracker:
             all_tags["mlflow.parentRunId"] = self._stack[-1]
         if self.worker:
             all_tags[WORKER_TAG] = self.worker
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        with phases.phase("tracking"):
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
         run_id = run.info.run_id
         self._stack.append(run_id)
         status = "FINISHED"
@@ -175,7 +182,8 @@ class Tracker:
             raise
         finally:
             self._stack.pop()
-            self.client.set_terminated(run_id, status=status)
+            with phases.phase("tracking"):
+                self.client.set_terminated(run_id, status=status)
 
     def log_params(self, run_id: str | None, params: dict[str, Any]) -> None:
         if self.client is None or run_id is None:

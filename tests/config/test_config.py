@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from negbench.config.suite import load_suite
+from negbench.config.load import load_suite
 from negbench.errors import ConfigError
 
 VALID = """

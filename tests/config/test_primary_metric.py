@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from negbench.config.suite import load_suite
+from negbench.config.load import load_suite
 from tests.config.test_config import VALID, error_of, write
 
 

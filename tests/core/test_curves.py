@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 import torch
 
-from negbench.core.probes.curves import STEPS_SCHEMA, StepRecord, curve_steps, time_to_target
+from negbench.core.probes import curves
+from negbench.core.probes.curves import STEPS_SCHEMA, StepRecord, auto_curve_points, curve_steps, time_to_target
 from negbench.run.store.parquet import ResultStore
 
 
@@ -31,6 +32,16 @@ def test_curve_steps_are_even_fractions_ending_at_the_last_step():
     assert curve_steps(10, 4) == [3, 5, 8, 10]
     assert curve_steps(3, 4) == [1, 2, 3]  # fewer steps than points: no duplicates
     assert curve_steps(100, 0) == [] and curve_steps(0, 4) == []
+
+
+def test_auto_curve_points_spend_at_most_a_quarter_of_training_on_three_to_four_scorings():
+    """A quarter of the training FLOPs buys floor(share / scoring) dev scorings, at most four; fewer than three buy
+    none (the quickstart's 10-step runs scored dev four times, each a whole-corpus encoding, before)."""
+    assert auto_curve_points(train_flops=1_000, scoring_flops=10) == 4  # 25 affordable: capped at 4
+    assert auto_curve_points(train_flops=1_200, scoring_flops=100) == 3  # exactly 3
+    assert auto_curve_points(train_flops=1_199, scoring_flops=100) == 0  # 2.99: not a curve
+    assert auto_curve_points(train_flops=100, scoring_flops=90) == 0  # one scoring near a whole run's training
+    assert auto_curve_points(train_flops=100, scoring_flops=0) == 4  # nothing to encode (no size known): the cap
 
 
 def test_time_to_target_of_the_runs_own_best():
@@ -175,6 +186,7 @@ def test_final_runs_write_dev_curves_and_hardness_to_steps_parquet(
         total = row["steps"]
         curve = records_of(steps, row["run_id"], "dev")
         assert [r.step for r in curve] == curve_steps(total, 4) and len(curve) == 4
+        assert row["curve_points"] == 4 and row["curve_s"] > 0  # the curve's cost has its own column
         assert {r.metric for r in curve} == {"dev_ndcg@10"}
         assert [r.examples for r in curve] == [r.step * row["mean_batch_size"] for r in curve]
         hit = time_to_target(curve, 0.95)
@@ -191,3 +203,25 @@ def test_final_runs_write_dev_curves_and_hardness_to_steps_parquet(
     history = client.get_metric_history(finals[0].info.run_id, "dev_ndcg_at_10")
     assert sorted(m.step for m in history) == curve_steps(trained["steps"][0], 4)
     assert client.get_metric_history(finals[0].info.run_id, "hardness_hardest_share")
+
+
+@pytest.mark.parametrize(("share", "points"), [(1e9, 4), (1e-9, 0)])
+def test_auto_curve_points_are_decided_from_the_runs_compute_and_timed_in_curve_s(
+    tmp_path, toy_data, tiny_model, monkeypatch, share, points
+):
+    """``curve_points = "auto"`` (the default) decides per run from its estimated training FLOPs and one dev
+    scoring's FLOPs; the row says how many it took and what they cost (``curve_s``, out of ``train_s``)."""
+    from negbench.run.plan import plan_suite
+    from negbench.run.suite import SuiteRunner
+    from tests.cli.test_cli import suite_text
+
+    monkeypatch.setattr(curves, "AUTO_CURVE_SHARE", share)
+    path = tmp_path / "suite.toml"
+    path.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("in-batch",), evaluation=""))
+    store = SuiteRunner(plan_suite(path)).run()
+    row = store.rows().row(0, named=True)
+    dev_records = [r for r in records_of(store.steps(), row["run_id"]) if r.metric == "dev_ndcg@10"]
+    assert row["curve_points"] == points == len(dev_records)
+    assert (row["curve_s"] > 0) == (points > 0)
+    assert row["est_train_tflop"] > 0  # the estimate the choice rests on is recorded
+    assert row["total_s"] >= row["train_s"] + row["eval_s"] + row["curve_s"]

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 import negbench.run.final
 from negbench.cli import app
-from negbench.config.suite import DatasetConfig, FalseNegatives, ModelConfig, parse_suite
+from negbench.config.load import parse_suite
+from negbench.config.suite import DatasetConfig, FalseNegatives, ModelConfig
 from negbench.core.context import Context
 from negbench.core.mining import MiningServices
 from negbench.core.models import load_model, model_fingerprint

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -201,3 +203,91 @@ def test_a_suite_killed_with_sigkill_leaves_no_job_process(tmp_path, toy_data, t
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def killed_at_start_cli() -> None:
+    """``negbench`` whose suite process SIGKILLs itself as soon as its first job process has started, having written
+    the pid and start time of that process, of the fork server and of multiprocessing's resource tracker to
+    ``$NEGBENCH_TEST_PID_FILE``. With ``$NEGBENCH_TEST_ARM_DELAY`` the job process sleeps that many seconds first,
+    before it arms its lifeline: the window in which a killed suite once left an orphan running its job."""
+    from multiprocessing import context, forkserver, resource_tracker
+
+    import negbench.run.isolation
+    from negbench._io import start_ticks
+    from negbench.cli import app
+
+    start = context.ForkServerProcess.start
+
+    def start_then_die(self) -> None:
+        start(self)
+        pids = {
+            "job": self.pid,
+            "fork server": forkserver._forkserver._forkserver_pid,
+            "resource tracker": resource_tracker._resource_tracker._pid,
+        }
+        ids = {name: [pid, start_ticks(pid)] for name, pid in pids.items()}
+        Path(os.environ["NEGBENCH_TEST_PID_FILE"]).write_text(json.dumps(ids))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    context.ForkServerProcess.start = start_then_die
+    if os.environ.get("NEGBENCH_TEST_ARM_DELAY"):
+        negbench.run.isolation._child = _late_child
+    app(sys.argv[1:])
+
+
+def _late_child(*args) -> None:
+    """The job process's entry point, after a sleep (in the job process, the real one: only the suite's is patched)."""
+    from negbench.run.isolation import _child
+
+    time.sleep(float(os.environ["NEGBENCH_TEST_ARM_DELAY"]))
+    _child(*args)
+
+
+@pytest.mark.parametrize("arm_delay", [None, 2.0], ids=["as-start-returns", "before-the-lifeline-is-armed"])
+def test_a_suite_killed_as_its_job_process_starts_leaves_nothing_running(tmp_path, toy_data, tiny_model, arm_delay):
+    """Issue 28: a SIGKILL of the suite process in the first moments of a job process (before it armed its death
+    with its parent) left an orphan that ran its job beside the rerun and wrote duplicate FINISHED MLflow runs.
+    Killed right as the job process starts, and while it sleeps before arming: nothing survives (the job process,
+    the fork server, the resource tracker), and no job process writes a row or an MLflow run."""
+    from negbench._io import ProcessIdentity, is_alive, pid_namespace
+
+    out = tmp_path / "out"
+    text = suite_text(toy_data, tiny_model, out, strategies=("in-batch",), isolation="process")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(text.replace("[tracking]\nenabled = false", "[tracking]\nenabled = true"))
+    pid_file = tmp_path / "pids.json"
+    env = {**os.environ, "NEGBENCH_TEST_PID_FILE": str(pid_file)}
+    if arm_delay is not None:
+        env["NEGBENCH_TEST_ARM_DELAY"] = str(arm_delay)
+    code = "from tests.run.test_isolation import killed_at_start_cli; killed_at_start_cli()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "run", str(suite), "--no-progress"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    survivors: dict[str, ProcessIdentity] = {}
+    try:
+        _, stderr = proc.communicate(timeout=240)
+        assert proc.returncode == -signal.SIGKILL, stderr.decode(errors="replace")[-2000:]
+        here = (socket.gethostname(), pid_namespace())
+        survivors = {
+            name: ProcessIdentity(here[0], pid, ticks, here[1])
+            for name, (pid, ticks) in json.loads(pid_file.read_text()).items()
+        }
+        deadline = time.time() + 15 + (arm_delay or 0)
+        while any(is_alive(p) for p in survivors.values()) and time.time() < deadline:
+            time.sleep(0.1)
+        assert {name: is_alive(p) for name, p in survivors.items()} == dict.fromkeys(survivors, False)
+        assert not (out / "results.parquet").exists()  # no job process wrote a row
+        with contextlib.closing(sqlite3.connect(out / "mlflow.db")) as db:
+            runs = [name for (name,) in db.execute("SELECT name FROM runs")]
+        assert runs == ["suite toy"], runs  # the killed suite's own run, and no job's
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for p in survivors.values():
+            if is_alive(p):
+                os.kill(p.pid, signal.SIGKILL)

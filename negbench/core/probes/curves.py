@@ -4,8 +4,11 @@ A final run records, at fixed points, ``(step, examples seen, training wall seco
 ``kind = "hardness"`` for the probe of :mod:`negbench.core.probes.hardness` (every ``[evaluation] diagnostics_every``
 steps and at every refresh) and ``kind = "dev"`` for a dev-split evaluation (never test) at
 ``[evaluation] curve_points`` evenly spaced fractions of the run's steps — the same fractions for every
-strategy. ``wall_s`` counts seconds since training started, less the time spent taking these measurements
-(and epoch-end callbacks); it includes negative sampling and refreshes, which a strategy pays to train.
+strategy; ``"auto"`` (the default) takes as many, up to four, as cost at most a quarter of the run's
+estimated training compute (:func:`auto_curve_points`), and none when that allows fewer than three (a curve of two
+points says nothing a final score does not, and time-to-target needs three). ``wall_s`` counts seconds since
+training started, less the time spent taking these measurements (and epoch-end callbacks); it includes negative
+sampling and refreshes, which a strategy pays to train.
 
 :func:`time_to_target` is RS2's headline: the first point of a curve reaching ``fraction`` of a best value
 (the run's own best; the report compares strategies against the best of all of them,
@@ -20,7 +23,22 @@ from dataclasses import dataclass
 
 import polars as pl
 
-__all__ = ["STEPS_SCHEMA", "Reached", "StepRecord", "curve_steps", "dev_curve", "time_to_target"]
+__all__ = [
+    "AUTO_CURVE_POINTS",
+    "AUTO_CURVE_SHARE",
+    "MIN_CURVE_POINTS",
+    "STEPS_SCHEMA",
+    "Reached",
+    "StepRecord",
+    "auto_curve_points",
+    "curve_steps",
+    "dev_curve",
+    "time_to_target",
+]
+
+AUTO_CURVE_POINTS = 4  # the most points "auto" takes: one after each quarter of the run
+AUTO_CURVE_SHARE = 0.25  # of the run's estimated training FLOPs, the most "auto" spends on dev scorings
+MIN_CURVE_POINTS = 3  # fewer make no curve: time-to-target needs three
 
 STEPS_SCHEMA = {
     "run_id": pl.String,
@@ -61,6 +79,17 @@ def curve_steps(total_steps: int, points: int) -> list[int]:
     if points <= 0 or total_steps <= 0:
         return []
     return sorted({max(1, math.ceil(total_steps * k / points)) for k in range(1, points + 1)})
+
+
+def auto_curve_points(train_flops: float, scoring_flops: float) -> int:
+    """How many dev scorings ``curve_points = "auto"`` takes: the most, up to :data:`AUTO_CURVE_POINTS`, whose
+    FLOPs (``scoring_flops`` each: encoding the dev corpus and the dev queries once) stay within
+    :data:`AUTO_CURVE_SHARE` of ``train_flops`` (the run's estimated training compute); 0 when that is fewer than
+    :data:`MIN_CURVE_POINTS`. Both are machine-independent estimates, so the choice is the same on every device."""
+    if scoring_flops <= 0:
+        return AUTO_CURVE_POINTS
+    points = min(AUTO_CURVE_POINTS, math.floor(AUTO_CURVE_SHARE * max(train_flops, 0.0) / scoring_flops))
+    return points if points >= MIN_CURVE_POINTS else 0
 
 
 def time_to_target(curve: Iterable[StepRecord], fraction: float = 0.95, best: float | None = None) -> Reached | None:

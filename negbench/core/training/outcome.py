@@ -13,7 +13,8 @@ __all__ = ["TrainOutcome"]
 class TrainOutcome:
     """What one training run did and cost. ``train_s`` is pure training steps: the trainer's wall time less
     negative sampling (``sample_s``), refreshes (``refresh_s``), epoch-end callbacks (``callback_s``) and the
-    per-step measurements of :class:`StepDiagnostics` (``diagnostics_s``; their records in ``step_records``).
+    per-step measurements of :class:`StepDiagnostics` (``diagnostics_s``; their records in ``step_records``; of it,
+    ``curve_s`` for the ``curve_points`` dev scorings of the learning curve).
     FLOPs (:mod:`negbench.core.compute`) are split the same way: ``train_flops`` (the loss's columns, a strategy's
     extra columns and the models it steps inside the training step), ``sample_flops``, ``refresh_flops``; those of
     callbacks and measurements (``excluded_flops``) are nobody's cost."""
@@ -32,6 +33,8 @@ class TrainOutcome:
     # the smallest share of the run's epochs in which any training example was trained (see core.batching.Coverage)
     coverage: float | None = None
     diagnostics_s: float = 0.0
+    curve_s: float = 0.0
+    curve_points: int = 0
     step_records: list[StepRecord] = field(default_factory=list)
     train_flops: float = 0.0
     sample_flops: float = 0.0

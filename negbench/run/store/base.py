@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from negbench import _phases as phases
 from negbench._io import atomic_write
 from negbench.core.probes.curves import STEPS_SCHEMA, StepRecord
 from negbench.errors import DataError
@@ -69,7 +70,7 @@ class RowStore(Protocol):
 @contextmanager
 def locked(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".results.lock").open("a") as fh:
+    with phases.phase("store"), (directory / ".results.lock").open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -33,6 +33,7 @@ class ResultRow:
     training: str | None = None
     trial: int | None = None
     dev_metric: float | None = None
+    dev_corpus: str | None = None  # what dev scoring searched: "full" or "pooled:<documents>"; None: no dev scoring
     status: str = "ok"
     error: str | None = None
     # budget: the same examples per epoch in full batches, unless `budget` names a reason by design
@@ -52,6 +53,10 @@ class ResultRow:
     refresh_s: float = 0.0
     train_s: float = 0.0
     eval_s: float = 0.0
+    # the final run's dev learning curve ([evaluation] curve_points): its dev scorings' wall seconds and how many
+    # (out of train_s, inside total_s)
+    curve_s: float = 0.0
+    curve_points: int = 0
     total_s: float | None = None
     train_examples_per_s: float | None = None
     train_peak_rss_mb: float | None = None

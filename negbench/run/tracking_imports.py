@@ -1,0 +1,17 @@
+"""MLflow's tracking client and SQL store, imported once by the fork server that job processes come from
+(:func:`negbench.run.isolation.job_context`, when the suite tracks runs): every job process connects to MLflow, and
+importing it there took seconds per job (issue 28). Imports only: telemetry is turned off first, as
+:meth:`negbench.run.tracking.Tracker.start` does, since MLflow starts it on import (no thread may run in a process
+that forks), and no connection is made (none may be shared across a fork)."""
+
+from __future__ import annotations
+
+import os
+
+__all__: list[str] = []  # imported for its effect
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+import mlflow.store.tracking.sqlalchemy_store  # what connecting to a SQLite or SQL store imports
+import mlflow.tracking  # noqa: F401 - the client (Tracker.start)
