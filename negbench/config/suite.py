@@ -202,6 +202,15 @@ class EvaluationConfig(_Strict):
     dev_pool_depth: Annotated[int, Field(gt=0)] = 100
     dev_pool_min_docs: Annotated[int, Field(gt=0)] = 100_000
 
+    @field_validator("curve_points", mode="before")
+    @classmethod
+    def _curve_points(cls, value: Any) -> Any:
+        """One message for both forms: the union's own errors name a branch (``curve_points.constrained-int``) and
+        say only "a valid integer" of ``"Auto"``."""
+        if value == "auto" or (type(value) is int and 0 <= value <= MAX_CURVE_POINTS):
+            return value
+        raise ValueError(f'must be "auto" or a whole number from 0 to {MAX_CURVE_POINTS}, got {value!r}')
+
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, metrics: list[str]) -> list[str]:

@@ -70,14 +70,19 @@ class MiningServices:
             watch(self._base_model)
         return self._base_model
 
-    def token_sizes(self) -> EncoderSizes:
+    def token_sizes(self, keep_model: bool = True) -> EncoderSizes:
         """The base model's ``N`` and the tokens of every corpus document and query as it encodes them (memoised;
-        tokenising costs no FLOPs and is charged to no run): the compute budget's estimate reads them."""
+        tokenising costs no FLOPs and is charged to no run): the compute budget's estimate reads them.
+        ``keep_model=False``: a base model loaded only to count them is let go again (a run whose strategy never
+        uses it must not hold it in its measured memory)."""
         if self._sizes is None:
+            loaded = self._base_model is not None
             model, queries = self.base_model, self.dataset.queries
             docs = count_tokens(model, self.dataset.corpus.texts, "document")
             counts = count_tokens(model, list(queries.values()), "query")
             self._sizes = EncoderSizes(watch(model), docs, dict(zip(queries, map(int, counts), strict=True)))
+            if not keep_model and not loaded:
+                self._base_model = None
         return self._sizes
 
     def _key(self, *parts: object) -> str:

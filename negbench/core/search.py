@@ -77,7 +77,8 @@ def _topk_over_chunks(
         else:
             merged_s = torch.cat([best_scores, scores], dim=1)
             merged_i = torch.cat([best_idx, idx], dim=1)
-            best_scores, order = torch.topk(merged_s, k, dim=1)
+            # a chunk narrower than k: the first chunks together may hold fewer than k documents yet
+            best_scores, order = torch.topk(merged_s, min(k, merged_s.shape[1]), dim=1)
             best_idx = torch.gather(merged_i, 1, order)
     return best_scores.cpu().numpy(), best_idx.cpu().numpy()
 

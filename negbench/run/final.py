@@ -18,12 +18,12 @@ from typing import Any
 from rich.markup import escape
 
 from negbench.config.suite import ModelConfig, TrainingConfig
-from negbench.core.budget import Budget, BudgetError
-from negbench.core.compute import FlopMeter, watch
+from negbench.core.budget import COMPUTE, Budget, BudgetError
+from negbench.core.compute import EncoderSizes, FlopMeter, watch
 from negbench.core.context import Context
 from negbench.core.mining import MiningServices, charged_flops, charged_seconds
 from negbench.core.models import load_model
-from negbench.core.probes.curves import dev_curve, time_to_target
+from negbench.core.probes.curves import auto_curve_points, dev_curve, time_to_target
 from negbench.core.probes.negatives import planted_fn_share, planting_columns, sampled_negative_ids, score_gap
 from negbench.core.setup import epochs_run, run_context
 from negbench.core.strategy import Negatives, Strategy, StrategySpec
@@ -132,13 +132,10 @@ class FinalStage:
                 seed,
                 guide,
                 baseline=baseline,
-                estimate=diagnostics is not None and diagnostics.curve_points is None,  # "auto" curves need it
                 tuned=tuple(tuned or {}),
             )
         except ConfigError as exc:  # this strategy's settings cannot make one full batch: fail this run only
             raise BudgetError(f"strategy {strategy.name!r} {strategy.params}: {exc.one_line()}") from None
-        if diagnostics is not None and diagnostics.curve_points is None:
-            diagnostics = diagnostics.resolved(budget.estimate.train_flops)
         model = load_model(model_cfg, device)
         used = [services] if guide is None else [services, guide]
         for service in used:
@@ -187,26 +184,23 @@ class FinalStage:
         self, dataset: RetrievalDataset, model_cfg: ModelConfig, services: MiningServices
     ) -> Diagnostics:
         """A final run's per-step measurements: the hardness probe and a dev learning curve (dev only, never
-        test) of the tuning metric, or of the first metric when tuning's is not evaluated; "auto" curve points are
-        decided in :meth:`fit` from the FLOPs of one dev scoring (the base model's token counts)."""
+        test) of the tuning metric, or of the first metric when tuning's is not evaluated. "Auto" curve points are
+        :func:`~negbench.core.probes.curves.auto_curve_points` of one training figure for every strategy of the
+        dataset × model (:func:`curve_reference_flops`), so every strategy's curve has the same points, and of the
+        FLOPs of one dev scoring (the base model's token counts of the dev corpus, the pool's when pooled)."""
         ev = self.suite.evaluation
         metric = self.suite.tuning.metric if self.suite.tuning.metric in ev.metrics else ev.metrics[0]
 
         def evaluate_dev(model) -> dict[str, float]:
             return self.score_dev(model, dataset, [metric], model_cfg, services).metrics
 
-        def scoring_flops() -> float:
-            sizes = services.token_sizes()  # its corpus is the training corpus; the evaluated one is its prefix
+        points = ev.curve_points if dataset.dev else 0
+        if points == "auto":
+            sizes = services.token_sizes(keep_model=False)  # of the training corpus; the evaluated is a prefix
             corpus = self.dev_corpus(dataset, model_cfg, services).tokens(sizes.doc_tokens)  # the pool's when pooled
-            return sizes.encode(corpus + sizes.queries(sorted(dataset.dev)))
-
-        points = None if ev.curve_points == "auto" else ev.curve_points
-        return Diagnostics(
-            every=ev.diagnostics_every,
-            curve_points=points if dataset.dev else 0,
-            evaluate=evaluate_dev,
-            scoring_flops=scoring_flops,
-        )
+            scoring = sizes.encode(corpus + sizes.queries(sorted(dataset.dev)))
+            points = auto_curve_points(curve_reference_flops(dataset, sizes, self.suite.training), scoring)
+        return Diagnostics(every=ev.diagnostics_every, curve_points=points, evaluate=evaluate_dev)
 
     def mteb_scores(self, model, model_cfg: ModelConfig, spec: StrategySpec, seed: int, run_id: str):
         """Main score of each ``[evaluation] mteb_tasks`` task; MTEB's result JSON kept under the run's
@@ -286,6 +280,11 @@ class FinalStage:
         per-query scores."""
         dataset, model_cfg, spec = job.dataset, job.model_cfg, job.spec
         strategy = spec.build(tuned.params)
+        ev = self.suite.evaluation
+        if strategy.trains and ((ev.curve_points == "auto" and dataset.dev) or training.budget == COMPUTE):
+            # the compute estimate's token counts (fit reads them), taken outside the measured phase, the base model
+            # not kept for them: in-batch never uses it, and a second model in its train peaks skewed the comparison
+            services.token_sizes(keep_model=False)
         release_memory(device)
         if strategy.trains:
             with train_mem:
@@ -302,6 +301,8 @@ class FinalStage:
                     tuned=tuned.training,
                 )
             model, corpus_emb, o = fit.model, None, fit.outcome
+            if not o.curve_points and not (self.suite.tuning.n_trials > 0 and spec.space):
+                row.update(dev_corpus=None)  # "auto" took no curve point and nothing was tuned: dev was not scored
             reached = time_to_target(dev_curve(o.step_records), 0.95)
             artifacts.steps, artifacts.losses = o.step_records, o.losses
             row.update(
@@ -342,6 +343,17 @@ class FinalStage:
             row.update(neg_score_gap=score_gap(fit.ctx, sampled), planted_fn_share=planted_fn_share(fit.ctx, sampled))
             artifacts.negatives = sampled_negative_ids(fit.ctx, sampled)
         return result.per_query
+
+
+def curve_reference_flops(dataset: RetrievalDataset, sizes: EncoderSizes, training: TrainingConfig) -> float:
+    """The training FLOPs "auto" curve points are decided from, one figure for every strategy of a dataset × model:
+    the suite's ``[training]`` run of the plain loss, each example's query and positive through the encoder forward
+    and backward (a strategy's extra columns, mined negatives, own models and budget departures left out)."""
+    examples = dataset.training_examples("train")
+    steps = training.max_steps if training.max_steps > 0 else training.epochs * (len(examples) // training.batch_size)
+    tokens = [sizes.query_tokens[e.query_id] + int(sizes.doc_tokens[e.doc]) for e in examples]
+    per_example = sum(tokens) / len(tokens) if tokens else 0.0
+    return sizes.train(steps * training.batch_size * per_example)
 
 
 def compute_columns(fit: FitResult) -> dict[str, Any]:

@@ -99,3 +99,18 @@ def test_missing_file(tmp_path):
 def test_missing_required_section(tmp_path):
     msg = error_of(tmp_path, '[suite]\nname = "t"\n')
     assert "datasets" in msg
+
+
+@pytest.mark.parametrize("value", ['"Auto"', '"4"', "-1", "1001", "4.0", "true", '""'])
+def test_a_bad_curve_points_is_one_line_naming_the_field_and_both_forms(tmp_path, value):
+    """``curve_points`` is a number or "auto": a typo names the field itself (not pydantic's union branch,
+    ``curve_points.constrained-int``) and both accepted forms."""
+    msg = error_of(tmp_path, VALID + f"\n[evaluation]\ncurve_points = {value}\n")
+    assert 'suite.toml: evaluation.curve_points: must be "auto" or a whole number from 0 to 1000' in msg, msg
+    assert "\n" not in msg and "constrained" not in msg
+
+
+@pytest.mark.parametrize(("value", "parsed"), [('"auto"', "auto"), ("0", 0), ("4", 4), ("1000", 1000)])
+def test_curve_points_takes_auto_or_a_number(tmp_path, value, parsed):
+    suite = load_suite(write(tmp_path, VALID + f"\n[evaluation]\ncurve_points = {value}\n"))
+    assert suite.evaluation.curve_points == parsed

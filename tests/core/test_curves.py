@@ -209,7 +209,7 @@ def test_final_runs_write_dev_curves_and_hardness_to_steps_parquet(
 def test_auto_curve_points_are_decided_from_the_runs_compute_and_timed_in_curve_s(
     tmp_path, toy_data, tiny_model, monkeypatch, share, points
 ):
-    """``curve_points = "auto"`` (the default) decides per run from its estimated training FLOPs and one dev
+    """``curve_points = "auto"`` (the default) decides from the dataset's reference training FLOPs and one dev
     scoring's FLOPs; the row says how many it took and what they cost (``curve_s``, out of ``train_s``)."""
     from negbench.run.plan import plan_suite
     from negbench.run.suite import SuiteRunner
@@ -222,6 +222,70 @@ def test_auto_curve_points_are_decided_from_the_runs_compute_and_timed_in_curve_
     row = store.rows().row(0, named=True)
     dev_records = [r for r in records_of(store.steps(), row["run_id"]) if r.metric == "dev_ndcg@10"]
     assert row["curve_points"] == points == len(dev_records)
+    assert row["dev_corpus"] == ("full" if points else None)  # None: this run scored no dev (nothing tuned either)
     assert (row["curve_s"] > 0) == (points > 0)
-    assert row["est_train_tflop"] > 0  # the estimate the choice rests on is recorded
     assert row["total_s"] >= row["train_s"] + row["eval_s"] + row["curve_s"]
+
+
+def test_auto_curve_points_load_no_base_model_into_a_runs_measured_memory(tmp_path, toy_data, tiny_model, monkeypatch):
+    """``curve_points = "auto"`` reads the base model's token counts (the compute estimate). In-batch never uses the
+    base model otherwise: loading it inside the training phase put a second model in its train peaks (RSS and GPU),
+    a cost the strategies that mine with it pay anyway, so the comparison of memory was skewed. The counts are taken
+    before the measured phase and the model is let go."""
+    from negbench.run import final
+    from negbench.run import suite as suite_module
+    from negbench.run.plan import plan_suite
+    from negbench.run.suite import SuiteRunner
+    from tests.cli.test_cli import suite_text
+
+    measuring, loads = [False], []
+
+    class Watched(final.PeakMemory):
+        def __enter__(self):
+            measuring[0] = True
+            return super().__enter__()
+
+        def __exit__(self, *exc):
+            measuring[0] = False
+            return super().__exit__(*exc)
+
+    real_load = suite_module.load_model
+
+    def load(cfg, device=None):  # the base model of the run's MiningServices
+        loads.append(measuring[0])
+        return real_load(cfg, device)
+
+    monkeypatch.setattr(final, "PeakMemory", Watched)
+    monkeypatch.setattr(suite_module, "load_model", load)
+    path = tmp_path / "suite.toml"
+    path.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("in-batch",), evaluation=""))
+    runner = SuiteRunner(plan_suite(path))
+    row = runner.run().rows().row(0, named=True)
+    assert row["status"] == "ok"
+    assert loads == [False]  # once, to count tokens, outside the measured phases
+    assert all(services._base_model is None for services in runner._services.values())  # and not kept
+
+
+def test_auto_curve_points_are_the_same_for_every_strategy_of_a_dataset(tmp_path, toy_data, tiny_model, monkeypatch):
+    """Decided per run from each strategy's own estimated training FLOPs, "auto" gave bm25 (its mined columns) four
+    points and in-batch none in this suite (four epochs): no common curve, no time-to-target to compare. One
+    reference figure per dataset × model (the suite's plain loss) gives every strategy the same points."""
+    from negbench.run import final
+    from negbench.run.plan import plan_suite
+    from negbench.run.suite import SuiteRunner
+    from tests.cli.test_cli import suite_text
+
+    asked = []
+
+    def spy(train_flops: float, scoring_flops: float) -> int:
+        asked.append((train_flops, scoring_flops))
+        return auto_curve_points(train_flops, scoring_flops)
+
+    monkeypatch.setattr(final, "auto_curve_points", spy)
+    path = tmp_path / "suite.toml"
+    text = suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("in-batch", "bm25"), evaluation="")
+    path.write_text(text.replace("epochs = 1", "epochs = 4"))
+    rows = SuiteRunner(plan_suite(path)).run().rows()
+    assert len(asked) == 2 and asked[0] == asked[1]  # one reference and one scoring cost for both strategies
+    points = dict(zip(rows["strategy"].to_list(), rows["curve_points"].to_list(), strict=True))
+    assert points["in-batch"] == points["bm25"], points

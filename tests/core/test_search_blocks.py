@@ -105,3 +105,15 @@ def test_chunked_encoding_matches_one_call_with_a_real_encoder(tiny_model):
     chunked = encode(model, texts, kind="document", batch_size=8, chunk=7)
     whole = encode(model, texts, kind="document", batch_size=8)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_k_wider_than_a_chunk_is_exact():
+    """``[evaluation] corpus_chunk_size`` below the deepest cutoff (recall@100 over chunks of 50 documents): the first
+    chunks hold fewer than k documents between them; the merge keeps them all until k are seen (it raised before)."""
+    q, d = _data(5, 23)
+    full = (q @ d.T).numpy()
+    for k, chunk in ((10, 4), (23, 4), (30, 7), (9, 1)):
+        scores, idx = exact_topk(q, d, k, chunk_size=chunk)
+        width = min(k, d.shape[0])
+        np.testing.assert_array_equal(idx, np.argsort(-full, axis=1)[:, :width])
+        np.testing.assert_allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :width], rtol=1e-5, atol=1e-5)

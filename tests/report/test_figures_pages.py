@@ -207,3 +207,33 @@ def test_cli_fails_on_a_typed_figure(repo):
     assert "typed figure: doc.md:1: 0.7562" in result.output
     assert runner.invoke(app, ["figures", str(doc), "--root", str(repo)]).exit_code == 1
     assert not (repo / "results" / "pub" / "index.html").exists()  # FILES given: pages only with --pages
+
+
+def test_verdict_block_keeps_every_configuration_and_dataset_the_page_does(tmp_path):
+    """The page's verdict tests every configuration of a strategy (an older one labelled ``[cfg …]``, one Holm
+    family with the newer) and every dataset × model; the block must not drop the older configuration (other
+    formats keep the newest) nor refuse a store of two datasets, and it takes no ``strategy=`` (the page's
+    verdict is over every strategy; a block without the baseline said "No verdict")."""
+    store = ResultStore(tmp_path / "results" / "cfg")
+    for name, base, step, key, stamp, dataset in [
+        ("in-batch", 0.50, 0.0, "a", "2026-01-01T00:00:00+00:00", "toy"),
+        ("dense", 0.40, 0.10, "old", "2026-01-02T00:00:00+00:00", "toy"),
+        ("dense", 0.60, 0.10, "new", "2026-01-03T00:00:00+00:00", "toy"),
+        ("in-batch", 0.50, 0.0, "a", "2026-01-01T00:00:00+00:00", "toy2"),
+        ("dense", 0.30, 0.10, "a", "2026-01-01T00:00:00+00:00", "toy2"),
+    ]:
+        store.append(
+            row(name, 0, base + step, config_key=key, created_at=stamp, suite="cfg", dataset=dataset)
+            | {"run_id": f"{name}-{key}-{dataset}"},
+            _scores(base, step),
+        )
+    (tmp_path / "results" / "cfg" / "suite.toml").write_text('[suite]\nname = "cfg"\nbaseline = "in-batch"\n')
+    page = render_pages(tmp_path / "results" / "cfg")["leaderboard.md"]
+    opening = [line for line in page.split("\n## ")[0].splitlines() if line.startswith("**")]
+    text = render_block("results/cfg format=verdict", tmp_path)
+    assert text.split("\n\n") == opening
+    assert "over 2 comparisons" in text and "\\[cfg old\\]" in text
+    one = render_block("results/cfg format=verdict dataset=toy", tmp_path)
+    assert "over 2 comparisons" in one and "toy2" not in one  # one dataset's verdict, both configurations
+    with pytest.raises(NegbenchError, match="takes no strategy="):
+        render_block("results/cfg format=verdict strategy=dense", tmp_path)

@@ -243,7 +243,11 @@ def _late_child(*args) -> None:
     _child(*args)
 
 
-@pytest.mark.parametrize("arm_delay", [None, 2.0], ids=["as-start-returns", "before-the-lifeline-is-armed"])
+@pytest.mark.parametrize(
+    "arm_delay",
+    [None, pytest.param(2.0, marks=pytest.mark.slow)],  # the second: slow set (the default run's time)
+    ids=["as-start-returns", "before-the-lifeline-is-armed"],
+)
 def test_a_suite_killed_as_its_job_process_starts_leaves_nothing_running(tmp_path, toy_data, tiny_model, arm_delay):
     """Issue 28: a SIGKILL of the suite process in the first moments of a job process (before it armed its death
     with its parent) left an orphan that ran its job beside the rerun and wrote duplicate FINISHED MLflow runs.

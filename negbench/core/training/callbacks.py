@@ -3,7 +3,6 @@ its own time and FLOPs out of ``train_s`` and ``train_flops``."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from transformers import TrainerCallback
 from negbench.core.compute import flop_clock
 from negbench.core.context import Context
 from negbench.core.loss import InfoNCELoss
-from negbench.core.probes.curves import StepRecord, auto_curve_points, curve_steps
+from negbench.core.probes.curves import StepRecord, curve_steps
 from negbench.core.probes.hardness import hardness_stats
 from negbench.core.strategy import Strategy
 from negbench.core.training.feeding import NegativeState
@@ -83,23 +82,12 @@ class Diagnostics:
     just saw) every this many optimiser steps and at every refresh step (0: neither). ``curve_points``:
     ``evaluate(model)`` — a dev evaluation returning ``{metric: value}`` — after each of that many evenly spaced
     fractions of the run's steps (:func:`negbench.core.probes.curves.curve_steps`; the same fractions for every
-    strategy); None: "auto", made a number by :meth:`resolved` once the run's training compute is estimated, from
-    ``scoring_flops()`` (the FLOPs of one ``evaluate``).
+    strategy).
     """
 
     every: int = 0
-    curve_points: int | None = 0
+    curve_points: int = 0
     evaluate: Callable[[object], dict[str, float]] | None = None
-    scoring_flops: Callable[[], float] | None = None
-
-    def resolved(self, train_flops: float) -> Diagnostics:
-        """These measurements with "auto" curve points decided (:func:`~negbench.core.probes.curves.auto_curve_points`
-        for a run of ``train_flops`` estimated training FLOPs); unchanged when the points were given."""
-        if self.curve_points is not None:
-            return self
-        scoring = self.scoring_flops() if self.scoring_flops is not None else 0.0
-        points = auto_curve_points(train_flops, scoring) if self.evaluate is not None else 0
-        return dataclasses.replace(self, curve_points=points)
 
 
 class StepDiagnostics(TrainerCallback):
@@ -114,7 +102,7 @@ class StepDiagnostics(TrainerCallback):
         self, diagnostics: Diagnostics, loss: InfoNCELoss, model, outcome: TrainOutcome, total_steps: int, on_cuda: bool
     ) -> None:
         self.diagnostics, self.loss, self.model, self.outcome = diagnostics, loss, model, outcome
-        self.curve = set(curve_steps(total_steps, diagnostics.curve_points or 0)) if diagnostics.evaluate else set()
+        self.curve = set(curve_steps(total_steps, diagnostics.curve_points)) if diagnostics.evaluate else set()
         self.on_cuda = on_cuda
         self.start = time.perf_counter()  # reset by train() just before the trainer starts
         self.refreshes = 0

@@ -126,7 +126,7 @@ def train(
         if on_epoch_end is not None:
             trainer.add_callback(EpochEndCallback(on_epoch_end, model, outcome))
         steps = None
-        if diagnostics is not None and (diagnostics.every > 0 or (diagnostics.curve_points or 0) > 0):
+        if diagnostics is not None and (diagnostics.every > 0 or diagnostics.curve_points > 0):
             steps = StepDiagnostics(diagnostics, loss, model, outcome, total_steps, on_cuda)
             trainer.add_callback(steps)
         start, flops = time.perf_counter(), flop_clock()

@@ -14,7 +14,8 @@ The first word after ``figures:`` is a results directory (relative to the reposi
   ``Δ nDCG@10 vs in-batch: dss +0.0099 [+0.0008, +0.0227]``), ``ratio`` (``strategy=A,B``: the mean of A over
   that of B, ``0.28×``), ``planted`` (a table of the metric without and with planted false negatives, the
   drop and the planted shares; ``dataset=`` then names the plain dataset) or ``verdict`` (the store's verdict
-  and caveats, word for word as its ``leaderboard.md`` opens, on the store's primary metric).
+  and caveats, word for word as its ``leaderboard.md`` opens, on the store's primary metric: every configuration
+  and every dataset × model that ``dataset=``/``model=`` leave; no ``strategy=``).
 - ``metric``: a column of the store (default ``ndcg@10``): a metric, ``dev_metric`` (the tuned dev score), a
   cost (``train_examples_per_s``) or a diagnostic (``planted_fn_share``).
 - ``digits``: decimals of the metric (default 4); ``unit=percent`` shows it × 100 with `` %``.

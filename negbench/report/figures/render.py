@@ -57,7 +57,9 @@ def load_rows(spec: Spec, root: Path) -> pl.DataFrame:
 def _load(spec: Spec, root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows, per-query scores) of a block. ``format=planted`` keeps every dataset (it pairs a planted dataset
     with its plain one; its ``dataset=`` names the plain one) and ``format=delta`` every strategy (the
-    baseline's rows, and the leaderboard's Holm family)."""
+    baseline's rows, and the leaderboard's Holm family). ``format=verdict`` keeps what ``leaderboard.md`` is
+    rendered from: every dataset × model not named away and every configuration."""
+    page = spec.format == "verdict"
     path = Path(root) / spec.directory / RESULTS_FILE
     if not path.is_file():
         raise NegbenchError(f"results directory {spec.directory} not found (no {path})")
@@ -70,14 +72,14 @@ def _load(spec: Spec, root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
             rows = rows.filter(pl.col(key) == wanted)
             if rows.is_empty():
                 raise NegbenchError(f"{spec.directory} has no rows of {key} {wanted!r}")
-        elif spec.format != "planted":
+        elif spec.format != "planted" and not page:
             values = rows[key].unique(maintain_order=True).to_list()
             if len(values) > 1:
                 raise NegbenchError(
                     f"{spec.directory} holds several {key}s ({', '.join(map(str, values))}): "
                     f"add {key}=NAME to the block"
                 )
-    if "config_key" in rows.columns and not rows.is_empty():
+    if "config_key" in rows.columns and not rows.is_empty() and not page:
         rows = newest_configs(rows)
     if spec.strategies:
         have = set(rows["strategy"].to_list())

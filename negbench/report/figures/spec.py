@@ -65,4 +65,6 @@ def parse_spec(text: str) -> Spec:
     spec = Spec(**kwargs)  # type: ignore[arg-type]
     if spec.format == "ratio" and len(spec.strategies) != 2:
         raise NegbenchError("format=ratio needs strategy=A,B (the mean of A divided by that of B)")
+    if spec.format == "verdict" and spec.strategies:  # the page's verdict tests every strategy (one Holm family)
+        raise NegbenchError("format=verdict takes no strategy=: it is the store's verdict over every strategy")
     return spec
