@@ -169,6 +169,13 @@ class EncoderSizes:
     def docs(self, ids: Sequence[int] | np.ndarray) -> int:
         return int(self.doc_tokens[np.asarray(ids, dtype=np.int64)].sum())
 
+    def mean_pair(self, examples: Sequence) -> float:
+        """Mean tokens of a training example's query and positive (``query_id``, ``doc``: its corpus index)."""
+        if not examples:
+            return 0.0
+        queries = np.array([self.query_tokens[e.query_id] for e in examples], dtype=np.float64)
+        return float((queries + self.doc_tokens[np.array([e.doc for e in examples], dtype=np.int64)]).mean())
+
     def encode(self, tokens: float) -> float:
         """FLOPs of encoding ``tokens`` (forward only)."""
         return token_flops(tokens, self.params)

@@ -25,8 +25,6 @@ import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from negbench.config.suite import TrainingConfig
 from negbench.core.budget import (
     COMPUTE,
@@ -39,13 +37,13 @@ from negbench.core.budget import (
     steps_run,
     tflop,
 )
-from negbench.core.compute import Sizes
+from negbench.core.compute import EncoderSizes, Sizes
 from negbench.core.context import Context
 from negbench.core.mining import MiningServices
 from negbench.core.strategy import Strategy
 from negbench.data.dataset import RetrievalDataset, TrainingExample
 
-__all__ = ["Baseline", "apply_budget", "epochs_run", "estimator", "run_context", "sizes_of"]
+__all__ = ["Baseline", "apply_budget", "epochs_run", "estimator", "plain_loss_flops", "run_context", "sizes_of"]
 
 
 @dataclass(frozen=True)
@@ -151,8 +149,7 @@ def estimator(
     strategy's :meth:`~negbench.core.strategy.Strategy.workload` is asked of a fresh instance, on a copy of ``ctx``
     with that run length."""
     base = sizes.base
-    queries = np.array([base.query_tokens[e.query_id] for e in ctx.examples], dtype=np.float64)
-    per_example = float((queries + base.doc_tokens[ctx.positive_docs]).mean())
+    per_example = base.mean_pair(ctx.examples)
     probe = type(strategy)(strategy.params)
     gradient_cache = bool(getattr(strategy, "mini_batch_size", None))
 
@@ -166,3 +163,11 @@ def estimator(
         return ComputeEstimate(steps, work.prep + work.refresh, loss + work.train)
 
     return at
+
+
+def plain_loss_flops(examples: Sequence[TrainingExample], sizes: EncoderSizes, training: TrainingConfig) -> float:
+    """Estimated FLOPs of ``training``'s run of the plain loss on ``examples`` (full batches; each example's query and
+    positive forward and backward; no strategy's extra columns, mined negatives, own models or budget departures):
+    one figure per dataset × model, the same for every strategy (what "auto" learning curves are decided from)."""
+    steps = training.max_steps if training.max_steps > 0 else training.epochs * (len(examples) // training.batch_size)
+    return sizes.train(steps * training.batch_size * sizes.mean_pair(examples))

@@ -36,11 +36,8 @@ __all__ = ["FULL", "POOLED", "DevCorpus", "DevPool", "build_dev_pool", "dev_corp
 
 FULL, POOLED = "full", "pooled"
 
-# a pool is keyed by the code that builds it too (this module's, mining's and search's): an edit never reuses it
-_CORE = Path(__file__).resolve().parents[1] / "core"
-_CODE = hashlib.sha256(
-    b"".join(path.read_bytes() for path in (Path(__file__), _CORE / "mining.py", _CORE / "search.py"))
-).hexdigest()[:10]
+# a pool is keyed by the code that builds it too: this module's here, mining's and search's by the services' cache
+_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
 
 
 def dev_corpus_mode(mode: Literal["auto", "full", "pooled"], corpus_docs: int, min_docs: int) -> str:

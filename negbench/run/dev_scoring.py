@@ -14,7 +14,7 @@ from negbench.data.dataset import RetrievalDataset
 from negbench.evaluation.pool import POOLED, DevCorpus, build_dev_pool, dev_corpus_mode
 from negbench.evaluation.retrieval import EvalResult
 from negbench.run.measure import release_memory
-from negbench.run.plan import Job
+from negbench.run.plan import Job, services_key
 
 __all__ = ["DevScoring"]
 
@@ -32,7 +32,7 @@ class DevScoring:
     def dev_corpus(self, dataset: RetrievalDataset, model_cfg: ModelConfig, services: MiningServices) -> DevCorpus:
         """What dev scoring searches on ``dataset`` with this model: the evaluation corpus, or its pool (built from
         ``services``' base model and cached on disk by them); memoised per dataset × model."""
-        key = (dataset.fingerprint, model_cfg.model_dump_json())
+        key = services_key(dataset, model_cfg)
         if key not in self._dev_corpora:
             ev = self.suite.evaluation
             if dev_corpus_mode(ev.dev_corpus, len(dataset.eval_corpus), ev.dev_pool_min_docs) == POOLED:
@@ -58,7 +58,7 @@ class DevScoring:
         after, so they sit in no job's measured memory: jobs read the pool from the disk cache."""
         ev = self.suite.evaluation
         for job in jobs:
-            key = (job.dataset.fingerprint, job.model_cfg.model_dump_json())  # services_for's key too
+            key = services_key(job.dataset, job.model_cfg)
             if key in self._dev_corpora or not self.scores_dev(job) or not self.pending_seeds(job):
                 continue
             if dev_corpus_mode(ev.dev_corpus, len(job.dataset.eval_corpus), ev.dev_pool_min_docs) != POOLED:

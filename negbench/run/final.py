@@ -19,13 +19,13 @@ from rich.markup import escape
 
 from negbench.config.suite import ModelConfig, TrainingConfig
 from negbench.core.budget import COMPUTE, Budget, BudgetError
-from negbench.core.compute import EncoderSizes, FlopMeter, watch
+from negbench.core.compute import FlopMeter, watch
 from negbench.core.context import Context
 from negbench.core.mining import MiningServices, charged_flops, charged_seconds
 from negbench.core.models import load_model
 from negbench.core.probes.curves import auto_curve_points, dev_curve, time_to_target
 from negbench.core.probes.negatives import planted_fn_share, planting_columns, sampled_negative_ids, score_gap
-from negbench.core.setup import epochs_run, run_context
+from negbench.core.setup import epochs_run, plain_loss_flops, run_context
 from negbench.core.strategy import Negatives, Strategy, StrategySpec
 from negbench.core.training.loop import Diagnostics, train
 from negbench.data.dataset import RetrievalDataset
@@ -186,8 +186,9 @@ class FinalStage:
         """A final run's per-step measurements: the hardness probe and a dev learning curve (dev only, never
         test) of the tuning metric, or of the first metric when tuning's is not evaluated. "Auto" curve points are
         :func:`~negbench.core.probes.curves.auto_curve_points` of one training figure for every strategy of the
-        dataset × model (:func:`curve_reference_flops`), so every strategy's curve has the same points, and of the
-        FLOPs of one dev scoring (the base model's token counts of the dev corpus, the pool's when pooled)."""
+        dataset × model (:func:`~negbench.core.setup.plain_loss_flops`), so every strategy's curve has the same
+        points, and of the FLOPs of one dev scoring (the base model's token counts of the dev corpus, the pool's when
+        pooled)."""
         ev = self.suite.evaluation
         metric = self.suite.tuning.metric if self.suite.tuning.metric in ev.metrics else ev.metrics[0]
 
@@ -199,7 +200,8 @@ class FinalStage:
             sizes = services.token_sizes(keep_model=False)  # of the training corpus; the evaluated is a prefix
             corpus = self.dev_corpus(dataset, model_cfg, services).tokens(sizes.doc_tokens)  # the pool's when pooled
             scoring = sizes.encode(corpus + sizes.queries(sorted(dataset.dev)))
-            points = auto_curve_points(curve_reference_flops(dataset, sizes, self.suite.training), scoring)
+            reference = plain_loss_flops(dataset.training_examples("train"), sizes, self.suite.training)
+            points = auto_curve_points(reference, scoring)
         return Diagnostics(every=ev.diagnostics_every, curve_points=points, evaluate=evaluate_dev)
 
     def mteb_scores(self, model, model_cfg: ModelConfig, spec: StrategySpec, seed: int, run_id: str):
@@ -343,17 +345,6 @@ class FinalStage:
             row.update(neg_score_gap=score_gap(fit.ctx, sampled), planted_fn_share=planted_fn_share(fit.ctx, sampled))
             artifacts.negatives = sampled_negative_ids(fit.ctx, sampled)
         return result.per_query
-
-
-def curve_reference_flops(dataset: RetrievalDataset, sizes: EncoderSizes, training: TrainingConfig) -> float:
-    """The training FLOPs "auto" curve points are decided from, one figure for every strategy of a dataset × model:
-    the suite's ``[training]`` run of the plain loss, each example's query and positive through the encoder forward
-    and backward (a strategy's extra columns, mined negatives, own models and budget departures left out)."""
-    examples = dataset.training_examples("train")
-    steps = training.max_steps if training.max_steps > 0 else training.epochs * (len(examples) // training.batch_size)
-    tokens = [sizes.query_tokens[e.query_id] + int(sizes.doc_tokens[e.doc]) for e in examples]
-    per_example = sum(tokens) / len(tokens) if tokens else 0.0
-    return sizes.train(steps * training.batch_size * per_example)
 
 
 def compute_columns(fit: FitResult) -> dict[str, Any]:

@@ -111,6 +111,11 @@ def _check_compute_baseline(suite: Suite, specs: list[StrategySpec], path: str |
         )
 
 
+def services_key(dataset: RetrievalDataset, model_cfg: ModelConfig) -> tuple[str, str]:
+    """What a dataset × model's shared state is kept under (its mining services, its dev corpus)."""
+    return dataset.fingerprint, model_cfg.model_dump_json()
+
+
 def job_key(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec) -> str:
     """The configuration key of a job: everything that changes its results except the seed.
 

@@ -34,7 +34,7 @@ from negbench.run.final import FinalStage
 from negbench.run.isolation import run_isolated, start_job_server
 from negbench.run.lock import RunLock, remove_stale_temporaries
 from negbench.run.objective import TuningStage
-from negbench.run.plan import Job, Plan, run_id_for
+from negbench.run.plan import Job, Plan, run_id_for, services_key
 from negbench.run.preflight import Validated, load_suite_dataset, validate_plan
 from negbench.run.provenance import git_revision, pin_code_revision, versions_json
 from negbench.run.store.parquet import ResultStore
@@ -159,7 +159,7 @@ class SuiteRunner(DevScoring, FinalStage, TuningStage, WorkerLoop):
         ]
 
     def services_for(self, job: Job) -> MiningServices:
-        key = (job.dataset.fingerprint, job.model_cfg.model_dump_json())
+        key = services_key(job.dataset, job.model_cfg)
         if key not in self._services:
             model_cfg, device = job.model_cfg, self.device_for(job)
             self._services[key] = MiningServices(

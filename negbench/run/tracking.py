@@ -31,13 +31,20 @@ from negbench._io import default_file_mode
 from negbench.config.suite import TrackingConfig
 from negbench.errors import NegbenchError, Terminated
 
-__all__ = ["TMP_PREFIX", "WORKER_TAG", "Tracker", "sqlite_path"]
+__all__ = ["TMP_PREFIX", "WORKER_TAG", "Tracker", "disable_telemetry", "sqlite_path"]
 
 WORKER_TAG = "negbench.worker"  # the claim owner of the worker that created a run (see negbench.run.claims)
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess test
     raise Terminated(f"signal {signum}")
+
+
+def disable_telemetry() -> None:
+    """Before MLflow is imported: no telemetry (MLflow starts a thread for it on import, and none may run in a process
+    that forks job processes), unless the user's environment asks for it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
 class Tracker:
@@ -62,8 +69,7 @@ class Tracker:
             self._start(close_stale)
 
     def _start(self, close_stale: bool) -> None:
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        os.environ.setdefault("DO_NOT_TRACK", "true")
+        disable_telemetry()
         import logging
 
         with phases.phase("imports"):

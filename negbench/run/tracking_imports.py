@@ -6,12 +6,11 @@ that forks), and no connection is made (none may be shared across a fork)."""
 
 from __future__ import annotations
 
-import os
+from negbench.run.tracking import disable_telemetry
 
 __all__: list[str] = []  # imported for its effect
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
+disable_telemetry()
 
-import mlflow.store.tracking.sqlalchemy_store  # what connecting to a SQLite or SQL store imports
-import mlflow.tracking  # noqa: F401 - the client (Tracker.start)
+import mlflow.store.tracking.sqlalchemy_store  # noqa: E402 - after telemetry is off; what a SQL store imports
+import mlflow.tracking  # noqa: E402, F401 - the client (Tracker.start)

@@ -13,25 +13,13 @@ import torch.nn.functional as F
 from negbench.core.loss import info_nce
 from negbench.core.registry import registry
 from negbench.core.strategy import LogitView
+from tests.strategies.views import plain_view
 
 B, K, DIM, SCALE = 64, 3, 384, 20.0
 
 
 def make_view(query: torch.Tensor, docs: torch.Tensor, step: int = 0) -> LogitView:
-    q, d = F.normalize(query, dim=-1), F.normalize(docs, dim=-1)
-    n = d.shape[0]
-    return LogitView(
-        query=q,
-        docs=d,
-        logits=SCALE * q @ d.T,
-        target=torch.arange(B),
-        mask=torch.zeros(B, n, dtype=torch.bool),
-        row_weight=torch.ones(B),
-        example_ids=torch.arange(B),
-        doc_ids=torch.arange(n),
-        scale=SCALE,
-        step=step,
-    )
+    return plain_view(F.normalize(query, dim=-1), F.normalize(docs, dim=-1), SCALE, step=step)
 
 
 @pytest.mark.parametrize("name", registry.names())

@@ -12,6 +12,7 @@ from negbench.core.loss import info_nce
 from negbench.core.strategy import LogitView
 from negbench.errors import ConfigError
 from negbench.strategies.xbm import XBM
+from tests.strategies.views import plain_view
 
 SCALE = 20.0
 
@@ -24,18 +25,7 @@ def _view(
     batch, n = len(example_ids), len(doc_ids)
     query = F.normalize(torch.randn(batch, dim, generator=gen), dim=-1).requires_grad_(grad)
     docs = F.normalize(torch.randn(n, dim, generator=gen), dim=-1).requires_grad_(grad)
-    return LogitView(
-        query=query,
-        docs=docs,
-        logits=SCALE * query @ docs.T,
-        target=torch.arange(batch),
-        mask=torch.zeros(batch, n, dtype=torch.bool),
-        row_weight=torch.ones(batch),
-        example_ids=torch.tensor(example_ids),
-        doc_ids=torch.tensor(doc_ids),
-        scale=SCALE,
-        step=step,
-    )
+    return plain_view(query, docs, SCALE, example_ids, doc_ids, step=step)
 
 
 def test_sees_negatives_from_previous_steps():

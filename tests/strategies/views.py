@@ -7,7 +7,9 @@ import torch
 from negbench.strategy import LogitView
 
 
-def plain_view(query: torch.Tensor, docs: torch.Tensor, scale: float, example_ids=None, doc_ids=None) -> LogitView:
+def plain_view(
+    query: torch.Tensor, docs: torch.Tensor, scale: float, example_ids=None, doc_ids=None, step: int = 0
+) -> LogitView:
     batch, n = query.shape[0], docs.shape[0]
     return LogitView(
         query=query,
@@ -19,4 +21,5 @@ def plain_view(query: torch.Tensor, docs: torch.Tensor, scale: float, example_id
         example_ids=torch.arange(batch) if example_ids is None else torch.tensor(example_ids),
         doc_ids=torch.arange(n) if doc_ids is None else torch.tensor(doc_ids),
         scale=scale,
+        step=step,
     )
