@@ -137,6 +137,7 @@ def leaderboard_for(plan):
                 per_query=store.per_query(),
                 baseline=plan.suite.suite.baseline,
                 primary=plan.suite.primary_metric,
+                comparisons=[(c.better, c.worse) for c in plan.suite.comparisons],
             )
         ]
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from negbench.config.comparisons import Comparison, check_comparisons
 from negbench.config.metrics import parse_metric
 
 __all__ = [
@@ -328,6 +329,16 @@ class Suite(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     tuning: TuningConfig = TuningConfig()
     tracking: TrackingConfig = TrackingConfig()
+    # report-only (excluded from dumps, hashes and keys): one-sided claims tested as their own family
+    comparisons: list[Comparison] = Field(default_factory=list, exclude=True)
+
+    @field_validator("comparisons")
+    @classmethod
+    def _comparisons(cls, comparisons: list[Comparison], info: ValidationInfo) -> list[Comparison]:
+        strategies = info.data.get("strategies")  # absent when the strategies themselves are invalid
+        if comparisons and strategies:
+            check_comparisons(comparisons, [s.display_name for s in strategies])
+        return comparisons
 
     @model_validator(mode="after")
     def _unique_labels(self) -> Suite:

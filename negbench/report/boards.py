@@ -3,12 +3,13 @@ metric, the tests against the baseline and the leaderboard tables, built once th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import polars as pl
 
 from negbench.report.leaderboard import LeaderboardTable, leaderboard_tables
-from negbench.report.stats import resolve_primary, significance, with_config_labels
+from negbench.report.stats import declared_tests, resolve_primary, significance, with_config_labels
 from negbench.report.table import metric_columns
 
 __all__ = ["Boards", "boards"]
@@ -33,9 +34,11 @@ def boards(
     baseline: str = "in-batch",
     alpha: float = 0.05,
     primary_metric: str | None = None,
+    comparisons: Sequence[tuple[str, str]] = (),
 ) -> Boards:
     """The :class:`Boards` of a store's ``rows`` and per-query scores (None: no tests, no Δ); ``primary_metric`` as
-    :func:`negbench.report.stats.resolve_primary` takes it."""
+    :func:`negbench.report.stats.resolve_primary` takes it; ``comparisons`` the suite's declared ``(better, worse)``
+    pairs, tested on each board (:func:`negbench.report.stats.declared_tests`)."""
     if per_query is not None and per_query.is_empty():
         per_query = None
     labelled = with_config_labels(rows)
@@ -44,4 +47,6 @@ def boards(
     sig = significance(labelled, per_query, baseline, metrics, alpha, primary) if per_query is not None else {}
     tested = per_query is not None and primary is not None
     tables = leaderboard_tables(labelled, sig, baseline, primary if tested else None, primary=primary, alpha=alpha)
+    declared = declared_tests(labelled, per_query, comparisons, primary, alpha)
+    tables = [replace(t, declared=tuple(declared.get((t.dataset, t.model), ()))) for t in tables]
     return Boards(labelled, metrics, primary, sig, tables)

@@ -18,7 +18,14 @@ from typing import Any, Literal
 import polars as pl
 
 from negbench.report.captions import view_captions
-from negbench.report.stats import BaselineConfig, Significance, baseline_config, resolve_primary, with_config_labels
+from negbench.report.stats import (
+    BaselineConfig,
+    DeclaredTest,
+    Significance,
+    baseline_config,
+    resolve_primary,
+    with_config_labels,
+)
 from negbench.report.table import (
     aggregate,
     cost_columns,
@@ -119,6 +126,7 @@ class LeaderboardTable:
     baseline: BaselineConfig | None
     primary: str | None = None
     delta_metric: str | None = None  # the primary metric when the rows carry tests, else None
+    declared: tuple[DeclaredTest, ...] = ()  # the suite's declared comparisons on this board (boards() adds them)
 
     @property
     def columns(self) -> list[Column]:

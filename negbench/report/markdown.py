@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -9,8 +10,10 @@ import polars as pl
 from negbench._io import write_text_atomic
 from negbench.report.boards import boards
 from negbench.report.captions import method_text
+from negbench.report.claims import CLAIM_COLUMNS, claim_cells, claims_caption
 from negbench.report.leaderboard import LeaderboardTable, View, plain_cell
 from negbench.report.stats import (
+    DeclaredTest,
     baseline_config,
     config_notes,
     rank_power_note,
@@ -20,7 +23,7 @@ from negbench.report.stats import (
 from negbench.report.table import escape_md, format_value
 from negbench.report.verdict import verdicts
 
-__all__ = ["diagnostics_markdown", "leaderboard_markdown", "table_markdown", "write_leaderboard"]
+__all__ = ["claims_markdown", "diagnostics_markdown", "leaderboard_markdown", "table_markdown", "write_leaderboard"]
 
 
 def leaderboard_markdown(
@@ -32,6 +35,7 @@ def leaderboard_markdown(
     *,
     steps: pl.DataFrame | None = None,
     primary: str | None = None,
+    comparisons: Sequence[tuple[str, str]] = (),
 ) -> str:
     """A GFM leaderboard that opens with the verdict (:mod:`negbench.report.verdict`), then per dataset × model
     the board's tables (:mod:`negbench.report.leaderboard`): the primary metric with Δ vs the baseline, the test
@@ -39,7 +43,8 @@ def leaderboard_markdown(
 
     Tests need ``per_query`` (the store's per-query scores); without them the tables have no Δ and no marks.
     ``primary`` is the primary metric (``[evaluation] primary``; see
-    :func:`negbench.report.stats.resolve_primary`). Every user-supplied string goes through :func:`escape_md`.
+    :func:`negbench.report.stats.resolve_primary`); ``comparisons`` the suite's declared ``(better, worse)`` pairs.
+    Every user-supplied string goes through :func:`escape_md`.
     ``steps`` (``steps.parquet``) adds time-to-target per dataset × model; a store with several datasets gets the
     rank summary, one with planted false negatives their table; then what each diagnostic means.
     """
@@ -47,7 +52,7 @@ def leaderboard_markdown(
         return f"# {escape_md(title)}\n\nNo results yet.\n"
     if per_query is not None and per_query.is_empty():
         per_query = None
-    board = boards(rows, per_query, baseline, alpha, primary)
+    board = boards(rows, per_query, baseline, alpha, primary, comparisons)
     labelled, primary, tables = board.rows, board.primary, board.tables
     lines = [f"# {escape_md(title)}", ""]
     devices = sorted(set(rows["device"].drop_nulls().to_list())) if "device" in rows.columns else []
@@ -59,6 +64,7 @@ def leaderboard_markdown(
     for table in tables:
         here = labelled.filter((pl.col("dataset") == table.dataset) & (pl.col("model") == table.model))
         lines += [f"## {escape_md(table.dataset)} · {escape_md(table.model)}", ""]
+        lines += claims_markdown(table.declared, alpha)
         for view in table.views:
             lines += [f"### {escape_md(view.title)}", ""]
             lines += table_markdown(table, view)
@@ -73,6 +79,18 @@ def leaderboard_markdown(
         lines.append(f"Method: {escape_md(method_text(alpha))}")
     lines += diagnostics_markdown(rows, primary, baseline, alpha, steps)
     return "\n".join(lines) + "\n"
+
+
+def claims_markdown(tests: Sequence[DeclaredTest], alpha: float) -> list[str]:
+    """The declared comparisons of a board as a GFM table with its caption (nothing when the suite declares none)."""
+    if not tests:
+        return []
+    lines = ["### Declared comparisons", "", "| " + " | ".join(CLAIM_COLUMNS) + " |"]
+    lines.append("|---|" + "---:|" * (len(CLAIM_COLUMNS) - 2) + "---|")
+    for test in tests:
+        cells = claim_cells(test)
+        lines.append("| " + " | ".join([escape_md(cells[0]), *cells[1:-1], escape_md(cells[-1])]) + " |")
+    return [*lines, "", escape_md(claims_caption(tests, alpha)), ""]
 
 
 def table_markdown(table: LeaderboardTable, view: View | None = None) -> list[str]:
@@ -192,8 +210,10 @@ def write_leaderboard(
     primary: str | None = None,
     alpha: float = 0.05,
     steps: pl.DataFrame | None = None,
+    comparisons: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write :func:`leaderboard_markdown` to ``path`` atomically."""
-    return write_text_atomic(
-        path, leaderboard_markdown(rows, title, per_query, baseline, alpha, steps=steps, primary=primary)
+    page = leaderboard_markdown(
+        rows, title, per_query, baseline, alpha, steps=steps, primary=primary, comparisons=comparisons
     )
+    return write_text_atomic(path, page)

@@ -28,9 +28,11 @@ def write_report(
     """Write ``leaderboard.md`` and ``index.html`` for a results directory; return their paths.
 
     ``primary`` is the metric the verdict and the marks rest on; by default the one the store's ``suite.toml``
-    declares (``[evaluation] primary``, else ``[tuning] metric``), else ``ndcg@10`` or the first metric."""
+    declares (``[evaluation] primary``, else ``[tuning] metric``), else ``ndcg@10`` or the first metric. The
+    suite.toml's ``[[comparisons]]`` are tested on every board."""
     rows, per_query = load_store(results_dir)
-    primary = primary or store_settings(results_dir).primary
+    settings = store_settings(results_dir)
+    primary = primary or settings.primary
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
     if out.exists() and not out.is_dir():
         raise DataError("is a file; --out names the folder for leaderboard.md and index.html", file=out, field="--out")
@@ -40,9 +42,19 @@ def write_report(
     pq = per_query if not per_query.is_empty() else None
     steps, overlap = load_diagnostics(results_dir, rows)
     md_path, html_path = out / "leaderboard.md", out / "index.html"
-    write_text_atomic(md_path, leaderboard_markdown(rows, title, pq, baseline, alpha, steps=steps, primary=primary))
+    claims = settings.comparisons
+    markdown = leaderboard_markdown(rows, title, pq, baseline, alpha, steps=steps, primary=primary, comparisons=claims)
     page = render_html(
-        rows, pq, baseline=baseline, title=title, alpha=alpha, primary_metric=primary, steps=steps, overlap=overlap
+        rows,
+        pq,
+        baseline=baseline,
+        title=title,
+        alpha=alpha,
+        primary_metric=primary,
+        steps=steps,
+        overlap=overlap,
+        comparisons=claims,
     )
+    write_text_atomic(md_path, markdown)
     write_text_atomic(html_path, page)
     return md_path, html_path

@@ -1,4 +1,5 @@
-"""The verdict a board opens with: one generated paragraph per dataset × model that says which strategies beat or
+"""The verdict a board opens with: one generated paragraph per dataset × model that says first how the suite's
+declared comparisons came out (``[[comparisons]]``, :mod:`negbench.report.claims`), then which strategies beat or
 trail the baseline on the primary metric (Δ with its CI), which cannot be told apart from it and the smallest
 difference the board could have detected, how many seeds and queries stand behind it, and the caveats that apply
 (one seed, a subset corpus, timings from several or a busy machine, changed data budgets, repeated
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from negbench.report.claims import claims_sentence
 from negbench.report.leaderboard import LeaderboardTable
 from negbench.report.stats import POWER, Significance
 from negbench.report.table import escape_md, fmt_delta, number
@@ -59,13 +61,22 @@ def board_verdict(
     baseline: str = "in-batch",
 ) -> Verdict:
     """The verdict of one board (``rows``: the store's rows, for the device and the caveats; ``baseline``: the
-    label asked for, named when the board has none)."""
+    label asked for, named when the board has none): the suite's declared comparisons first, then every
+    configuration against the baseline."""
+    claims = claims_sentence(table.declared, alpha)
     where = f"On {table.dataset} · {table.model}, " if named else ""
+    findings = _baseline_findings(table, where, alpha, baseline)
+    if claims:
+        findings = [where + claims[0].lower() + claims[1:] if where else claims, *findings]
+    return Verdict(table.dataset, table.model, findings, _caveats(table, rows))
+
+
+def _baseline_findings(table: LeaderboardTable, where: str, alpha: float, baseline: str) -> list[str]:
+    """The sentences on every configuration against the baseline on the primary metric."""
     primary, base = table.primary, table.baseline
-    caveats = _caveats(table, rows)
     if base is None:
         text = f"{where}no verdict: the baseline {baseline} is not in these results, so nothing is compared."
-        return Verdict(table.dataset, table.model, [text[0].upper() + text[1:]], caveats)
+        return [text[0].upper() + text[1:]]
     tests = {r.label: r.sig[primary] for r in table.rows if primary is not None and primary in r.sig}
     if not tests:
         others = [r for r in table.rows if not r.is_baseline]
@@ -76,7 +87,7 @@ def board_verdict(
         else:
             reason = "no configuration was tested"
         text = f"{where}no verdict on {primary}: {reason}, so nothing is compared."
-        return Verdict(table.dataset, table.model, [text[0].upper() + text[1:]], caveats)
+        return [text[0].upper() + text[1:]]
     queries = sorted({t.n for t in tests.values()})
     n_text = f"{queries[0]:,}" if len(queries) == 1 else f"{queries[0]:,}–{queries[-1]:,}"
     seeds = table.seed_counts()
@@ -100,7 +111,7 @@ def board_verdict(
     findings[0] = findings[0][0].upper() + findings[0][1:]
     if alone:
         findings += _query_only(alone, base.label, alpha, _untrained(table))
-    return Verdict(table.dataset, table.model, findings, caveats)
+    return findings
 
 
 def _seed_aware(tests: dict[str, Significance], base: str, alpha: float) -> str:

@@ -1,10 +1,12 @@
 """Figures derived from more than one strategy's mean: the paired difference against the baseline with its
 bootstrap interval (``format=delta``), the ratio of two strategies' means (``format=ratio``) and the planted
-false-negative comparison (``format=planted``)."""
+false-negative comparison (``format=planted``), the verdict (``format=verdict``) and the declared comparisons
+(``format=claims``)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -12,11 +14,14 @@ from negbench.errors import NegbenchError
 from negbench.report.boards import boards
 from negbench.report.diagnostics import planted_table
 from negbench.report.figures.spec import Spec
+from negbench.report.markdown import claims_markdown
 from negbench.report.stats import significance
 from negbench.report.table import escape_md, fmt_delta, format_value
 from negbench.report.verdict import verdicts
 
-__all__ = ["render_delta", "render_planted", "render_ratio", "render_verdict"]
+__all__ = ["render_claims", "render_delta", "render_planted", "render_ratio", "render_verdict"]
+
+ALPHA = 0.05  # the level of the pages `negbench figures` renders (the report's default)
 
 
 def render_delta(spec: Spec, rows: pl.DataFrame, per_query: pl.DataFrame, baseline: str, label: str) -> str:
@@ -88,8 +93,33 @@ def render_planted(spec: Spec, rows: pl.DataFrame, label: str) -> str:
     return "\n".join(lines)
 
 
-def render_verdict(rows: pl.DataFrame, per_query: pl.DataFrame, baseline: str, primary: str | None) -> str:
+def render_verdict(
+    rows: pl.DataFrame,
+    per_query: pl.DataFrame,
+    baseline: str,
+    primary: str | None,
+    comparisons: Sequence[tuple[str, str]] = (),
+) -> str:
     """The store's verdict and caveats, word for word as its ``leaderboard.md`` opens (``format=verdict``)."""
-    board = boards(rows, per_query, baseline, primary_metric=primary)
+    board = boards(rows, per_query, baseline, primary_metric=primary, comparisons=comparisons)
     verdicts_ = verdicts(board.tables, board.rows, baseline=baseline)
     return "\n\n".join(paragraph for verdict in verdicts_ for paragraph in verdict.markdown())
+
+
+def render_claims(
+    rows: pl.DataFrame,
+    per_query: pl.DataFrame,
+    baseline: str,
+    primary: str | None,
+    comparisons: Sequence[tuple[str, str]],
+) -> str:
+    """The declared comparisons' table of every board, as its ``leaderboard.md`` shows it (``format=claims``)."""
+    if not comparisons:
+        raise NegbenchError("format=claims: the store's suite.toml declares no [[comparisons]]")
+    board = boards(rows, per_query, baseline, primary_metric=primary, comparisons=comparisons)
+    named = len(board.tables) > 1
+    lines: list[str] = []
+    for table in board.tables:
+        body = claims_markdown(table.declared, ALPHA)[2:]  # without its heading: the block sits under the page's
+        lines += ([f"{escape_md(table.dataset)} · {escape_md(table.model)}:", ""] if named else []) + body
+    return "\n".join(lines).rstrip("\n")

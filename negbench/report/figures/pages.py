@@ -45,7 +45,9 @@ def render_pages(directory: str | Path) -> dict[str, str]:
     pq = per_query if not per_query.is_empty() else None
     steps, overlap = load_diagnostics(directory, rows)
     baseline = settings.baseline
-    markdown = leaderboard_markdown(rows, title, pq, baseline, steps=steps, primary=settings.primary)
+    markdown = leaderboard_markdown(
+        rows, title, pq, baseline, steps=steps, primary=settings.primary, comparisons=settings.comparisons
+    )
     html = render_html(
         rows,
         pq,
@@ -55,6 +57,7 @@ def render_pages(directory: str | Path) -> dict[str, str]:
         steps=steps,
         overlap=overlap,
         primary_metric=settings.primary,
+        comparisons=settings.comparisons,
     )
     return dict(zip(PAGE_FILES, (markdown, html), strict=True))
 

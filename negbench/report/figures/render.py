@@ -10,7 +10,7 @@ import polars as pl
 
 from negbench.config.metrics import parse_metric
 from negbench.errors import NegbenchError
-from negbench.report.figures.derived import render_delta, render_planted, render_ratio, render_verdict
+from negbench.report.figures.derived import render_claims, render_delta, render_planted, render_ratio, render_verdict
 from negbench.report.figures.spec import Spec, parse_spec
 from negbench.report.figures.stores import store_settings
 from negbench.report.load import load_store
@@ -288,9 +288,10 @@ def render_block(spec: str, root: Path) -> str:
     if parsed.format == "delta":
         baseline = parsed.baseline or store_settings(Path(root) / parsed.directory).baseline
         return render_delta(parsed, rows, per_query, baseline, label)
-    if parsed.format == "verdict":
+    if parsed.format in ("verdict", "claims"):
         settings = store_settings(Path(root) / parsed.directory)
-        return render_verdict(rows, per_query, parsed.baseline or settings.baseline, settings.primary)
+        render = render_verdict if parsed.format == "verdict" else render_claims
+        return render(rows, per_query, parsed.baseline or settings.baseline, settings.primary, settings.comparisons)
     summaries = _ordered(summarise(rows, parsed.metric), parsed)
     if parsed.format == "ratio":
         return render_ratio(parsed, {s.strategy: s.mean for s in summaries})

@@ -1,4 +1,4 @@
-"""A figures block's specification: ``DIR metric=… format=inline|table|value|wall|delta|ratio|planted digits=…
+"""A figures block's specification: ``DIR metric=… format=inline|table|value|wall|delta|ratio|planted|verdict|claims
 strategy=… dataset=… model=… order=… unit=… baseline=…``."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from negbench.errors import NegbenchError
 __all__ = ["FORMATS", "OPTIONS", "UNITS", "Spec", "parse_spec"]
 
 
-FORMATS = ("inline", "table", "value", "wall", "delta", "ratio", "planted", "verdict")
+FORMATS = ("inline", "table", "value", "wall", "delta", "ratio", "planted", "verdict", "claims")
 
 
 OPTIONS = ("metric", "format", "digits", "strategy", "dataset", "model", "order", "unit", "baseline")
@@ -65,6 +65,6 @@ def parse_spec(text: str) -> Spec:
     spec = Spec(**kwargs)  # type: ignore[arg-type]
     if spec.format == "ratio" and len(spec.strategies) != 2:
         raise NegbenchError("format=ratio needs strategy=A,B (the mean of A divided by that of B)")
-    if spec.format == "verdict" and spec.strategies:  # the page's verdict tests every strategy (one Holm family)
-        raise NegbenchError("format=verdict takes no strategy=: it is the store's verdict over every strategy")
+    if spec.format in ("verdict", "claims") and spec.strategies:  # the page's tests: every strategy, every claim
+        raise NegbenchError(f"format={spec.format} takes no strategy=: it is the store's, over every strategy")
     return spec

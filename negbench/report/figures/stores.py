@@ -34,13 +34,14 @@ class StoreSettings:
     baseline: str = DEFAULT_BASELINE
     suite: str | None = None
     primary: str | None = None
+    comparisons: tuple[tuple[str, str], ...] = ()  # the suite's [[comparisons]] as (better, worse)
 
 
 def store_settings(directory: str | Path) -> StoreSettings:
-    """``[suite] baseline`` and ``name`` and the primary metric (``[evaluation] primary``, else ``[tuning]
-    metric``) of ``DIR/suite.toml`` when the store has one, else the suite defaults (baseline ``in-batch``, the
-    title from the rows' ``suite`` column). Only those keys are read, so a suite whose data is not on this
-    machine still gives its settings."""
+    """``[suite] baseline`` and ``name``, the primary metric (``[evaluation] primary``, else ``[tuning]
+    metric``) and the declared ``[[comparisons]]`` of ``DIR/suite.toml`` when the store has one, else the suite
+    defaults (baseline ``in-batch``, the title from the rows' ``suite`` column). Only those keys are read, so a
+    suite whose data is not on this machine still gives its settings."""
     path = Path(directory) / SUITE_FILE
     if not path.is_file():
         return StoreSettings()
@@ -60,7 +61,20 @@ def store_settings(directory: str | Path) -> StoreSettings:
         ),
         None,
     )
-    return StoreSettings(baseline, name, primary)
+    return StoreSettings(baseline, name, primary, _comparisons(raw.get("comparisons", []), path))
+
+
+def _comparisons(raw: object, path: Path) -> tuple[tuple[str, str], ...]:
+    """``[[comparisons]]`` as ``(better, worse)`` pairs; anything else is a DataError naming the file and field."""
+    if not isinstance(raw, list):
+        raise DataError("must be an array of tables ([[comparisons]])", file=path, field="comparisons")
+    pairs = []
+    for i, entry in enumerate(raw):
+        better, worse = (entry.get(k) if isinstance(entry, dict) else None for k in ("better", "worse"))
+        if not isinstance(better, str) or not isinstance(worse, str):
+            raise DataError("must be tables with string 'better' and 'worse'", file=path, field=f"comparisons[{i}]")
+        pairs.append((better, worse))
+    return tuple(pairs)
 
 
 def published_stores(root: str | Path) -> list[Path]:

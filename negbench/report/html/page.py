@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,14 @@ from negbench.report.html.sections import (
     rank_section,
     strategy_sections,
 )
-from negbench.report.html.tables import cost_plots, hardness_section, learning_curves, overlap_section, strategy_table
+from negbench.report.html.tables import (
+    claims_table,
+    cost_plots,
+    hardness_section,
+    learning_curves,
+    overlap_section,
+    strategy_table,
+)
 from negbench.report.leaderboard import LeaderboardTable
 from negbench.report.stats import config_notes
 from negbench.report.table import aggregate, memory_fallback_used
@@ -45,6 +53,7 @@ def render_html(
     reg: Any = None,
     steps: pl.DataFrame | None = None,
     overlap: pl.DataFrame | None = None,
+    comparisons: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The whole ``index.html`` as a string (see the module docstring for what it guarantees).
 
@@ -58,7 +67,7 @@ def render_html(
     if rows.is_empty():
         body.append("<p>No results yet.</p>")
         return _page(title, body)
-    page = _Board.of(rows, per_query, baseline, alpha, primary_metric, steps, overlap)
+    page = _Board.of(rows, per_query, baseline, alpha, primary_metric, steps, overlap, comparisons)
     rows = page.rows
     devices = distinct(rows, "device")
     body.append(
@@ -94,6 +103,7 @@ class _Board:
     groups: list
     tables: list[LeaderboardTable]
     verdicts: list[Verdict]
+    alpha: float
     legacy_memory: bool
     dev_curves: dict
     hard_curves: dict
@@ -102,8 +112,8 @@ class _Board:
     planted: str
 
     @classmethod
-    def of(cls, rows, per_query, baseline, alpha, primary_metric, steps, overlap) -> _Board:
-        board = boards(rows, per_query, baseline, alpha, primary_metric)
+    def of(cls, rows, per_query, baseline, alpha, primary_metric, steps, overlap, comparisons) -> _Board:
+        board = boards(rows, per_query, baseline, alpha, primary_metric, comparisons)
         rows, metrics, primary, sig, tables = board.rows, board.metrics, board.primary, board.sig, board.tables
         has_steps = steps is not None and not steps.is_empty() and "run_id" in rows.columns
         return cls(
@@ -115,6 +125,7 @@ class _Board:
             groups=list(aggregate(rows).group_by(["dataset", "model"], maintain_order=True)),
             tables=tables,
             verdicts=verdicts(tables, rows, alpha, baseline),
+            alpha=alpha,
             legacy_memory=memory_fallback_used(_training(rows)),
             dev_curves=strategy_curves(steps, rows, "dev") if has_steps else {},
             hard_curves=strategy_curves(steps, rows, "hardness", x="step") if has_steps else {},
@@ -144,6 +155,7 @@ class _Board:
             out.append(
                 f'<p class="note">Baseline {esc(self.baseline)} not in these results: no significance marks.</p>'
             )
+        out += [claims_table(table.declared, self.alpha)] if table.declared else []
         for view in table.views:
             out.append(f'<h3 class="view">{esc(view.title)}</h3>' + strategy_table(table, view))
             out.append(f'<p class="note">{esc(view.caption)}</p>' if view.caption else "")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
+from negbench.report.claims import CLAIM_COLUMNS, claim_cells, claims_caption
 from negbench.report.diagnostics import (
     MEANINGS,
     MIN_CURVE_POINTS,
@@ -22,8 +25,37 @@ from negbench.report.plots import (
     small_multiples_figure,
     svg_img,
 )
+from negbench.report.stats import DeclaredTest
 
-__all__ = ["cost_plots", "format_seconds", "hardness_section", "learning_curves", "overlap_section", "strategy_table"]
+__all__ = [
+    "claims_table",
+    "cost_plots",
+    "format_seconds",
+    "hardness_section",
+    "learning_curves",
+    "overlap_section",
+    "strategy_table",
+]
+
+
+TEXT_CLASS = ' class="text"'
+
+
+def claims_table(tests: Sequence[DeclaredTest], alpha: float) -> str:
+    """A board's declared comparisons (:mod:`negbench.report.claims`) as a table with its caption; "" without any."""
+    if not tests:
+        return ""
+    out = ['<h3 class="view">Declared comparisons</h3><div class="scroll"><table><thead><tr>']
+    text = {CLAIM_COLUMNS[0], CLAIM_COLUMNS[-1]}
+    out += [f'<th scope="col"{TEXT_CLASS if h in text else ""}>{esc(h)}</th>' for h in CLAIM_COLUMNS]
+    out.append("</tr></thead><tbody>")
+    for test in tests:
+        cells = claim_cells(test)
+        outcome = ' class="text sig better"' if test.supported else ' class="text"'
+        middle = "".join(f"<td>{esc(c)}</td>" for c in cells[1:-1])
+        out.append(f'<tr><td class="text">{esc(cells[0])}</td>{middle}<td{outcome}>{esc(cells[-1])}</td></tr>')
+    out.append(f'</tbody></table></div><p class="note">{esc(claims_caption(tests, alpha))}</p>')
+    return "".join(out)
 
 
 def strategy_table(table: LeaderboardTable, view: View | None = None) -> str:

@@ -10,6 +10,8 @@
   metric. Marks only on the primary metric (:func:`resolve_primary`), only when both sides have several seeds,
   Holm-corrected over those comparisons; other metrics are exploratory (see
   :mod:`~negbench.report.stats.significance`).
+* :func:`declared_tests` (:mod:`~negbench.report.stats.declared`) — the suite's declared comparisons
+  (``[[comparisons]]``), one-sided on the primary metric, Holm-corrected as their own family.
 * :func:`paired_test` — a paired per-query Wilcoxon signed-rank (or t) test, what ``negbench compare`` uses.
 * :func:`holm` — Holm's step-down correction for the family of comparisons in one table.
 
@@ -35,6 +37,7 @@ from negbench.report.stats.configs import (
     with_config_key,
     with_config_labels,
 )
+from negbench.report.stats.declared import DeclaredTest, declared_tests
 from negbench.report.stats.ranking import PairAcrossDatasets, RankSummary, rank_power_note, rank_summary, ranked_rows
 from negbench.report.stats.significance import DEFAULT_PRIMARY, Significance, mark_for, resolve_primary, significance
 from negbench.report.stats.tests import (
@@ -65,6 +68,7 @@ __all__ = [
     "SHORT_KEY",
     "WORSE",
     "BaselineConfig",
+    "DeclaredTest",
     "MeanCI",
     "PairAcrossDatasets",
     "PairedTest",
@@ -76,6 +80,7 @@ __all__ = [
     "bootstrap_mean_ci",
     "clip_p",
     "config_notes",
+    "declared_tests",
     "detectable_difference",
     "fallback_config_key",
     "hodges_lehmann",

@@ -1,0 +1,139 @@
+"""Declared comparisons: the pairs a suite says it cares about (``[[comparisons]] better = "star", worse =
+"dense"``), each a one-sided test of "better beats worse" on the primary metric, Holm-corrected as a family of
+their own per dataset × model.
+
+A confirmatory family of a few one-sided hypotheses fixed before the run has more power than the exploratory
+family of every configuration against the baseline, two-sided: Holm's smallest threshold is α / k for k declared
+pairs instead of α / m for m strategies, and the whole α sits on the side the claim names. The test is the one of
+the board (:func:`~negbench.report.stats.twolevel.seed_query_test`, queries and training seeds), with ``better``
+as the new configuration and ``worse`` as the base; its one-sided p is ``p_greater``. Like every mark on a board,
+a declared claim is **supported** only when both sides have at least two seeds (the test then carries seed
+variance) and its Holm-adjusted p is below α; one seed on either side leaves it untested for seed variance. The
+family is every declared comparison, fixed before the run: one that cannot be tested (a side without finished
+runs, or with one seed) stays in it with p = 1, so a failed strategy cannot buy the others power.
+
+Each side is the newest configuration of its strategy label (:func:`~negbench.report.stats.configs.newest_config`),
+over its finished runs. The interval shown is the one-sided (1 − α) lower confidence bound of Δ, the interval
+that agrees with the one-sided test (uncorrected); the detectable difference is the smallest true Δ the one-sided
+test at α / k finds with 80% power (with one seed: from query sampling alone, a lower bound).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import polars as pl
+from scipy import stats as sps
+
+from negbench.report.stats.configs import newest_config, with_config_labels
+from negbench.report.stats.tests import holm
+from negbench.report.stats.twolevel import POWER, SeedQueryTest, detectable_difference, seed_query_test
+
+__all__ = ["DeclaredTest", "declared_tests"]
+
+
+@dataclass(frozen=True)
+class DeclaredTest:
+    """One declared comparison on one dataset × model: ``better`` > ``worse`` on ``metric``.
+
+    ``test`` is None when a side has no finished run (``missing`` names it); ``p_holm`` is Holm's over the
+    ``family`` of the board's declared comparisons (NaN for one not seed-aware), ``lower`` the one-sided lower
+    confidence bound of Δ, ``detectable`` the smallest Δ found with 80% power at α / ``family``."""
+
+    better: str
+    worse: str
+    metric: str
+    test: SeedQueryTest | None = None
+    p_holm: float = math.nan
+    lower: float = math.nan
+    detectable: float = math.nan
+    family: int = 0
+    supported: bool = False
+    missing: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.better} > {self.worse}"
+
+    @property
+    def p_one_sided(self) -> float:
+        return self.test.p_greater if self.test is not None else math.nan
+
+    @property
+    def seed_aware(self) -> bool:
+        return self.test is not None and self.test.seed_aware
+
+
+def declared_tests(
+    rows: pl.DataFrame,
+    per_query: pl.DataFrame | None,
+    comparisons: Sequence[tuple[str, str]],
+    metric: str | None,
+    alpha: float = 0.05,
+) -> dict[tuple[str, str], list[DeclaredTest]]:
+    """The declared ``(better, worse)`` comparisons of every dataset × model of ``rows``, keyed by
+    ``(dataset, model)``, in the order declared; empty without comparisons, per-query scores or a metric."""
+    if not comparisons or metric is None or per_query is None or per_query.is_empty() or rows.is_empty():
+        return {}
+    rows = with_config_labels(rows)
+    ok = rows.filter(pl.col("status") == "ok")
+    scores = per_query.filter(pl.col("metric") == metric)
+    out: dict[tuple[str, str], list[DeclaredTest]] = {}
+    for dataset, model in rows.select("dataset", "model").unique(maintain_order=True).iter_rows():
+        finished = ok.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
+        runs = {label: _newest_runs(finished, label) for pair in comparisons for label in pair}
+        tests = [_compare(better, worse, runs, scores, metric) for better, worse in comparisons]
+        out[(str(dataset), str(model))] = _judged(tests, alpha)
+    return out
+
+
+def _newest_runs(finished: pl.DataFrame, strategy: str) -> list[str]:
+    """The run ids of the newest configuration of the strategy label among finished rows (none: [])."""
+    mine = finished.filter(pl.col("strategy") == strategy)
+    if mine.is_empty():
+        return []
+    key = newest_config(mine)
+    return mine.filter(pl.col("config_key") == key)["run_id"].to_list()
+
+
+def _compare(better: str, worse: str, runs: dict[str, list[str]], scores: pl.DataFrame, metric: str) -> DeclaredTest:
+    """The test of one declared pair, or a test-less entry naming the side without finished, scored runs."""
+    scored = set(scores["run_id"].unique().to_list())
+    missing = tuple(label for label in (better, worse) if not runs[label] or not scored.issuperset(runs[label]))
+    if missing:
+        return DeclaredTest(better, worse, metric, missing=missing)
+    new, base = runs[better], runs[worse]
+    mine = scores.filter(pl.col("run_id").is_in(new + base))
+    wide = mine.pivot(on="run_id", index="query_id", values="score", aggregate_function="first")
+    matrix = wide.select([*new, *base]).drop_nulls().to_numpy().astype(float).T
+    return DeclaredTest(better, worse, metric, test=seed_query_test(matrix[: len(new)], matrix[len(new) :]))
+
+
+def _judged(tests: list[DeclaredTest], alpha: float) -> list[DeclaredTest]:
+    """Holm over every declared test of the board, one-sided (the family is fixed before the run: a claim that
+    cannot be tested — a side without finished runs, or with one seed — stays in it with p = 1); bounds,
+    detectable differences and support."""
+    family = len(tests)
+    adjusted = holm([t.p_one_sided if t.seed_aware else 1.0 for t in tests])
+    out = []
+    for t, p_holm in zip(tests, adjusted, strict=True):
+        s = t.test
+        if s is None:
+            out.append(replace(t, family=family))
+            continue
+        finite = math.isfinite(s.se) and math.isfinite(s.df) and s.se > 0
+        lower = s.mean_diff - float(sps.t.ppf(1 - alpha, s.df)) * s.se if finite else s.mean_diff
+        out.append(
+            replace(
+                t,
+                p_holm=p_holm if t.seed_aware else math.nan,
+                lower=lower,
+                # one-sided at α / k: the two-sided power equation at 2α / k (its far tail is negligible)
+                detectable=detectable_difference(s.se, s.df, min(2 * alpha / family, 0.999), POWER),
+                family=family,
+                supported=t.seed_aware and p_holm < alpha and s.mean_diff > 0,
+            )
+        )
+    return out

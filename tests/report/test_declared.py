@@ -1,0 +1,142 @@
+"""Declared comparisons (``[[comparisons]]``): one-sided claims on the primary metric, Holm-corrected as a family of
+their own, on synthetic per-query scores with training-seed shifts (see tests/report/test_seed_variance.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from negbench.errors import DataError, NegbenchError
+from negbench.report.boards import boards
+from negbench.report.figures import render_block, render_pages, store_settings
+from negbench.report.markdown import leaderboard_markdown
+from negbench.report.stats import BETTER, declared_tests
+from negbench.testing.results import synthetic_store
+from tests.report.test_seed_variance import ALPHA, KEY, draw, marks
+
+LADDER = [("random", "in-batch"), ("star", "random"), ("star", "dense")]
+
+
+def claims(effects: dict[str, float], seed: int, comparisons=LADDER, **kwargs) -> dict[str, object]:
+    rows, per_query = draw(effects, seed, **kwargs)
+    return {t.name: t for t in declared_tests(rows, per_query, comparisons, "ndcg@10", ALPHA)[KEY]}
+
+
+def test_no_difference_is_never_claimed_beyond_alpha() -> None:
+    """Six equal strategies, three seeds each with seed shifts, five claims declared (the STAR ladder and two
+    more): the family-wise rate of supported claims stays at α (bound: α + 2.5 Monte-Carlo standard errors).
+    Uncorrected, 21 of these 200 boards would support a claim."""
+    null = {"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.0, "a": 0.0, "b": 0.0}
+    declared = [*LADDER, ("a", "in-batch"), ("b", "dense")]
+    draws = 200
+    hit = sum(any(t.supported for t in claims(null, i, declared).values()) for i in range(draws))
+    bound = ALPHA + 2.5 * (ALPHA * (1 - ALPHA) / draws) ** 0.5
+    assert hit / draws <= bound, f"{hit} of {draws} boards supported a claim between equal strategies"
+
+
+def test_a_claim_against_the_data_is_never_supported() -> None:
+    """One-sided: 'star > dense' when star is clearly worse is not supported, however small its p the other way."""
+    for i in range(10):
+        found = claims({"in-batch": 0.0, "random": 0.0, "dense": 0.08, "star": 0.0}, i)["star > dense"]
+        assert found.test.mean_diff < -0.05 and found.test.p_less < 0.01
+        assert not found.supported and found.p_holm > 0.5
+
+
+def test_a_declared_family_finds_what_the_baseline_family_misses() -> None:
+    """A true effect tested as one of three declared one-sided claims is found more often than the same effect
+    tested two-sided against the baseline among eight strategies (Holm's first threshold α/3 one-sided vs α/8
+    two-sided): the reason to declare comparisons."""
+    effects = {"in-batch": 0.0, "target": 0.02} | {f"other{i}": 0.0 for i in range(7)}
+    declared = [("target", "in-batch"), ("other0", "in-batch"), ("other1", "in-batch")]
+    draws = 60
+    claimed = marked = 0
+    for i in range(draws):
+        rows, per_query = draw(effects, 2_000 + i)
+        claimed += declared_tests(rows, per_query, declared, "ndcg@10", ALPHA)[KEY][0].supported
+        marked += marks(effects, 2_000 + i)["target"].mark == BETTER
+    assert claimed >= marked + 0.1 * draws, f"declared {claimed} of {draws}, against the baseline {marked}"
+
+
+def test_power_figure_of_a_claim_matches_a_simulation() -> None:
+    """A claim whose true effect is its detectable difference is supported in 80% of simulated boards (within
+    20%: 0.64–0.96)."""
+    effects = {"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.0}
+    detectable = float(np.median([claims(effects, 500 + i)["star > random"].detectable for i in range(20)]))
+    assert 0 < detectable < 0.2
+    draws = 150
+    found = [claims({**effects, "star": detectable}, 1_000 + i)["star > random"] for i in range(draws)]
+    power = sum(t.supported for t in found) / draws
+    assert power == pytest.approx(0.8, rel=0.2), f"power {power:.2f} at the detectable difference {detectable:.4f}"
+
+
+def test_one_seed_or_a_missing_side_is_not_tested_and_stays_in_the_family() -> None:
+    """A claim with one seed on a side is never supported, however large the gap; one whose strategy has no
+    finished run says so; both still count in Holm's family (it was fixed before the run)."""
+    rows, per_query = draw({"in-batch": 0.0, "random": 0.2, "star": 0.0}, 0, seeds=(0,))
+    tests = declared_tests(rows, per_query, LADDER, "ndcg@10", ALPHA)[KEY]
+    one_seed, missing = tests[0], tests[2]
+    assert one_seed.test.mean_diff > 0.15 and one_seed.test.p_greater < 1e-6
+    assert not one_seed.supported and math.isnan(one_seed.p_holm)
+    assert missing.test is None and missing.missing == ("dense",)
+    assert {t.family for t in tests} == {3}
+
+
+def test_the_verdict_opens_with_the_declared_claims_and_the_page_shows_their_table() -> None:
+    rows, per_query = draw({"in-batch": 0.0, "random": 0.03, "dense": 0.0, "star": 0.06}, 0)
+    board = boards(rows, per_query, "in-batch", primary_metric="ndcg@10", comparisons=LADDER)
+    assert [t.name for t in board.tables[0].declared] == ["random > in-batch", "star > random", "star > dense"]
+    page = leaderboard_markdown(rows, "t", per_query, comparisons=LADDER)
+    verdict = page.split("**Verdict.** ", 1)[1].split("\n", 1)[0]
+    assert verdict.startswith("Declared comparisons (one-sided on ndcg@10, Holm-corrected α = 0.05 over 3): ")
+    assert verdict.index("star &gt; dense") < verdict.index("Against in-batch")
+    assert "### Declared comparisons" in page and "| star &gt; dense | +0.0" in page
+    assert "Declared comparisons" not in leaderboard_markdown(rows, "t", per_query)
+
+
+SUITE = '[suite]\nname = "s"\n' + "".join(f'[[comparisons]]\nbetter = "{b}"\nworse = "{w}"\n' for b, w in LADDER)
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> Path:
+    """results/ladder: four strategies, three seeds, and a suite.toml declaring the STAR ladder."""
+    synthetic_store(
+        tmp_path / "results" / "ladder",
+        {"in-batch": 0.0, "random": 0.03, "dense": 0.0, "star": 0.06},
+        n_queries=60,
+        metrics=("ndcg@10",),
+    )
+    (tmp_path / "results" / "ladder" / "suite.toml").write_text(SUITE)
+    return tmp_path
+
+
+def test_published_pages_and_the_claims_block_carry_the_suites_claims(published: Path) -> None:
+    """The store's suite.toml declares the claims: both pages show them, and format=claims is the page's table."""
+    store = published / "results" / "ladder"
+    assert store_settings(store).comparisons == tuple(LADDER)
+    pages = render_pages(store)
+    block = render_block("results/ladder format=claims", published)
+    assert block.startswith("| claim | Δ | lower bound | p one-sided | Holm p | seeds | detectable Δ | outcome |")
+    assert block in pages["leaderboard.md"]
+    assert '<h3 class="view">Declared comparisons</h3>' in pages["index.html"]
+    assert "star &gt; dense is supported" in pages["index.html"]  # the verdict, before the tables
+    with pytest.raises(NegbenchError, match="declares no"):
+        render_block("results/ladder format=claims", _without_claims(published))
+
+
+def _without_claims(root: Path) -> Path:
+    (root / "results" / "ladder" / "suite.toml").write_text('[suite]\nname = "s"\n')
+    return root
+
+
+@pytest.mark.parametrize(
+    "text", ["comparisons = 3\n", '[[comparisons]]\nbetter = "star"\n', '[[comparisons]]\nbetter = 1\nworse = "x"\n']
+)
+def test_a_malformed_declaration_in_a_published_suite_names_file_and_field(published: Path, text: str) -> None:
+    path = published / "results" / "ladder" / "suite.toml"
+    path.write_text(text + '[suite]\nname = "s"\n')
+    with pytest.raises(DataError, match="comparisons") as info:
+        store_settings(path.parent)
+    assert str(path) in str(info.value)
