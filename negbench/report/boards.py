@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
+from negbench.errors import DataError
 from negbench.report.leaderboard import LeaderboardTable, leaderboard_tables
 from negbench.report.stats import declared_tests, resolve_primary, significance, with_config_labels
 from negbench.report.table import metric_columns
@@ -43,6 +44,8 @@ def boards(
         per_query = None
     labelled = with_config_labels(rows)
     metrics = metric_columns(rows)
+    if primary_metric is not None and metrics and primary_metric not in metrics:  # never a silent fallback
+        raise DataError(f"primary metric {primary_metric!r} is not a metric of these results ({', '.join(metrics)})")
     primary = resolve_primary(metrics, primary_metric)
     sig = significance(labelled, per_query, baseline, metrics, alpha, primary) if per_query is not None else {}
     tested = per_query is not None and primary is not None

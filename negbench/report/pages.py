@@ -12,6 +12,7 @@ from negbench.report.html import render_html
 from negbench.report.html.sections import distinct
 from negbench.report.load import load_diagnostics, load_store
 from negbench.report.markdown import leaderboard_markdown
+from negbench.report.table import metric_columns
 
 __all__ = ["write_report"]
 
@@ -20,19 +21,24 @@ def write_report(
     results_dir: str | Path,
     out_dir: str | Path | None = None,
     *,
-    baseline: str = "in-batch",
+    baseline: str | None = None,
     title: str | None = None,
     alpha: float = 0.05,
     primary: str | None = None,
 ) -> tuple[Path, Path]:
     """Write ``leaderboard.md`` and ``index.html`` for a results directory; return their paths.
 
-    ``primary`` is the metric the verdict and the marks rest on; by default the one the store's ``suite.toml``
+    ``baseline`` defaults to the store's ``suite.toml`` ``[suite] baseline`` (else ``in-batch``). ``primary`` is the
+    metric the verdict and the marks rest on (one the store holds); by default the one the store's ``suite.toml``
     declares (``[evaluation] primary``, else ``[tuning] metric``), else ``ndcg@10`` or the first metric. The
     suite.toml's ``[[comparisons]]`` are tested on every board."""
     rows, per_query = load_store(results_dir)
     settings = store_settings(results_dir)
-    primary = primary or settings.primary
+    metrics = metric_columns(rows)
+    if primary is not None and metrics and primary not in metrics:
+        raise DataError(f"{primary!r} is not a metric of this store ({', '.join(metrics)})", field="--primary")
+    primary = primary or settings.primary_among(metrics)
+    baseline = baseline or settings.baseline
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
     if out.exists() and not out.is_dir():
         raise DataError("is a file; --out names the folder for leaderboard.md and index.html", file=out, field="--out")

@@ -30,6 +30,7 @@ __all__ = [
     "has_budget_changes",
     "has_compute",
     "has_gpu",
+    "join_words",
     "mark_cell",
     "memory_fallback_used",
     "metric_columns",
@@ -259,3 +260,10 @@ def fmt_delta(sig: Significance | None, digits: int = 4) -> str:
 
 def mark_cell(sig: Significance | None) -> str:
     return f" {sig.mark}" if sig is not None and sig.mark else ""
+
+
+def join_words(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    if len(words) <= 2:
+        return " and ".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]

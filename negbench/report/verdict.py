@@ -13,16 +13,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from negbench.report.caveats import board_caveats, untrained_labels
 from negbench.report.claims import claims_sentence
 from negbench.report.leaderboard import LeaderboardTable
 from negbench.report.stats import POWER, Significance
-from negbench.report.table import escape_md, fmt_delta, number
+from negbench.report.table import escape_md, fmt_delta, join_words, number
 
-__all__ = ["THROUGHPUT_SPREAD", "Verdict", "board_verdict", "verdicts"]
-
-# Two runs of one configuration whose training throughput differs by more than this factor ran on a machine
-# whose load changed between them: timings are then indicative only.
-THROUGHPUT_SPREAD = 1.25
+__all__ = ["Verdict", "board_verdict", "verdicts"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +65,7 @@ def board_verdict(
     findings = _baseline_findings(table, where, alpha, baseline)
     if claims:
         findings = [where + claims[0].lower() + claims[1:] if where else claims, *findings]
-    return Verdict(table.dataset, table.model, findings, _caveats(table, rows))
+    return Verdict(table.dataset, table.model, findings, board_caveats(table, rows))
 
 
 def _baseline_findings(table: LeaderboardTable, where: str, alpha: float, baseline: str) -> list[str]:
@@ -110,7 +107,7 @@ def _baseline_findings(table: LeaderboardTable, where: str, alpha: float, baseli
         ]
     findings[0] = findings[0][0].upper() + findings[0][1:]
     if alone:
-        findings += _query_only(alone, base.label, alpha, _untrained(table))
+        findings += _query_only(alone, base.label, alpha, untrained_labels(table))
     return findings
 
 
@@ -172,123 +169,13 @@ def _range_text(values: list[int]) -> str:
     return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
 
 
-def _caveats(table: LeaderboardTable, rows: pl.DataFrame) -> list[str]:
-    """The caveats that apply to a board: subset, devices and timing spread, budgets, repeats."""
-    out = list(table.subset_notes())
-    here = rows.filter((pl.col("dataset") == table.dataset) & (pl.col("model") == table.model))
-    devices = sorted(set(here["device"].drop_nulls().cast(pl.String).to_list())) if "device" in here.columns else []
-    if len(devices) > 1:
-        out.append(f"Timings come from {len(devices)} devices ({'; '.join(devices)}): compare costs within one only.")
-    elif devices:
-        out.append(f"Timings come from one device ({devices[0]}).")
-    spread = _timing_spread(table)
-    if spread:
-        out.append(spread)
-    rule = _budget_rule(here)
-    if rule:
-        out.append(rule)
-    budgets = {
-        r.label: reason
-        for r in table.rows
-        if r.trains and (reason := _declared(r.record.get("budget"))) not in (None, "", "equal")
-    }
-    if budgets:
-        listed = "; ".join(v if v.startswith(f"{k}:") else f"{k}: {v}" for k, v in budgets.items())
-        out.append(
-            f"{_names(budgets)} changed the data budget or training settings ({listed}): "
-            f"{'its' if len(budgets) == 1 else 'their'} Δ mixes the strategy with those changes."
-        )
-    out += _coverage_note(table)
-    out += table.repeat_notes()
-    untrained = _untrained(table)
-    if untrained:
-        out.append(f"{_names(dict.fromkeys(sorted(untrained)))} does not train (0 steps): the zero-shot floor.")
-    return out
-
-
-def _coverage_note(table: LeaderboardTable) -> list[str]:
-    """Strategies whose runs trained some example in fewer epochs than another configuration's runs did (the row's
-    ``coverage``: the smallest share of epochs in which any training example was trained)."""
-    covered = {r.label: c for r in table.rows if r.trains and (c := number(r.record.get("coverage"))) is not None}
-    if len(covered) < 2:
-        return []
-    best = max(covered.values())
-    low = {k: c for k, c in covered.items() if c < best - 1e-9}
-    if not low:
-        return []
-    listed = ", ".join(f"{k} {c:.2f}" for k, c in low.items())
-    return [
-        f"Coverage (the smallest share of epochs in which any training example was trained) is below the best "
-        f"row's {best:.2f} for {listed}: {'it' if len(low) == 1 else 'they'} trained some examples less often."
-    ]
-
-
-def _declared(budget: object) -> str | None:
-    """A row's ``budget`` less the equal-compute rule's ``compute: …`` part: the departures a strategy declares."""
-    if budget is None:
-        return None
-    parts = [p for p in str(budget).split("; ") if not p.startswith("compute: ")]
-    return "; ".join(parts) or None
-
-
-def _budget_rule(rows: pl.DataFrame) -> str | None:
-    """Which budget rule the board's runs used (``[training] budget``), for stores that record it."""
-    if "budget_rule" not in rows.columns:
-        return None
-    rules = set(rows["budget_rule"].drop_nulls().cast(pl.String).to_list())
-    if rules == {"compute"}:
-        return (
-            'Budget rule: equal compute ([training] budget = "compute"): each strategy trained the steps that give it '
-            "the baseline's preparation + training compute under the equal-data rule (estimated before training; "
-            "the budget column names the steps, the costs table the TFLOPs measured), in the same full batches."
-        )
-    if rules == {"data"}:
-        return (
-            'Budget rule: equal data ([training] budget = "data"): the same training examples per epoch for every '
-            "strategy, whatever its compute (train and prep TFLOP under Costs)."
-        )
-    return (
-        f"Budget rules differ between runs ({', '.join(sorted(rules))}): compare rows of one rule only."
-        if rules
-        else None
-    )
-
-
-def _timing_spread(table: LeaderboardTable) -> str | None:
-    """A sentence when two runs of one configuration trained at clearly different speeds (a busy machine)."""
-    by_label = {r.label: r for r in table.rows}
-    for row in table.rows:
-        original = by_label.get(row.repeat_of or "")
-        if original is None:
-            continue
-        fast, slow = (number(r.record.get("train_examples_per_s")) for r in (row, original))
-        if fast is None or slow is None or min(fast, slow) <= 0:
-            continue
-        if max(fast, slow) / min(fast, slow) > THROUGHPUT_SPREAD:
-            return (
-                f"{original.label} and {row.label} ran one configuration yet trained at {slow:,.1f} and {fast:,.1f} "
-                "examples/s: the machine's load changed between runs, so timings are indicative only."
-            )
-    return None
-
-
-def _untrained(table: LeaderboardTable) -> set[str]:
-    return {r.label for r in table.rows if not r.trains and r.record.get("steps") is not None and r.seeds > 0}
-
-
 def _listing(tests: dict[str, Significance], untrained: set[str] | frozenset[str] = frozenset()) -> str:
     """``a (Δ +0.0123 [+0.0050, +0.0196]), b (…)``; an untrained configuration says so."""
-    return _join([f"{k} ({'untrained; ' if k in untrained else ''}Δ {fmt_delta(t)})" for k, t in tests.items()])
+    return join_words([f"{k} ({'untrained; ' if k in untrained else ''}Δ {fmt_delta(t)})" for k, t in tests.items()])
 
 
 def _names(items: dict) -> str:
-    return _join(list(items))
-
-
-def _join(words: list[str]) -> str:
-    if len(words) <= 2:
-        return " and ".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
+    return join_words(list(items))
 
 
 def _span(values: dict[str, float], *, signed: bool = True) -> str:

@@ -15,7 +15,7 @@ from negbench.report.figures.spec import Spec, parse_spec
 from negbench.report.figures.stores import store_settings
 from negbench.report.load import load_store
 from negbench.report.stats import newest_configs, t_half_width
-from negbench.report.table import escape_md, format_value
+from negbench.report.table import escape_md, format_value, metric_columns
 from negbench.run.store.base import RESULTS_FILE
 
 __all__ = [
@@ -291,7 +291,8 @@ def render_block(spec: str, root: Path) -> str:
     if parsed.format in ("verdict", "claims"):
         settings = store_settings(Path(root) / parsed.directory)
         render = render_verdict if parsed.format == "verdict" else render_claims
-        return render(rows, per_query, parsed.baseline or settings.baseline, settings.primary, settings.comparisons)
+        primary = settings.primary_among(metric_columns(rows))
+        return render(rows, per_query, parsed.baseline or settings.baseline, primary, settings.comparisons)
     summaries = _ordered(summarise(rows, parsed.metric), parsed)
     if parsed.format == "ratio":
         return render_ratio(parsed, {s.strategy: s.mean for s in summaries})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,22 @@ class StoreSettings:
     suite: str | None = None
     primary: str | None = None
     comparisons: tuple[tuple[str, str], ...] = ()  # the suite's [[comparisons]] as (better, worse)
+    primary_declared: bool = False  # ``primary`` is ``[evaluation] primary`` (else ``[tuning] metric`` or None)
+    path: Path | None = None  # the suite.toml read
+
+    def primary_among(self, metrics: Sequence[str]) -> str | None:
+        """The primary metric to render with, given the store's ``metrics``: a declared ``[evaluation] primary``
+        the store does not hold is a DataError naming the suite file and field (never a silent fallback); a
+        ``[tuning] metric`` it does not hold gives None (the default rule)."""
+        if self.primary is None or not metrics or self.primary in metrics:
+            return self.primary
+        if self.primary_declared:
+            raise DataError(
+                f"{self.primary!r} is not a metric of this store ({', '.join(metrics)})",
+                file=self.path,
+                field="evaluation.primary",
+            )
+        return None
 
 
 def store_settings(directory: str | Path) -> StoreSettings:
@@ -53,15 +70,12 @@ def store_settings(directory: str | Path) -> StoreSettings:
     baseline, name = section.get("baseline", DEFAULT_BASELINE), section.get("name")
     if not isinstance(baseline, str) or (name is not None and not isinstance(name, str)):
         raise DataError("[suite] baseline and name must be strings", file=path)
-    primary = next(
-        (
-            value
-            for table, key in (("evaluation", "primary"), ("tuning", "metric"))
-            if isinstance(value := (raw.get(table) or {}).get(key), str) and value
-        ),
-        None,
+    declared, tuning = (
+        (raw.get(table) or {}).get(key) for table, key in (("evaluation", "primary"), ("tuning", "metric"))
     )
-    return StoreSettings(baseline, name, primary, _comparisons(raw.get("comparisons", []), path))
+    primary = next((v for v in (declared, tuning) if isinstance(v, str) and v), None)
+    comparisons = _comparisons(raw.get("comparisons", []), path)
+    return StoreSettings(baseline, name, primary, comparisons, primary == declared, path)
 
 
 def _comparisons(raw: object, path: Path) -> tuple[tuple[str, str], ...]:

@@ -107,7 +107,7 @@ def _compare(better: str, worse: str, runs: dict[str, list[str]], scores: pl.Dat
     new, base = runs[better], runs[worse]
     mine = scores.filter(pl.col("run_id").is_in(new + base))
     wide = mine.pivot(on="run_id", index="query_id", values="score", aggregate_function="first")
-    matrix = wide.select([*new, *base]).drop_nulls().to_numpy().astype(float).T
+    matrix = wide.select([*new, *base]).fill_nan(None).drop_nulls().to_numpy().astype(float).T
     return DeclaredTest(better, worse, metric, test=seed_query_test(matrix[: len(new)], matrix[len(new) :]))
 
 

@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 import polars as pl
 
 from negbench.report.stats.configs import baseline_config, with_config_labels
@@ -59,6 +60,8 @@ class Significance:
     primary: bool = True
     family: int = 1
     detectable: float = math.nan
+    dropped: int = 0  # queries some run of either side scored that are not in the test (missing or non-finite)
+    identical: bool = False  # every query's scores over seeds equal the baseline's: the strategy changed nothing
 
     @property
     def seed_aware(self) -> bool:
@@ -113,17 +116,23 @@ def significance(
         others = [(label, key) for label, key in configs if label != base.label]
         here = scores.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
         for (metric,), part in sorted(here.partition_by(["metric"], as_dict=True).items()):
-            tests = _tests(part, base.label, [label for label, _ in others])
+            tests, facts = _tests(part, base.label, [label for label, _ in others])
             keys = dict(others)
             for label, sig in _judged(tests, metric == primary, alpha).items():
+                dropped, identical = facts[label]
                 out[(dataset, model, label, metric)] = replace(
-                    sig, config_key=keys[label], baseline_config_key=base.config_key
+                    sig,
+                    config_key=keys[label],
+                    baseline_config_key=base.config_key,
+                    dropped=dropped,
+                    identical=identical,
                 )
     return out
 
 
-def _tests(part: pl.DataFrame, base_label: str, labels: list[str]) -> dict[str, SeedQueryTest]:
-    """The test of each label against the baseline on one metric, over the queries every run of both has."""
+def _tests(part: pl.DataFrame, base_label: str, labels: list[str]) -> tuple[dict[str, SeedQueryTest], dict[str, int]]:
+    """The test of each label against the baseline on one metric, over the queries every run of both scored with
+    a finite score; and how many queries some run of either side scored that the test therefore left out."""
     wide = part.pivot(on="run_id", index="query_id", values="score", aggregate_function="first")
     runs_of = {
         label: sub["run_id"].unique(maintain_order=True).to_list()
@@ -131,15 +140,22 @@ def _tests(part: pl.DataFrame, base_label: str, labels: list[str]) -> dict[str, 
     }
     base_runs = runs_of.get(base_label, [])
     out: dict[str, SeedQueryTest] = {}
+    facts: dict[str, tuple[int, bool]] = {}
     if not base_runs:
-        return out
+        return out, facts
     for label in labels:
         new_runs = runs_of.get(label, [])
         if not new_runs:
             continue
-        matrix = wide.select([*new_runs, *base_runs]).drop_nulls().to_numpy().astype(float).T
-        out[label] = seed_query_test(matrix[: len(new_runs)], matrix[len(new_runs) :])
-    return out
+        scores = wide.select([*new_runs, *base_runs]).fill_nan(None)
+        shared = scores.drop_nulls()
+        dropped = scores.filter(pl.any_horizontal(pl.all().is_not_null())).height - shared.height
+        matrix = shared.to_numpy().astype(float).T
+        new, base = matrix[: len(new_runs)], matrix[len(new_runs) :]
+        identical = new.shape == base.shape and new.size > 0 and np.array_equal(np.sort(new, 0), np.sort(base, 0))
+        facts[label] = (dropped, identical)
+        out[label] = seed_query_test(new, base)
+    return out, facts
 
 
 def _judged(tests: dict[str, SeedQueryTest], is_primary: bool, alpha: float) -> dict[str, Significance]:

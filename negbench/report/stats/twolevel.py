@@ -91,8 +91,11 @@ def seed_variance(scores: np.ndarray) -> tuple[float, float]:
 
 
 def seed_query_test(new: np.ndarray, base: np.ndarray, confidence: float = 0.95) -> SeedQueryTest:
-    """The comparison of two score matrices (seeds × the same n queries, in the same column order)."""
+    """The comparison of two score matrices (seeds × the same n queries, in the same column order); a query with a
+    non-finite score in any run is left out (``n`` counts the queries compared)."""
     a, b = np.atleast_2d(np.asarray(new, dtype=float)), np.atleast_2d(np.asarray(base, dtype=float))
+    finite = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)  # a query with a NaN score is not compared
+    a, b = a[:, finite], b[:, finite]
     n = a.shape[1]
     diffs = a.mean(axis=0) - b.mean(axis=0)
     mean_diff = float(diffs.mean()) if n else math.nan
@@ -109,8 +112,12 @@ def seed_query_test(new: np.ndarray, base: np.ndarray, confidence: float = 0.95)
         parts = [(query_var, float(n - 1))]
     var = sum(v for v, _ in parts)
     seed_var = var - query_var
-    if not var > 1e-24:  # identical scores everywhere: indistinguishable
-        return SeedQueryTest(mean_diff, 0.0, float(n - 1), mean_diff, mean_diff, 1.0, 1.0, 1.0, n, *seeds, 0.0, 0.0)
+    if not var > 1e-24:  # no variance at all: the difference is exact, none (p 1) or certain (p 0 on its side)
+        p_greater, p_less = (0.0 if mean_diff > 0 else 1.0), (0.0 if mean_diff < 0 else 1.0)
+        p_two = 1.0 if mean_diff == 0 else 0.0
+        return SeedQueryTest(
+            mean_diff, 0.0, float(n - 1), mean_diff, mean_diff, p_two, p_greater, p_less, n, *seeds, 0.0, 0.0
+        )
     df = var**2 / sum(v**2 / d for v, d in parts if v > 0)
     if min(seeds) >= 2:  # never more than the seeds give: Satterthwaite alone is liberal at Holm's small α
         df = min(df, float(sum(seeds) - 2))
