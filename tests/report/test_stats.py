@@ -254,8 +254,8 @@ def paired_frames(diffs: list[float], seeds: int = 1) -> tuple[pl.DataFrame, pl.
 
 
 def test_the_mark_tests_the_mean_difference_it_sits_beside() -> None:
-    """The board's test is on the mean difference its Δ column shows, so a mark never contradicts Δ; the rank
-    test of ``negbench compare`` (``paired_test``) calls the same queries significantly worse."""
+    """The board's test is on the mean difference its Δ column shows, so a mark never contradicts Δ; a rank test
+    (``paired_test``, Wilcoxon) calls the same queries significantly worse."""
     sig = significance(*paired_frames(FORTY_WORSE_FIVE_BETTER, seeds=3), "in-batch", ["ndcg@10"])
     found = sig[("d", "m", "new", "ndcg@10")]
     assert found.mean_diff > 0 and found.mark != WORSE and found.p_greater < found.p_less

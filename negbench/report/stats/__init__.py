@@ -12,7 +12,8 @@
   :mod:`~negbench.report.stats.significance`).
 * :func:`declared_tests` (:mod:`~negbench.report.stats.declared`) — the suite's declared comparisons
   (``[[comparisons]]``), one-sided on the primary metric, Holm-corrected as their own family.
-* :func:`paired_test` — a paired per-query Wilcoxon signed-rank (or t) test, what ``negbench compare`` uses.
+* :func:`paired_test` — a paired per-query Wilcoxon signed-rank (or t) test over queries alone, for a caller with
+  one run a side; the boards and ``negbench compare`` use :func:`seed_query_test`.
 * :func:`holm` — Holm's step-down correction for the family of comparisons in one table.
 
 **Configurations are never pooled.** A row's ``config_key`` hashes everything that changes its result except
