@@ -178,7 +178,8 @@ def _fewer_queries(table: LeaderboardTable) -> list[str]:
 def _identical_to_baseline(table: LeaderboardTable) -> list[str]:
     """Configurations whose primary-metric scores equal the baseline's on every query and seed."""
     primary = table.primary
-    same = [r.label for r in table.rows if primary in r.sig and r.sig[primary].identical]
+    # a repeated configuration is said to be one by repeat_notes
+    same = [r.label for r in table.rows if primary in r.sig and r.sig[primary].identical and not r.repeat_of]
     if not same:
         return []
     verb = "has" if len(same) == 1 else "have"

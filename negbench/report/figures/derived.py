@@ -1,7 +1,7 @@
-"""Figures derived from more than one strategy's mean: the paired difference against the baseline with its
-bootstrap interval (``format=delta``), the ratio of two strategies' means (``format=ratio``) and the planted
-false-negative comparison (``format=planted``), the verdict (``format=verdict``) and the declared comparisons
-(``format=claims``)."""
+"""Figures derived from more than one strategy's mean: the paired difference against the baseline with its 95%
+interval over queries and seeds (``format=delta``), the ratio of two strategies' means (``format=ratio``), the
+planted false-negative comparison (``format=planted``), the verdict (``format=verdict``) and the declared
+comparisons (``format=claims``)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,13 @@ ALPHA = 0.05  # the level of the pages `negbench figures` renders (the report's 
 
 
 def render_delta(spec: Spec, rows: pl.DataFrame, per_query: pl.DataFrame, baseline: str, label: str) -> str:
-    """``Δ nDCG@10 vs in-batch: dss +0.0117 [+0.0008, +0.0227], …``: each strategy's mean per-query difference
-    from the baseline and its bootstrap 95% interval, as the leaderboard's Δ column computes them (``rows``
-    hold every strategy of one dataset × model, so the tests are the leaderboard's)."""
+    """``Δ nDCG@10 vs in-batch: dss +0.0117 [+0.0008, +0.0227], …``: each strategy's Δ from the baseline and
+    its 95% confidence interval, as the leaderboard's Δ column computes them (``rows`` hold every strategy of one
+    dataset × model, so the tests are the leaderboard's): :func:`negbench.report.stats.significance`, i.e.
+    :func:`negbench.report.stats.twolevel.seed_query_test`. Δ is the mean over queries of the per-query difference
+    of the seed-averaged scores; the interval is the t interval ``Δ ± t(0.975, df) · SE``, ``SE²`` the seed ×
+    query variance-components estimate (query part + seed part, Welch–Satterthwaite df capped at the seeds'
+    ``S₁ + S₀ − 2``). With one seed on either side it is a paired t interval over queries: query sampling only."""
     if per_query.is_empty():
         raise NegbenchError(f"{spec.directory} has no per-query scores: format=delta needs per_query.parquet")
     labels = rows["strategy"].unique(maintain_order=True).to_list()

@@ -1,6 +1,9 @@
 """Each published store's ``leaderboard.md`` and ``index.html``, re-rendered in memory from the store and
 compared with (or written over) the committed files: the pages ``negbench figures`` keeps in step.
 
+A folder under ``results/`` with a page but no ``results.parquet`` is an *orphan* (:func:`orphaned_pages`): its
+page would stay published with nothing to re-render it from, so ``negbench figures`` fails on it.
+
 A page is a pure function of its store: the suite settings come from the store's ``suite.toml`` (or the
 defaults) and the "generated" stamp is the newest row's ``created_at``, so a re-render is byte-identical."""
 
@@ -11,12 +14,14 @@ from pathlib import Path
 
 from negbench._io import write_text_atomic
 from negbench.errors import DataError
-from negbench.report.figures.stores import SUITE_FILE, generated_at, published_stores, store_settings
+from negbench.report.figures.stores import RESULTS_ROOT, SUITE_FILE, generated_at, published_stores, store_settings
 from negbench.report.html import render_html
 from negbench.report.load import load_diagnostics, load_store
 from negbench.report.markdown import leaderboard_markdown
+from negbench.report.table import metric_columns
+from negbench.run.store.base import RESULTS_FILE
 
-__all__ = ["PAGE_FILES", "Page", "plan_pages", "render_pages", "write_pages"]
+__all__ = ["PAGE_FILES", "Page", "orphaned_pages", "plan_pages", "render_pages", "write_pages"]
 
 
 PAGE_FILES = ("leaderboard.md", "index.html")
@@ -45,8 +50,9 @@ def render_pages(directory: str | Path) -> dict[str, str]:
     pq = per_query if not per_query.is_empty() else None
     steps, overlap = load_diagnostics(directory, rows)
     baseline = settings.baseline
+    primary = settings.primary_among(metric_columns(rows))
     markdown = leaderboard_markdown(
-        rows, title, pq, baseline, steps=steps, primary=settings.primary, comparisons=settings.comparisons
+        rows, title, pq, baseline, steps=steps, primary=primary, comparisons=settings.comparisons
     )
     html = render_html(
         rows,
@@ -56,7 +62,7 @@ def render_pages(directory: str | Path) -> dict[str, str]:
         generated=generated_at(rows),
         steps=steps,
         overlap=overlap,
-        primary_metric=settings.primary,
+        primary_metric=primary,
         comparisons=settings.comparisons,
     )
     return dict(zip(PAGE_FILES, (markdown, html), strict=True))
@@ -102,3 +108,18 @@ def write_pages(pages: list[Page]) -> list[str]:
             write_text_atomic(page.path, page.text)
             written.append(page.where)
     return written
+
+
+def orphaned_pages(root: str | Path) -> list[str]:
+    """One line per folder under ``ROOT/results`` that holds a page (``leaderboard.md`` / ``index.html``) but no
+    ``results.parquet``, sorted by path: ``results/old: index.html without a results.parquet: …``."""
+    base = Path(root) / RESULTS_ROOT
+    if not base.is_dir():
+        return []
+    folders = sorted({p.parent for name in PAGE_FILES for p in base.rglob(name) if p.is_file()})
+    return [
+        f"{_display(folder, Path(root))}: {', '.join(n for n in PAGE_FILES if (folder / n).is_file())} without a "
+        f"{RESULTS_FILE}: restore the store or delete the page"
+        for folder in folders
+        if not (folder / RESULTS_FILE).is_file()
+    ]

