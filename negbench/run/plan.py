@@ -19,10 +19,21 @@ from negbench.core.registry import Registry, registry
 from negbench.core.strategy import StrategySpec
 from negbench.data.dataset import RetrievalDataset
 from negbench.errors import ConfigError, NegbenchError
+from negbench.evaluation.pool import POOLED, dev_corpus_mode
 from negbench.run.provenance import code_revision, file_digest
 from negbench.run.tuning import build_space, first_error
 
-__all__ = ["KNOWN_SERVICES", "Job", "Plan", "claims_url", "job_key", "plan_suite", "run_id_for"]
+__all__ = [
+    "KNOWN_SERVICES",
+    "Job",
+    "Plan",
+    "claims_url",
+    "dev_identity",
+    "job_key",
+    "plan_suite",
+    "run_id_for",
+    "scores_dev",
+]
 
 KNOWN_SERVICES = frozenset({"bm25", "dense", "guide"})
 
@@ -116,6 +127,26 @@ def services_key(dataset: RetrievalDataset, model_cfg: ModelConfig) -> tuple[str
     return dataset.fingerprint, model_cfg.model_dump_json()
 
 
+DEV_POOL = frozenset({"dev_corpus", "dev_pool_depth", "dev_pool_min_docs"})
+
+
+def scores_dev(suite: Suite, dataset: RetrievalDataset, spec: StrategySpec) -> bool:
+    """Whether a job scores dev: a training strategy on a dataset with dev queries, tuned or with a learning curve
+    (``"auto"`` counts: it may take points)."""
+    tuned = suite.tuning.n_trials > 0 and bool(spec.space)
+    return bool(dataset.dev) and spec.cls.trains and (tuned or suite.evaluation.curve_points != 0)
+
+
+def dev_identity(suite: Suite, dataset: RetrievalDataset, spec: StrategySpec) -> dict | None:
+    """What a job's dev scoring searches, for its key: ``{"mode": "full"}``, ``{"mode": "pooled", "depth": k}``, or
+    None when the job scores no dev."""
+    if not scores_dev(suite, dataset, spec):
+        return None
+    ev = suite.evaluation
+    mode = dev_corpus_mode(ev.dev_corpus, len(dataset.eval_corpus), ev.dev_pool_min_docs)
+    return {"mode": mode, **({"depth": ev.dev_pool_depth} if mode == POOLED else {})}
+
+
 def job_key(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spec: StrategySpec) -> str:
     """The configuration key of a job: everything that changes its results except the seed.
 
@@ -137,7 +168,10 @@ def job_key(suite: Suite, dataset: RetrievalDataset, model_cfg: ModelConfig, spe
         "training": training.model_dump(mode="json"),
         # under the equal-compute rule the baseline's configuration sets every job's steps
         **({"compute_baseline": _baseline_identity(suite)} if training.budget == "compute" else {}),
-        "evaluation": suite.evaluation.model_dump(mode="json", exclude={"batch_size", "corpus_chunk_size"}),
+        # the dev corpus as resolved for this job (none when it scores no dev): the pool's settings change no job
+        # that does not search a pool
+        "evaluation": suite.evaluation.model_dump(mode="json", exclude={"batch_size", "corpus_chunk_size", *DEV_POOL}),
+        "dev_corpus": dev_identity(suite, dataset, spec),
         "tuning": suite.tuning.model_dump(mode="json", exclude={"storage", "timeout_s", "heartbeat_s", "grace_s"}),
         "tuning_seed": suite.suite.seeds[0],
         "code": code_revision(),

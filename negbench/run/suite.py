@@ -106,6 +106,9 @@ class SuiteRunner(DevScoring, FinalStage, TuningStage, WorkerLoop):
             return self._run(validated)
 
     def _run(self, validated: Validated | None) -> ResultStore:
+        # every job of this run, in any process, keys its rows with the same code; pinned before the job server
+        # imports negbench, so an edit after that import is caught by each job's check (check_code_unchanged)
+        pin_code_revision()
         if self.board is None and self.suite.suite.isolation == "process":
             start_job_server(self.suite.tracking.enabled)  # its imports overlap validation and MLflow's set-up
         validated = validated or validate_plan(self.plan)
@@ -125,7 +128,6 @@ class SuiteRunner(DevScoring, FinalStage, TuningStage, WorkerLoop):
             lock.release()
 
     def _run_locked(self, datasets: list[RetrievalDataset]) -> ResultStore:
-        pin_code_revision()  # every job of this run, in any process, keys its rows with the same code
         jobs = [Job(d, m, spec) for d in datasets for m in self.suite.models for spec in self.plan.strategies]
         self.prepare_dev_corpora(jobs)  # pooled dev corpora built before any job (and its measured memory)
         self.tracker.start(close_stale=self.board is None)  # a worker never closes another's live runs

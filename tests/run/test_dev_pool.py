@@ -113,15 +113,25 @@ def test_auto_pools_from_dev_pool_min_docs_up(tmp_path, toy_data, tiny_model):
         assert (len(dev.corpus) < n) == (expected == "pooled:")
 
 
-def test_the_dev_corpus_settings_are_in_the_job_key(tmp_path, toy_data, tiny_model):
+def test_the_resolved_dev_corpus_is_in_the_job_key_and_unused_pool_settings_are_not(tmp_path, toy_data, tiny_model):
+    """What a job's dev scoring searches is in its key; pool settings that change no search are not (they made every
+    stored row stale)."""
     plan = _plan(tmp_path, toy_data, tiny_model, "")
     dataset = SuiteRunner(plan).load_dataset(0)
-    spec, model = plan.strategies[0], plan.suite.models[0]
-    base = job_key(plan.suite, dataset, model, spec)
-    for setting in ('dev_corpus = "pooled"', "dev_pool_depth = 50", "dev_pool_min_docs = 10"):
-        edited = _plan(tmp_path, toy_data, tiny_model, setting)
-        assert job_key(edited.suite, dataset, model, edited.strategies[0]) != base, setting
-        assert edited.suite.config_hash() != plan.suite.config_hash(), setting
+    model = plan.suite.models[0]
+
+    def key(evaluation: str) -> str:
+        edited = _plan(tmp_path, toy_data, tiny_model, evaluation)
+        return job_key(edited.suite, dataset, model, edited.strategies[0])
+
+    base = key("")  # "auto" curves: dev is scored, on the full corpus (the toy corpus is far below the threshold)
+    for setting in ('dev_corpus = "pooled"', "dev_pool_min_docs = 10"):  # both make it search a pool
+        assert key(setting) != base, setting
+    assert key('dev_corpus = "pooled"\ndev_pool_depth = 50') != key('dev_corpus = "pooled"')
+    for setting in ("dev_pool_depth = 50", "dev_pool_min_docs = 200000", 'dev_corpus = "full"'):  # still full
+        assert key(setting) == base, setting
+    no_dev = "curve_points = 0"  # no curve and no tuning: no dev scoring, whatever the pool settings
+    assert key(f'{no_dev}\ndev_corpus = "pooled"') == key(no_dev)
 
 
 @pytest.mark.parametrize(

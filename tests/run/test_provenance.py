@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from negbench.errors import NegbenchError
@@ -75,3 +77,28 @@ def test_versions_name_the_libraries_strategies_compute_with():
     versions = library_versions()
     assert {"torch", "sentence-transformers", "scikit-learn", "scipy", "bm25s"} <= set(versions)
     assert versions["scikit-learn"] != "not installed"
+
+
+def test_the_revision_is_pinned_before_the_job_server_imports_negbench(tmp_path, toy_data, tiny_model, monkeypatch):
+    """The job server imports negbench when it starts: were the revision pinned after, an edit in between would run
+    old code under the new revision's key (the job's check compares the disk with the pin, both new)."""
+    from negbench.run import suite as suite_module
+    from negbench.run.plan import plan_suite
+    from tests.cli.test_cli import suite_text
+
+    class Started(Exception):
+        pass
+
+    seen: list[str | None] = []
+
+    def server(*args, **kwargs):
+        seen.append(os.environ.get(provenance.PINNED))
+        raise Started
+
+    monkeypatch.delenv(provenance.PINNED, raising=False)
+    monkeypatch.setattr(suite_module, "start_job_server", server)
+    path = tmp_path / "s.toml"
+    path.write_text(suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("in-batch",), isolation="process"))
+    with pytest.raises(Started):
+        suite_module.SuiteRunner(plan_suite(path)).run()
+    assert seen == [provenance.code_revision()] and seen[0] is not None
