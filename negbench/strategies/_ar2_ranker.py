@@ -8,12 +8,14 @@ group's softmax, to put the positive first (``J^φ``); its distribution over the
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Ranker", "ranker_step"]
+__all__ = ["Ranker", "mean_pair_tokens", "pair_max_length", "ranker_step", "text_tokens"]
 
 
 class Ranker(nn.Module):
@@ -31,11 +33,9 @@ class Ranker(nn.Module):
     def from_bi_encoder(cls, model, seed: int) -> Ranker:
         """A ranker from a SentenceTransformer's first (transformer) module, copied, with a fresh seeded head."""
         first = model[0]
-        positions = getattr(first.auto_model.config, "max_position_embeddings", None) or 512
-        max_length = min(2 * (model.max_seq_length or 256), positions)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            ranker = cls(copy.deepcopy(first.auto_model), first.tokenizer, max_length)
+            ranker = cls(copy.deepcopy(first.auto_model), first.tokenizer, pair_max_length(model))
         return ranker.float()
 
     def forward(self, queries: list[str], documents: list[str]) -> torch.Tensor:
@@ -51,6 +51,37 @@ class Ranker(nn.Module):
         self.tokens += int(encoded["attention_mask"].sum())
         hidden = self.transformer(**encoded).last_hidden_state[:, 0]
         return self.head(hidden).squeeze(-1)
+
+
+def pair_max_length(model) -> int:
+    """The most tokens of a ``[query; document]`` pair the ranker built from the SentenceTransformer ``model`` reads:
+    twice the bi-encoder's ``max_seq_length``, within the transformer's positions."""
+    positions = getattr(model[0].auto_model.config, "max_position_embeddings", None) or 512
+    return min(2 * (model.max_seq_length or 256), positions)
+
+
+def text_tokens(tokenizer, texts: Sequence[str], chunk: int = 4096) -> np.ndarray:
+    """Tokens of each text alone, untruncated and without special tokens (tokenising only, no forward pass)."""
+    out = np.zeros(len(texts), dtype=np.int64)
+    for start in range(0, len(texts), chunk):
+        part = list(texts[start : start + chunk])
+        ids = tokenizer(part, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        out[start : start + len(part)] = [len(i) for i in ids]
+    return out
+
+
+def mean_pair_tokens(queries: np.ndarray, documents: np.ndarray, specials: int, max_length: int) -> float:
+    """Mean non-padding tokens of the pairs of every query with every document (their lengths alone, as
+    :func:`text_tokens` counts them), as :meth:`Ranker.forward` encodes a pair: ``min(q + d + specials, max_length)``
+    (``longest_first`` truncation trims a pair to exactly ``max_length``). Exact, in ``O((Q + D) log D)``."""
+    if not len(queries) or not len(documents):
+        return 0.0
+    docs = np.sort(documents.astype(np.float64))
+    below = np.concatenate([[0.0], np.cumsum(docs)])  # below[k]: the k shortest documents' tokens
+    q = queries.astype(np.float64)
+    k = np.searchsorted(docs, max_length - specials - q, side="right")  # documents whose pair is not truncated
+    total = k * (q + specials) + below[k] + (len(docs) - k) * max_length
+    return float(total.sum() / (len(q) * len(docs)))
 
 
 def ranker_step(

@@ -6,7 +6,8 @@ References:
     periodically during training. Zhan et al. 2021 (ADORE) likewise mines dynamically with the current
     query encoder. Here the corpus is re-encoded with the model under training every ``refresh_every``
     optimiser steps (synchronously, so runs are reproducible) and ranks ``range_min..range_max`` of the
-    fresh exact top-k become the candidates. Before the first refresh the base model's negatives are used.
+    fresh exact top-k become the candidates. Before the first refresh the base model's negatives are used; there is
+    no refresh after the run's last step (no step would train on it).
 """
 
 from __future__ import annotations
@@ -49,12 +50,24 @@ class ANCE(DenseNegatives):
     def search_space(cls):
         return {**super().search_space(), "refresh_every": IntDistribution(10, 200, log=True)}
 
+    def __init__(self, params: ANCEParams | None = None) -> None:
+        super().__init__(params)
+        self.ctx: Context | None = None  # the run's, for its length (set on it by the time training starts)
+
+    def setup(self, ctx: Context) -> None:
+        super().setup(ctx)
+        self.ctx = ctx
+
     def refresh_due(self, step: int) -> bool:
-        return step > 0 and step % self.params.refresh_every == 0
+        """After every ``refresh_every``-th optimiser step that another step follows: a refresh after the run's last
+        step (``ctx.total_steps``, when known) would be trained on by no step."""
+        total = None if self.ctx is None else self.ctx.total_steps
+        return step > 0 and step % self.params.refresh_every == 0 and (total is None or step < total)
 
     def workload(self, ctx: Context, sizes: Sizes) -> Workload:
-        """``dense``'s, and at every refresh the model under training re-encodes the corpus and training queries."""
-        base, refreshes = sizes.base, (ctx.total_steps or 0) // self.params.refresh_every
+        """``dense``'s, and at every refresh (after each ``refresh_every``-th of the run's steps but its last) the
+        model under training re-encodes the corpus and training queries."""
+        base, refreshes = sizes.base, max(0, (ctx.total_steps or 0) - 1) // self.params.refresh_every
         each = base.encode(base.corpus + base.queries(ctx.query_ids))
         return dataclasses.replace(super().workload(ctx, sizes), refresh=refreshes * each)
 

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from negbench.context import Context
-from negbench.strategies._ar2_ranker import Ranker, ranker_step
+from negbench.strategies._ar2_ranker import Ranker, mean_pair_tokens, pair_max_length, ranker_step, text_tokens
 from negbench.strategies._windows import POSITIVE_SLACK, window
 from negbench.strategies.ance import ANCE, ANCEParams
 from negbench.strategy import LogitView, Negatives, Sizes, Workload
@@ -137,6 +137,7 @@ class AR2(ANCE):
         self.pool: list[np.ndarray] | None = None  # each example's retriever top-k, positives removed
         self.seed = 0
         self.ranker_params = 0  # the ranker's non-embedding parameters (its FLOPs: 6 per token per parameter)
+        self._pair_tokens: dict[tuple[int, int, int], float] = {}  # ranker_pair_tokens, per examples
 
     @classmethod
     def search_space(cls):
@@ -160,17 +161,35 @@ class AR2(ANCE):
 
     def workload(self, ctx: Context, sizes: Sizes) -> Workload:
         """``ance``'s, and inside the training steps: every step the ranker's forward and backward pass over each
-        row's group (``B · (1 + group_size)`` pairs of a query and a document, ``N`` of the base model); every step
-        once it is trusted, ``group_size`` extra retriever columns per row (mean document length)."""
+        row's group (``B · (1 + group_size)`` pairs of a query and a document, as :meth:`ranker_pair_tokens` long,
+        ``N`` of the base model); every step once it is trusted, ``group_size`` extra retriever columns per row (mean
+        document length)."""
         work, p, base = super().workload(ctx, sizes), self.params, sizes.base
         if p.ranker_lr == 0:
             return work
         steps, rows = ctx.total_steps or 0, ctx.batch_size
-        pair = base.queries([e.query_id for e in ctx.examples]) / max(1, len(ctx.examples)) + base.mean_doc
-        ranker = steps * base.train(rows * (1 + p.group_size) * pair)
+        ranker = steps * base.train(rows * (1 + p.group_size) * self.ranker_pair_tokens(ctx))
         distilled = max(0, steps - p.ranker_warmup) if p.distill_weight > 0 else 0
         group = distilled * base.train(rows * p.group_size * base.mean_doc)
         return dataclasses.replace(work, train=work.train + ranker + group)
+
+    def ranker_pair_tokens(self, ctx: Context) -> float:
+        """Mean tokens of one ranker pair of a row's group, as the ranker tokenises and truncates it (the base model's
+        tokenizer, :func:`~negbench.strategies._ar2_ranker.pair_max_length`; no prompt): the example's query with
+        its positive (one pair) or with a document of the corpus (``group_size`` pairs; the group's documents are
+        the retriever's top ``top_k``, unknown before training, so the corpus's mean). Memoised per examples."""
+        key = (id(ctx.services), id(ctx.examples), len(ctx.examples))
+        if key not in self._pair_tokens:
+            model = ctx.services.base_model
+            tokenizer, longest = model[0].tokenizer, pair_max_length(model)
+            specials = tokenizer.num_special_tokens_to_add(pair=True)
+            corpus = ctx.dataset.corpus.texts
+            queries = text_tokens(tokenizer, [e.query for e in ctx.examples])
+            docs = text_tokens(tokenizer, corpus)
+            positive = np.minimum(queries + docs[ctx.positive_docs] + specials, longest).mean() if len(queries) else 0
+            other = mean_pair_tokens(queries, docs, specials, longest)
+            self._pair_tokens[key] = (float(positive) + self.params.group_size * other) / (1 + self.params.group_size)
+        return self._pair_tokens[key]
 
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)

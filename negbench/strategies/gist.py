@@ -21,16 +21,18 @@ would add columns to the loss and are left out, so the loss stays negbench's one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from negbench.context import Context
-from negbench.strategy import LogitView, Strategy, load_encoder
+from negbench.strategy import Compute, EncoderSizes, LogitView, Sizes, Strategy, Workload, load_encoder
 
-__all__ = ["GIST", "GISTParams", "guided_mask"]
+__all__ = ["GIST", "GISTParams", "encoder_sizes", "guided_mask"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,26 @@ def guided_mask(guide_sim: torch.Tensor, target: torch.Tensor, margin_strategy: 
     return mask
 
 
+def _tokens(model, texts: Sequence[str], prompt: str | None, chunk: int = 256) -> np.ndarray:
+    """Non-padding tokens of each text as ``model`` encodes it (with ``prompt``, truncated); no forward pass."""
+    out = np.zeros(len(texts), dtype=np.int64)
+    for start in range(0, len(texts), chunk):
+        features = model.preprocess(list(texts[start : start + chunk]), prompt=prompt)
+        out[start : start + chunk] = features["attention_mask"].sum(dim=1).cpu().numpy()
+    return out
+
+
+def encoder_sizes(model, ctx: Context) -> EncoderSizes:
+    """``model``'s :class:`EncoderSizes` on ``ctx``'s dataset: its ``N`` and every document's and query's tokens
+    as ``encode_document`` / ``encode_query`` see them (its prompts, its ``max_seq_length``)."""
+    prompts = getattr(model, "prompts", None) or {}
+    document = next((prompts[k] for k in ("document", "passage", "corpus") if k in prompts), None) or None
+    queries = ctx.dataset.queries
+    counts = _tokens(model, list(queries.values()), prompts.get("query") or None)
+    docs = _tokens(model, ctx.dataset.corpus.texts, document)
+    return EncoderSizes(Compute.params(model), docs, dict(zip(queries, map(int, counts), strict=True)))
+
+
 class GIST(Strategy):
     """Guided in-sample selection: mask the candidates a guide model ranks above the positive."""
 
@@ -71,6 +93,7 @@ class GIST(Strategy):
         super().__init__(params)
         self.guide_queries: torch.Tensor | None = None  # (n_examples, d), L2-normalised, CPU
         self.guide_docs: torch.Tensor | None = None  # (n_corpus, d), L2-normalised, CPU
+        self._guide_sizes: dict[int, EncoderSizes] = {}  # params.guide's, per dataset (the estimate's)
 
     @classmethod
     def search_space(cls):
@@ -78,6 +101,17 @@ class GIST(Strategy):
             "margin_strategy": CategoricalDistribution(["absolute", "relative"]),
             "margin": FloatDistribution(0.0, 0.2),
         }
+
+    def workload(self, ctx: Context, sizes: Sizes) -> Workload:
+        """The guide encodes the corpus and training queries once: ``params.guide``'s model when named (loaded and
+        tokenised here, once per dataset: its ``N`` and ``guide_max_seq_length``), else the suite's teacher."""
+        if not self.params.guide:
+            return super().workload(ctx, sizes)
+        key = id(ctx.dataset)
+        if key not in self._guide_sizes:
+            model = load_encoder(self.params.guide, self.params.guide_max_seq_length, device="cpu")
+            self._guide_sizes[key] = encoder_sizes(model, ctx)
+        return Workload(prep=sizes.encoded(ctx.query_ids, self._guide_sizes[key]))
 
     def set_guide(self, queries: torch.Tensor, docs: torch.Tensor) -> None:
         """Guide embeddings: one row per training example, one row per corpus document."""

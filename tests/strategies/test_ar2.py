@@ -16,9 +16,12 @@ from negbench.core.loss import info_nce
 from negbench.core.models import load_model
 from negbench.core.strategy import LogitView
 from negbench.core.training.loop import train
+from negbench.strategies._ar2_ranker import mean_pair_tokens
 from negbench.strategies._windows import POSITIVE_SLACK
 from negbench.strategies.ar2 import AR2, AR2Params
 from negbench.strategies.dense import DenseNegatives
+from negbench.testing import make_context, toy_setup
+from negbench.testing.conformance import LONG_DOC_WORDS
 
 SCALE = 20.0
 
@@ -281,3 +284,38 @@ def test_a_warmup_longer_than_the_run_is_warned_about(ctx, caplog):
     with caplog.at_level("WARNING", logger="negbench.strategies.ar2"):
         AR2.from_params({"ranker_warmup": 20}).setup(ctx)
     assert "never trusted" in caplog.text
+
+
+def test_mean_pair_tokens_is_the_mean_over_every_query_and_document_pair():
+    rng = np.random.default_rng(0)
+    queries, docs = rng.integers(0, 40, 17), rng.integers(0, 120, 50)
+    brute = np.minimum(queries[:, None] + docs[None, :] + 3, 64).mean()  # longest_first: a pair trimmed to 64
+    assert mean_pair_tokens(queries, docs, 3, 64) == pytest.approx(brute, rel=1e-12)
+
+
+def test_the_estimate_prices_each_ranker_pair_as_the_ranker_truncates_it(toy_root, tiny_model):
+    """Documents longer than the bi-encoder's ``max_seq_length`` (32): the ranker reads a pair of up to twice that,
+    so a pair costs what the ranker's own tokenisation makes of it (here 64 tokens), not the example's query plus
+    the bi-encoder's truncated document (38, the estimate before the fix; 27% low on SciFact)."""
+    data, _ = toy_setup(toy_root, LONG_DOC_WORDS)
+    ctx = make_context(data, tiny_model, toy_root / "cache")
+    ar2 = AR2.from_params({"ranker_lr": 1e-3, "group_size": 3})
+    ar2.setup(ctx)
+    ranker, corpus, queries = ar2.ranker, ctx.dataset.corpus.texts, [e.query for e in ctx.examples]
+    with torch.no_grad():  # the pairs of each example with its positive, counted by the ranker itself
+        ranker(queries, [corpus[d] for d in ctx.positive_docs])
+    pairs = ranker.tokenizer(
+        [q for q in queries for _ in corpus],
+        [d for _ in queries for d in corpus],
+        truncation="longest_first",
+        max_length=ranker.max_length,
+    )  # every example's query with every document, tokenised as Ranker.forward does
+    every = np.mean([len(ids) for ids in pairs["input_ids"]])
+    assert ar2.ranker_pair_tokens(ctx) == pytest.approx((ranker.tokens / len(queries) + 3 * every) / 4, rel=1e-9)
+    sizes = ctx.services.token_sizes()
+    assert (
+        ranker.max_length == 64
+        and sizes.mean_doc == 32
+        and ar2.ranker_pair_tokens(ctx)
+        > 1.5 * (sizes.queries([e.query_id for e in ctx.examples]) / len(ctx.examples) + sizes.mean_doc)
+    )

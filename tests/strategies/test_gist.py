@@ -7,11 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from negbench.config.suite import ModelConfig
+from negbench.core.compute import FlopMeter
 from negbench.core.loss import info_nce
 from negbench.core.models import load_model
+from negbench.core.setup import sizes_of
 from negbench.core.strategy import LogitView
 from negbench.errors import ConfigError
 from negbench.strategies.gist import GIST
+from negbench.testing import build_tiny_encoder
 
 SCALE = 20.0
 
@@ -118,3 +121,16 @@ def test_needs_a_guide_and_valid_params():
         GIST.from_params({"margin_strategy": "percent"})
     with pytest.raises(ConfigError, match="margin"):
         GIST.from_params({"margin": 2.0})
+
+
+def test_a_named_guide_is_priced_as_itself(ctx, tmp_path):
+    """With ``params.guide`` the estimate's preparation is that model (its own ``N``, its ``guide_max_seq_length``)
+    encoding the corpus and training queries, what ``setup`` measures; not the suite's teacher (here the base
+    model: before the fix, 1.47 times this guide's cost)."""
+    guide = build_tiny_encoder(tmp_path / "guide", dim=48, layers=1)
+    gist = GIST.from_params({"guide": str(guide), "guide_max_seq_length": 8})
+    work = gist.workload(ctx, sizes_of(ctx.services))
+    with FlopMeter() as meter:
+        gist.setup(ctx)
+    assert work.prep == pytest.approx(meter.flops, rel=1e-9) and not work.negatives
+    assert work.prep != pytest.approx(GIST().workload(ctx, sizes_of(ctx.services)).prep, rel=0.1)
