@@ -9,7 +9,7 @@ import polars as pl
 from negbench.report.leaderboard import LeaderboardTable
 from negbench.report.table import join_words, number
 
-__all__ = ["THROUGHPUT_SPREAD", "board_caveats", "untrained_labels"]
+__all__ = ["THROUGHPUT_SPREAD", "board_caveats", "not_compared", "untrained_labels"]
 
 # Two runs of one configuration whose training throughput differs by more than this factor ran on a machine
 # whose load changed between them: timings are then indicative only.
@@ -186,4 +186,25 @@ def _identical_to_baseline(table: LeaderboardTable) -> list[str]:
     return [
         f"{join_words(same)} {verb} the baseline's {primary} on every query and seed: check that "
         f"{'it changes' if len(same) == 1 else 'they change'} training at all."
+    ]
+
+
+def not_compared(rows: pl.DataFrame) -> list[str]:
+    """A sentence naming the configurations whose every seed failed, with the reason (the first failure's error,
+    without its exception's module path): they have no score and sit in no test. Under the equal-compute rule these
+    are the strategies whose preparation alone exceeds the budget."""
+    if not {"label", "status", "error"} <= set(rows.columns):
+        return []
+    failed = (
+        rows.group_by("label", maintain_order=True)
+        .agg((pl.col("status") != "ok").all().alias("all_failed"), pl.col("status").first(), pl.col("error").first())
+        .filter(pl.col("all_failed"))
+    )
+    if failed.is_empty():
+        return []
+    labels, first = failed["label"].to_list(), failed.row(0, named=True)
+    reason = str(first["error"] or first["status"]).rsplit("Error: ", 1)[-1].strip()
+    return [
+        f"Not compared: {join_words(labels)} failed on every seed ({first['status']}; e.g. {reason}), so "
+        f"{'it has' if len(labels) == 1 else 'they have'} no score on this board."
     ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from negbench.report.caveats import board_caveats, untrained_labels
+from negbench.report.caveats import board_caveats, not_compared, untrained_labels
 from negbench.report.claims import claims_sentence
 from negbench.report.leaderboard import LeaderboardTable
 from negbench.report.stats import POWER, Significance
@@ -62,7 +62,8 @@ def board_verdict(
     configuration against the baseline."""
     claims = claims_sentence(table.declared, alpha)
     where = f"On {table.dataset} · {table.model}, " if named else ""
-    findings = _baseline_findings(table, where, alpha, baseline)
+    here = rows.filter((pl.col("dataset") == table.dataset) & (pl.col("model") == table.model))
+    findings = _baseline_findings(table, where, alpha, baseline) + not_compared(here)
     if claims:
         findings = [where + claims[0].lower() + claims[1:] if where else claims, *findings]
     return Verdict(table.dataset, table.model, findings, board_caveats(table, rows))

@@ -110,3 +110,19 @@ def test_report_compares_with_the_stores_own_baseline(store: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(store)])
     assert result.exit_code == 0, result.output
     assert "Against random on ndcg@10" in (store / "leaderboard.md").read_text()
+
+
+def test_a_configuration_that_failed_every_seed_is_named_with_its_reason() -> None:
+    """Under the equal-compute rule a strategy whose preparation alone exceeds the budget fails every seed: the
+    verdict says it was not compared, and why (the board showed only a status column)."""
+    pairs = synthetic_rows(EFFECTS, n_queries=40, metrics=("ndcg@10",), failed=("dense",))
+    rows, per_query = synthetic_frames(pairs)
+    error = "negbench.errors.BudgetError: strategy 'dense': its preparation alone exceeds the compute budget"
+    rows = rows.with_columns(
+        pl.when(pl.col("strategy") == "dense").then(pl.lit(error)).otherwise(pl.col("error")).alias("error")
+    )
+    _, verdict = verdict_of(rows, per_query)
+    assert verdict.findings[-1] == (
+        "Not compared: dense failed on every seed (failed: RuntimeError; e.g. strategy 'dense': its preparation "
+        "alone exceeds the compute budget), so it has no score on this board."
+    )
