@@ -52,12 +52,21 @@ def atomic_write(path: str | Path, write: Callable[[str], object], *, suffix: st
     os.close(fd)
     try:
         write(tmp)
+        _fsync(tmp)  # on disk before it takes the name: a crash leaves the old file or the new, never an empty one
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -35,6 +35,7 @@ __all__ = [
     "EncoderSizes",
     "FlopMeter",
     "Sizes",
+    "TokenCounts",
     "Workload",
     "add_flops",
     "count_tokens",
@@ -145,8 +146,40 @@ class Compute:
     params = staticmethod(non_embedding_params)
 
 
+class _Counted:
+    """What :class:`EncoderSizes` and :class:`TokenCounts` share: the encoder's ``N`` (``params``), the tokens of each
+    query (``query_tokens``) and of each corpus document they hold (:meth:`tokens_of`), and FLOPs of tokens."""
+
+    params: int
+    query_tokens: dict[str, int]
+
+    def tokens_of(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def queries(self, qids: Sequence[str]) -> int:
+        return sum(self.query_tokens[q] for q in qids)
+
+    def docs(self, ids: Sequence[int] | np.ndarray) -> int:
+        return int(self.tokens_of(ids).sum())
+
+    def mean_pair(self, examples: Sequence) -> float:
+        """Mean tokens of a training example's query and positive (``query_id``, ``doc``: its corpus index)."""
+        if not examples:
+            return 0.0
+        queries = np.array([self.query_tokens[e.query_id] for e in examples], dtype=np.float64)
+        return float((queries + self.tokens_of([e.doc for e in examples])).mean())
+
+    def encode(self, tokens: float) -> float:
+        """FLOPs of encoding ``tokens`` (forward only)."""
+        return token_flops(tokens, self.params)
+
+    def train(self, tokens: float) -> float:
+        """FLOPs of training on ``tokens`` (forward and backward)."""
+        return token_flops(tokens, self.params, trained=True)
+
+
 @dataclass
-class EncoderSizes:
+class EncoderSizes(_Counted):
     """One encoder's ``N`` and the tokens of each corpus document and each query as it encodes them: the inputs of
     the compute budget's estimate (see :meth:`negbench.core.strategy.Strategy.workload`)."""
 
@@ -163,26 +196,27 @@ class EncoderSizes:
     def mean_doc(self) -> float:
         return float(self.doc_tokens.mean()) if len(self.doc_tokens) else 0.0
 
-    def queries(self, qids: Sequence[str]) -> int:
-        return sum(self.query_tokens[q] for q in qids)
+    def tokens_of(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self.doc_tokens[np.asarray(ids, dtype=np.int64)]
 
-    def docs(self, ids: Sequence[int] | np.ndarray) -> int:
-        return int(self.doc_tokens[np.asarray(ids, dtype=np.int64)].sum())
 
-    def mean_pair(self, examples: Sequence) -> float:
-        """Mean tokens of a training example's query and positive (``query_id``, ``doc``: its corpus index)."""
-        if not examples:
-            return 0.0
-        queries = np.array([self.query_tokens[e.query_id] for e in examples], dtype=np.float64)
-        return float((queries + self.doc_tokens[np.array([e.doc for e in examples], dtype=np.int64)]).mean())
+@dataclass
+class TokenCounts(_Counted):
+    """The tokens of some corpus documents and queries only, as one encoder encodes them (the same numbers as its
+    :class:`EncoderSizes`): what a figure that reads no other text needs (a dev scoring's, the plain loss's). A
+    document or query it did not count is a ``KeyError``."""
 
-    def encode(self, tokens: float) -> float:
-        """FLOPs of encoding ``tokens`` (forward only)."""
-        return token_flops(tokens, self.params)
+    params: int
+    doc_ids: np.ndarray  # the counted corpus indices, ascending and distinct
+    doc_counts: np.ndarray  # the tokens of each
+    query_tokens: dict[str, int]  # per counted query id
 
-    def train(self, tokens: float) -> float:
-        """FLOPs of training on ``tokens`` (forward and backward)."""
-        return token_flops(tokens, self.params, trained=True)
+    def tokens_of(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.doc_ids, ids), max(len(self.doc_ids) - 1, 0))
+        if len(ids) and (not len(self.doc_ids) or (self.doc_ids[at] != ids).any()):
+            raise KeyError("corpus documents whose tokens were not counted")
+        return self.doc_counts[at]
 
 
 @dataclass

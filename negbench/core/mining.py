@@ -7,23 +7,27 @@ fingerprints, so a rerun (or another suite on the same data) does not encode aga
 Cost accounting does not depend on which job filled a cache: every cached artefact is stored with the
 seconds it took to compute and the FLOPs its encoders spent (:mod:`negbench.core.compute`), each exclusive of the
 artefacts it used in turn, and a run is charged that cost for every artefact it uses, whether it computed it,
-loaded it from disk or found it in memory (:func:`charged_seconds`, :func:`charged_flops`).
+loaded it from disk or found it in memory (:func:`charged_seconds`, :func:`charged_flops`). Token counts
+(:meth:`MiningServices.token_sizes`, :meth:`MiningServices.token_counts`) are cached on disk the same way but charged
+to no run: tokenising costs no FLOPs, and the suite counts them before any job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from negbench._io import atomic_write
-from negbench.core.compute import EncoderSizes, count_tokens, flop_clock, watch
+from negbench.core.compute import EncoderSizes, TokenCounts, count_tokens, flop_clock, watch
 from negbench.core.search import encode, exact_topk
 from negbench.data.dataset import RetrievalDataset
 
@@ -61,6 +65,8 @@ class MiningServices:
         self._inner: list[list[float]] = []  # per open look-up: [seconds, FLOPs] of the look-ups nested inside it
         self._deps: list[dict[str, tuple[float, float]]] = []  # per open look-up: (seconds, FLOPs) of what it used
         self._sizes: EncoderSizes | None = None
+        self._counts: dict[str, object] = {}  # token counts by name (_stored)
+        self._counting = False  # in a counting() block
 
     # ----------------------------------------------------------------------------------- base model
     @property
@@ -71,19 +77,81 @@ class MiningServices:
         return self._base_model
 
     def token_sizes(self, keep_model: bool = True) -> EncoderSizes:
-        """The base model's ``N`` and the tokens of every corpus document and query as it encodes them (memoised;
-        tokenising costs no FLOPs and is charged to no run): the compute budget's estimate reads them.
+        """The base model's ``N`` and the tokens of every corpus document and query as it encodes them: the compute
+        budget's estimate reads them (it prices encoding the whole corpus). Counted once per dataset × model and
+        cached on disk and in memory (:meth:`_stored`; tokenising costs no FLOPs and is charged to no run).
         ``keep_model=False``: a base model loaded only to count them is let go again (a run whose strategy never
         uses it must not hold it in its measured memory)."""
         if self._sizes is None:
-            loaded = self._base_model is not None
-            model, queries = self.base_model, self.dataset.queries
-            docs = count_tokens(model, self.dataset.corpus.texts, "document")
-            counts = count_tokens(model, list(queries.values()), "query")
-            self._sizes = EncoderSizes(watch(model), docs, dict(zip(queries, map(int, counts), strict=True)))
-            if not keep_model and not loaded:
-                self._base_model = None
+            corpus, queries = self.dataset.corpus, list(self.dataset.queries)
+            with self.counting() if not keep_model else contextlib.nullcontext():
+                stored = self._stored(self._key("token-sizes"), lambda: self._count(range(len(corpus)), queries))
+            self._sizes = EncoderSizes(stored["params"], stored["docs"], stored["queries"])
         return self._sizes
+
+    def token_counts(self, docs: Iterable[int] | np.ndarray, qids: Iterable[str]) -> TokenCounts:
+        """The tokens of the corpus documents ``docs`` (indices) and the queries ``qids`` only, as
+        :meth:`token_sizes` counts them (the same numbers, without tokenising the rest of the corpus): cached on
+        disk and in memory per set, and taken from :meth:`token_sizes`' when those are known. Call it in a
+        :meth:`counting` block to load the base model at most once for several sets and let it go after."""
+        ids = np.unique(np.asarray(docs if isinstance(docs, np.ndarray) else list(docs), dtype=np.int64))
+        qids = sorted(set(qids))
+        digest = hashlib.sha256(ids.tobytes()).hexdigest()[:12]
+        name = self._key("token-counts", len(ids), len(qids), digest, _digest(qids))
+
+        def compute() -> dict:
+            whole = self._sizes or self._stored(self._key("token-sizes"))  # the whole corpus's, when counted
+            if whole is None:
+                return self._count(ids, qids)
+            if isinstance(whole, EncoderSizes):
+                whole = {"params": whole.params, "docs": whole.doc_tokens, "queries": whole.query_tokens}
+            return {
+                "params": whole["params"],
+                "docs": whole["docs"][ids],
+                "queries": {q: whole["queries"][q] for q in qids},
+            }
+
+        with self.counting():
+            stored = self._stored(name, compute)
+        return TokenCounts(stored["params"], ids, stored["docs"], stored["queries"])
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        """A block that counts tokens: a base model loaded in it is let go at its end (the outermost block's), so a
+        run whose strategy never uses the base model does not hold it in its measured memory."""
+        if self._counting:
+            yield
+            return
+        self._counting, loaded = True, self._base_model is not None
+        try:
+            yield
+        finally:
+            self._counting = False
+            if not loaded:
+                self._base_model = None
+
+    def _count(self, docs: Iterable[int], qids: list[str]) -> dict:
+        """Tokenise the corpus documents ``docs`` and the queries ``qids`` with the base model (no forward pass)."""
+        model, texts = self.base_model, self.dataset.corpus.texts
+        counts = count_tokens(model, [texts[i] for i in docs], "document")
+        queries = count_tokens(model, [self.dataset.queries[q] for q in qids], "query")
+        return {"params": watch(model), "docs": counts, "queries": dict(zip(qids, map(int, queries), strict=True))}
+
+    def _stored(self, name: str, compute: Callable[[], object] | None = None):
+        """``compute()`` once, kept in memory and on disk (keyed by the code that counts, :data:`_COUNT_CODE`) and
+        charged to no run: token counts, which cost no FLOPs. Without ``compute``: the stored value or None."""
+        if name not in self._counts:
+            path = self.cache_dir / f"{name}-{_COUNT_CODE}.pt"
+            stored = _load(path)
+            if stored is not None:
+                self._counts[name] = stored
+            elif compute is None:
+                return None
+            else:
+                value = compute()
+                atomic_write(path, partial(torch.save, value))
+                self._counts[name] = value
+        return self._counts[name]
 
     def _key(self, *parts: object) -> str:
         return "-".join([self.dataset.fingerprint, self.model_fingerprint, *map(str, parts)])
@@ -108,8 +176,8 @@ class MiningServices:
         try:
             if name not in self._memo:
                 path = self.cache_dir / f"{name}-{_CODE}.pt"
-                if path.is_file():
-                    stored = torch.load(path, weights_only=False)
+                stored = _load(path)
+                if stored is not None:
                     self._memo[name] = (stored["value"], stored["costs"])
                 else:
                     began = _now()
@@ -238,7 +306,25 @@ def _now() -> tuple[float, float]:
 _CODE = hashlib.sha256(
     b"".join((Path(__file__).parent / f).read_bytes() for f in ("mining.py", "search.py"))
 ).hexdigest()[:10]
+# token counts by the code that counts them (count_tokens, the model's prompts) too
+_COUNT_CODE = hashlib.sha256(
+    b"".join((Path(__file__).parent / f).read_bytes() for f in ("mining.py", "search.py", "compute.py"))
+).hexdigest()[:10]
 
 
 def _digest(items: list[str]) -> str:
     return hashlib.sha256("\0".join(items).encode()).hexdigest()[:12]
+
+
+def _load(path: Path) -> Any:
+    """A cached artefact, or None when there is none or it cannot be read (cut short by a crash, written by another
+    version): it is then computed again and replaced, with a warning. Never an exception: an ``EOFError`` escaping
+    to the command line reads as Ctrl-C there."""
+    if not path.is_file():
+        return None
+    try:
+        stored = torch.load(path, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: torch raises EOFError, RuntimeError, UnpicklingError …
+        log.warning("cache file %s cannot be read (%s: %s): computing it again", path, type(exc).__name__, exc)
+        return None
+    return stored

@@ -3,8 +3,8 @@ the run's length on it. The suite's final runs and trials, ``negbench plan`` and
 here, so what ``plan`` shows is what trains.
 
 **The compute estimate** (made before training; FLOPs as :mod:`negbench.core.compute` counts them, with the base
-model's ``N`` and token counts of :meth:`~negbench.core.mining.MiningServices.token_sizes`): a run of ``S`` steps of
-``B`` examples costs
+model's ``N`` and token counts of :meth:`~negbench.core.mining.MiningServices.token_sizes`, counted once per dataset ×
+model and cached on disk): a run of ``S`` steps of ``B`` examples costs
 
 * training: ``6·N · S · B · (t̄_example + K · t̄_doc)`` — ``t̄_example``: the mean tokens of a training example's
   query and positive (what a step of the first epoch holds on average, for every seed alike); ``K``: the suite's
@@ -37,7 +37,7 @@ from negbench.core.budget import (
     steps_run,
     tflop,
 )
-from negbench.core.compute import EncoderSizes, Sizes
+from negbench.core.compute import EncoderSizes, Sizes, TokenCounts
 from negbench.core.context import Context
 from negbench.core.mining import MiningServices
 from negbench.core.strategy import Strategy
@@ -165,9 +165,13 @@ def estimator(
     return at
 
 
-def plain_loss_flops(examples: Sequence[TrainingExample], sizes: EncoderSizes, training: TrainingConfig) -> float:
+def plain_loss_flops(
+    examples: Sequence[TrainingExample], sizes: EncoderSizes | TokenCounts, training: TrainingConfig
+) -> float:
     """Estimated FLOPs of ``training``'s run of the plain loss on ``examples`` (full batches; each example's query and
     positive forward and backward; no strategy's extra columns, mined negatives, own models or budget departures):
-    one figure per dataset × model, the same for every strategy (what "auto" learning curves are decided from)."""
+    one figure per dataset × model, the same for every strategy (what "auto" learning curves are decided from). It
+    reads the tokens of the examples' queries and positives only: ``sizes`` may be their
+    :meth:`~negbench.core.mining.MiningServices.token_counts`."""
     steps = training.max_steps if training.max_steps > 0 else training.epochs * (len(examples) // training.batch_size)
     return sizes.train(steps * training.batch_size * sizes.mean_pair(examples))

@@ -32,7 +32,7 @@ from negbench.core.mining import MiningServices
 from negbench.data.beir import Corpus
 from negbench.data.dataset import RetrievalDataset
 
-__all__ = ["FULL", "POOLED", "DevCorpus", "DevPool", "build_dev_pool", "dev_corpus_mode"]
+__all__ = ["FULL", "POOLED", "DevCorpus", "DevPool", "build_dev_pool", "dev_corpus_mode", "judged_indices"]
 
 FULL, POOLED = "full", "pooled"
 
@@ -84,10 +84,10 @@ class DevCorpus:
     label: str  # "full" or "pooled:<documents>"
     pool: DevPool | None = None
 
-    def tokens(self, doc_tokens: np.ndarray) -> int:
-        """Tokens of the documents searched, from the tokens of each evaluation-corpus document (``doc_tokens``
-        may go on past it: the training corpus's)."""
-        return int((doc_tokens[: len(self.corpus)] if self.pool is None else doc_tokens[self.pool.indices]).sum())
+    @property
+    def indices(self) -> np.ndarray:
+        """The documents searched, as evaluation-corpus indices (which are the training corpus's too)."""
+        return np.arange(len(self.corpus), dtype=np.int64) if self.pool is None else self.pool.indices
 
     @classmethod
     def full(cls, eval_corpus: Corpus) -> DevCorpus:
@@ -111,8 +111,7 @@ def build_dev_pool(dataset: RetrievalDataset, services: MiningServices, depth: i
     k = depth + min(len(dataset.corpus) - n, depth)
 
     def compute() -> dict:
-        index = dataset.eval_corpus.index
-        judged = {index[d] for q in qids for d in dataset.dev[q] if d in index}
+        judged = set(judged_indices(dataset).tolist())
         bm25 = _top(services.bm25_topk(qids, k)[1], n, depth)
         dense = _top(services.dense_topk(qids, k)[1], n, depth)
         pooled = np.array(sorted(judged | bm25 | dense), dtype=np.int64)
@@ -122,6 +121,13 @@ def build_dev_pool(dataset: RetrievalDataset, services: MiningServices, depth: i
         return DevPool(np.zeros(0, dtype=np.int64), 0, depth, 0, 0, 0, n)
     value = services.cached(name, compute)
     return DevPool(value["indices"], len(qids), depth, value["judged"], value["bm25"], value["dense"], n)
+
+
+def judged_indices(dataset: RetrievalDataset) -> np.ndarray:
+    """The evaluation-corpus indices (ascending) of the documents judged for some dev query: in every pool, so the
+    smallest a pool can be."""
+    index = dataset.eval_corpus.index
+    return np.array(sorted({index[d] for q in dataset.dev for d in dataset.dev[q] if d in index}), dtype=np.int64)
 
 
 def _top(idx: np.ndarray, n: int, depth: int) -> set[int]:

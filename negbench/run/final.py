@@ -23,9 +23,9 @@ from negbench.core.compute import FlopMeter, watch
 from negbench.core.context import Context
 from negbench.core.mining import MiningServices, charged_flops, charged_seconds
 from negbench.core.models import load_model
-from negbench.core.probes.curves import auto_curve_points, dev_curve, time_to_target
+from negbench.core.probes.curves import dev_curve, time_to_target
 from negbench.core.probes.negatives import planted_fn_share, planting_columns, sampled_negative_ids, score_gap
-from negbench.core.setup import epochs_run, plain_loss_flops, run_context
+from negbench.core.setup import epochs_run, run_context
 from negbench.core.strategy import Negatives, Strategy, StrategySpec
 from negbench.core.training.loop import Diagnostics, train
 from negbench.data.dataset import RetrievalDataset
@@ -184,24 +184,16 @@ class FinalStage:
         self, dataset: RetrievalDataset, model_cfg: ModelConfig, services: MiningServices
     ) -> Diagnostics:
         """A final run's per-step measurements: the hardness probe and a dev learning curve (dev only, never
-        test) of the tuning metric, or of the first metric when tuning's is not evaluated. "Auto" curve points are
-        :func:`~negbench.core.probes.curves.auto_curve_points` of one training figure for every strategy of the
-        dataset × model (:func:`~negbench.core.setup.plain_loss_flops`), so every strategy's curve has the same
-        points, and of the FLOPs of one dev scoring (the base model's token counts of the dev corpus, the pool's when
-        pooled)."""
+        test) of the tuning metric, or of the first metric when tuning's is not evaluated, at
+        :meth:`~negbench.run.dev_scoring.DevScoring.curve_points_for` points (the same for every strategy of the
+        dataset × model; "auto" is decided from token counts taken before any job)."""
         ev = self.suite.evaluation
         metric = self.suite.tuning.metric if self.suite.tuning.metric in ev.metrics else ev.metrics[0]
 
         def evaluate_dev(model) -> dict[str, float]:
             return self.score_dev(model, dataset, [metric], model_cfg, services).metrics
 
-        points = ev.curve_points if dataset.dev else 0
-        if points == "auto":
-            sizes = services.token_sizes(keep_model=False)  # of the training corpus; the evaluated is a prefix
-            corpus = self.dev_corpus(dataset, model_cfg, services).tokens(sizes.doc_tokens)  # the pool's when pooled
-            scoring = sizes.encode(corpus + sizes.queries(sorted(dataset.dev)))
-            reference = plain_loss_flops(dataset.training_examples("train"), sizes, self.suite.training)
-            points = auto_curve_points(reference, scoring)
+        points = self.curve_points_for(dataset, model_cfg, services)
         return Diagnostics(every=ev.diagnostics_every, curve_points=points, evaluate=evaluate_dev)
 
     def mteb_scores(self, model, model_cfg: ModelConfig, spec: StrategySpec, seed: int, run_id: str):
@@ -282,11 +274,13 @@ class FinalStage:
         per-query scores."""
         dataset, model_cfg, spec = job.dataset, job.model_cfg, job.spec
         strategy = spec.build(tuned.params)
-        ev = self.suite.evaluation
-        if strategy.trains and ((ev.curve_points == "auto" and dataset.dev) or training.budget == COMPUTE):
-            # the compute estimate's token counts (fit reads them), taken outside the measured phase, the base model
-            # not kept for them: in-batch never uses it, and a second model in its train peaks skewed the comparison
+        if strategy.trains and training.budget == COMPUTE:
+            # the compute estimate's token counts (fit reads them; counted before any job, read from the disk cache),
+            # taken outside the measured phase, the base model not kept for them: in-batch never uses it, and a
+            # second model in its train peaks skewed the comparison
             services.token_sizes(keep_model=False)
+        # its "auto" curve points too (their counts read from the disk cache), outside the measured phase
+        diagnostics = self.diagnostics_for(dataset, model_cfg, services) if strategy.trains else None
         release_memory(device)
         if strategy.trains:
             with train_mem:
@@ -298,7 +292,7 @@ class FinalStage:
                     strategy,
                     training,
                     seed,
-                    diagnostics=self.diagnostics_for(dataset, model_cfg, services),
+                    diagnostics=diagnostics,
                     guide=self.guide_services(dataset, model_cfg, spec, device),
                     tuned=tuned.training,
                 )

@@ -30,9 +30,9 @@ __all__ = [
     "claims_url",
     "dev_identity",
     "job_key",
+    "may_score_dev",
     "plan_suite",
     "run_id_for",
-    "scores_dev",
 ]
 
 KNOWN_SERVICES = frozenset({"bm25", "dense", "guide"})
@@ -130,7 +130,7 @@ def services_key(dataset: RetrievalDataset, model_cfg: ModelConfig) -> tuple[str
 DEV_POOL = frozenset({"dev_corpus", "dev_pool_depth", "dev_pool_min_docs"})
 
 
-def scores_dev(suite: Suite, dataset: RetrievalDataset, spec: StrategySpec) -> bool:
+def may_score_dev(suite: Suite, dataset: RetrievalDataset, spec: StrategySpec) -> bool:
     """Whether a job scores dev: a training strategy on a dataset with dev queries, tuned or with a learning curve
     (``"auto"`` counts: it may take points)."""
     tuned = suite.tuning.n_trials > 0 and bool(spec.space)
@@ -140,7 +140,7 @@ def scores_dev(suite: Suite, dataset: RetrievalDataset, spec: StrategySpec) -> b
 def dev_identity(suite: Suite, dataset: RetrievalDataset, spec: StrategySpec) -> dict | None:
     """What a job's dev scoring searches, for its key: ``{"mode": "full"}``, ``{"mode": "pooled", "depth": k}``, or
     None when the job scores no dev."""
-    if not scores_dev(suite, dataset, spec):
+    if not may_score_dev(suite, dataset, spec):
         return None
     ev = suite.evaluation
     mode = dev_corpus_mode(ev.dev_corpus, len(dataset.eval_corpus), ev.dev_pool_min_docs)

@@ -129,6 +129,7 @@ class SuiteRunner(DevScoring, FinalStage, TuningStage, WorkerLoop):
 
     def _run_locked(self, datasets: list[RetrievalDataset]) -> ResultStore:
         jobs = [Job(d, m, spec) for d in datasets for m in self.suite.models for spec in self.plan.strategies]
+        self.prepare_token_counts(jobs)  # the compute budget's token counts, taken once before any job
         self.prepare_dev_corpora(jobs)  # pooled dev corpora built before any job (and its measured memory)
         self.tracker.start(close_stale=self.board is None)  # a worker never closes another's live runs
         name = f"suite {self.suite.suite.name}" + (f" worker {self.board.owner}" if self.board else "")

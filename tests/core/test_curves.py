@@ -270,7 +270,7 @@ def test_auto_curve_points_are_the_same_for_every_strategy_of_a_dataset(tmp_path
     """Decided per run from each strategy's own estimated training FLOPs, "auto" gave bm25 (its mined columns) four
     points and in-batch none in this suite (four epochs): no common curve, no time-to-target to compare. One
     reference figure per dataset × model (the suite's plain loss) gives every strategy the same points."""
-    from negbench.run import final
+    from negbench.run import dev_scoring
     from negbench.run.plan import plan_suite
     from negbench.run.suite import SuiteRunner
     from tests.cli.test_cli import suite_text
@@ -281,11 +281,12 @@ def test_auto_curve_points_are_the_same_for_every_strategy_of_a_dataset(tmp_path
         asked.append((train_flops, scoring_flops))
         return auto_curve_points(train_flops, scoring_flops)
 
-    monkeypatch.setattr(final, "auto_curve_points", spy)
+    monkeypatch.setattr(dev_scoring, "auto_curve_points", spy)
     path = tmp_path / "suite.toml"
     text = suite_text(toy_data, tiny_model, tmp_path / "out", strategies=("in-batch", "bm25"), evaluation="")
     path.write_text(text.replace("epochs = 1", "epochs = 4"))
     rows = SuiteRunner(plan_suite(path)).run().rows()
-    assert len(asked) == 2 and asked[0] == asked[1]  # one reference and one scoring cost for both strategies
+    assert asked and len(set(asked)) <= 2  # one reference (and a lower bound, one scoring cost) for both strategies
+    assert len({reference for reference, _ in asked}) == 1
     points = dict(zip(rows["strategy"].to_list(), rows["curve_points"].to_list(), strict=True))
     assert points["in-batch"] == points["bm25"], points
