@@ -32,6 +32,7 @@ def test_the_table_has_one_row_per_depth_with_the_speed_up_and_the_curve_gap():
     assert "| yes | 0.0000 | +0.0500 [+0.0500, +0.0500] | 0.1000 |" in row
 
 
+@pytest.mark.slow  # a whole (tiny) tuning study: out of the default run
 def test_a_tiny_study_runs_end_to_end(toy_data, tiny_model, capsys):
     argv = ["--data", str(toy_data), "--model", str(tiny_model), "--max-seq-length", "32", "--batch-size", "8"]
     argv += ["--trials", "3", "--steps", "4", "--curve-points", "2", "--depths", "2,5", "--lr-range", "1e-3,1e-1"]

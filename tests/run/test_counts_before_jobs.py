@@ -51,7 +51,11 @@ def tokenised(monkeypatch) -> list[tuple[bool, str, int]]:
     return seen
 
 
-@pytest.mark.parametrize("tuning", ["", TUNING], ids=["untuned", "tuned"])
+@pytest.mark.parametrize(
+    "tuning",
+    ["", pytest.param(TUNING, marks=pytest.mark.slow)],  # the tuned case: out of the default run's 6 minutes
+    ids=["untuned", "tuned"],
+)
 def test_auto_curves_count_only_what_they_read_once_before_any_job(tmp_path, toy_data, tiny_model, tokenised, tuning):
     """Every job used to tokenise the whole corpus (``token_sizes``) for the "auto" decision, in its own process,
     in no row's time. Now the suite counts the training pairs, the dev queries and the dev corpus (here the pool)

@@ -36,6 +36,7 @@ def _plan(tmp_path, toy_data, tiny_model, evaluation: str, strategies=("in-batch
     return plan_suite(path)
 
 
+@pytest.mark.slow  # 26 s: out of the default run (its 6 minutes); the untrained-model test covers the test split
 def test_every_dev_scoring_searches_the_pool_and_the_test_split_the_full_corpus(
     tmp_path, toy_data, tiny_model, monkeypatch
 ):
