@@ -82,6 +82,26 @@ def test_inline_seeds_ci_and_failure(repo):
     assert render_block("results/seeds", repo) == "nDCG@10: dense 0.7200 ± 0.0497, mochi failed"
 
 
+def test_spread_is_the_seed_sd_largest_first(tmp_path):
+    """format=spread: the between-seed SD of the metric, largest first, top=N of them; one-seed and failed
+    strategies have no spread and are left out."""
+    store = ResultStore(tmp_path / "results" / "s")
+    for name, values in [("calm", [0.70, 0.70, 0.71]), ("wild", [0.60, 0.70, 0.80]), ("mid", [0.70, 0.72, 0.74])]:
+        for seed, value in enumerate(values):
+            store.append(row(name, seed, value))
+    store.append(row("single", 0, 0.9))
+    store.append(row("broken", 0, None, status="failed: non-finite loss"))
+    spread = render_block("results/s format=spread", tmp_path)
+    assert spread == "seed sd of nDCG@10: wild 0.1000, mid 0.0200, calm 0.0058"
+    assert render_block("results/s format=spread top=2 digits=2", tmp_path) == "seed sd of nDCG@10: wild 0.10, mid 0.02"
+    with pytest.raises(NegbenchError, match="no seed spread"):
+        render_block("results/s format=spread strategy=single", tmp_path)
+    with pytest.raises(NegbenchError, match="top= belongs to format=spread"):
+        render_block("results/s format=table top=2", tmp_path)
+    with pytest.raises(NegbenchError, match="top must be a positive integer"):
+        render_block("results/s format=spread top=0", tmp_path)
+
+
 def test_value_and_wall(repo):
     assert render_block("results/quick format=value strategy=bm25", repo) == "0.7801"
     assert render_block("results/quick format=value metric=recall@100 digits=3 strategy=none", repo) == "0.900"

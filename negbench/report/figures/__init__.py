@@ -15,9 +15,11 @@ The first word after ``figures:`` is a results directory (relative to the reposi
   one seed; as the leaderboard's Δ column: ``Δ nDCG@10 vs in-batch: dss +0.0099 [+0.0008, +0.0227]``),
   ``ratio`` (``strategy=A,B``: the mean of A over that of B, ``0.28×``), ``planted`` (a table of the metric
   without and with planted false negatives, the drop and the planted shares; ``dataset=`` then names the plain
-  dataset) or ``verdict`` (the store's verdict and caveats, word for word as its ``leaderboard.md`` opens, on the
+  dataset), ``verdict`` (the store's verdict and caveats, word for word as its ``leaderboard.md`` opens, on the
   store's primary metric: every configuration and every dataset × model that ``dataset=``/``model=`` leave; no
-  ``strategy=``).
+  ``strategy=``), ``claims`` (the store's declared comparisons as the verdict tests them) or ``spread`` (the
+  between-seed standard deviation of the metric, largest first: ``seed sd of nDCG@10: ar2 0.0110, dense
+  0.0069``; ``top=N`` keeps the N largest).
 - ``metric``: a column of the store (default ``ndcg@10``): a metric, ``dev_metric`` (the tuned dev score), a
   cost (``train_examples_per_s``) or a diagnostic (``planted_fn_share``).
 - ``digits``: decimals of the metric (default 4); ``unit=percent`` shows it × 100 with `` %``.

@@ -26,6 +26,7 @@ __all__ = [
     "load_rows",
     "metric_label",
     "render_block",
+    "render_spread",
     "render_table",
     "summarise",
     "wall_seconds",
@@ -272,6 +273,17 @@ def render_table(summaries: list[Summary], spec: Spec, rows: pl.DataFrame) -> st
     return "\n".join(lines)
 
 
+def render_spread(summaries: list[Summary], spec: Spec, label: str) -> str:
+    """``seed sd of nDCG@10: ar2 0.0110, dense 0.0069, dss 0.0063``: the between-seed standard deviation of the
+    metric, largest first (ties in the store's order), the ``top`` largest only when given; strategies with fewer
+    than two finished seeds have no spread and are left out."""
+    spread = sorted((s for s in summaries if s.sd is not None), key=lambda s: -s.sd)  # type: ignore[operator]
+    if not spread:
+        raise NegbenchError(f"{spec.directory} has no strategy with two or more finished seeds: no seed spread")
+    shown = spread[: spec.top] if spec.top else spread
+    return f"seed sd of {label}: " + ", ".join(f"{s.strategy} {format_value(s.sd, spec.digits)}" for s in shown)
+
+
 def _has_values(rows: pl.DataFrame, column: str) -> bool:
     return column in rows.columns and rows[column].drop_nulls().len() > 0
 
@@ -305,4 +317,6 @@ def render_block(spec: str, root: Path) -> str:
         return _number(summaries[0], parsed.digits, parsed.unit)
     if parsed.format == "table":
         return render_table(summaries, parsed, rows)
+    if parsed.format == "spread":
+        return render_spread(summaries, parsed, label)
     return f"{label}: " + ", ".join(f"{s.strategy} {_number(s, parsed.digits, parsed.unit)}" for s in summaries)

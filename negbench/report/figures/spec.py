@@ -1,5 +1,5 @@
-"""A figures block's specification: ``DIR metric=… format=inline|table|value|wall|delta|ratio|planted|verdict|claims
-strategy=… dataset=… model=… order=… unit=… baseline=…``."""
+"""A figures block's specification: ``DIR metric=… format=inline|table|value|wall|delta|ratio|planted|verdict|claims|
+spread strategy=… dataset=… model=… order=… unit=… baseline=… top=…``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from negbench.errors import NegbenchError
 __all__ = ["FORMATS", "OPTIONS", "UNITS", "Spec", "parse_spec"]
 
 
-FORMATS = ("inline", "table", "value", "wall", "delta", "ratio", "planted", "verdict", "claims")
+FORMATS = ("inline", "table", "value", "wall", "delta", "ratio", "planted", "verdict", "claims", "spread")
 
 
-OPTIONS = ("metric", "format", "digits", "strategy", "dataset", "model", "order", "unit", "baseline")
+OPTIONS = ("metric", "format", "digits", "strategy", "dataset", "model", "order", "unit", "baseline", "top")
 
 
 UNITS = ("plain", "percent")
@@ -31,6 +31,7 @@ class Spec:
     order: str = "store"
     unit: str = "plain"
     baseline: str | None = None
+    top: int | None = None
 
 
 def _check(key: str, value: str) -> None:
@@ -42,6 +43,8 @@ def _check(key: str, value: str) -> None:
         raise NegbenchError(f"unknown unit {value!r}: use one of {', '.join(UNITS)}")
     if key == "digits" and (not value.isdigit() or int(value) > 10):
         raise NegbenchError(f"digits must be an integer 0–10, not {value!r}")
+    if key == "top" and (not value.isdigit() or int(value) < 1):
+        raise NegbenchError(f"top must be a positive integer, not {value!r}")
 
 
 def parse_spec(text: str) -> Spec:
@@ -56,8 +59,8 @@ def parse_spec(text: str) -> Spec:
                 f"bad option {word!r} in figures block: use key=value with key one of {', '.join(OPTIONS)}"
             )
         _check(key, value)
-        if key == "digits":
-            kwargs["digits"] = int(value)
+        if key in ("digits", "top"):
+            kwargs[key] = int(value)
         elif key == "strategy":
             kwargs["strategies"] = tuple(s for s in value.split(",") if s)
         else:
@@ -65,6 +68,8 @@ def parse_spec(text: str) -> Spec:
     spec = Spec(**kwargs)  # type: ignore[arg-type]
     if spec.format == "ratio" and len(spec.strategies) != 2:
         raise NegbenchError("format=ratio needs strategy=A,B (the mean of A divided by that of B)")
+    if spec.top is not None and spec.format != "spread":
+        raise NegbenchError("top= belongs to format=spread (the N strategies with the largest seed spread)")
     if spec.format in ("verdict", "claims") and spec.strategies:  # the page's tests: every strategy, every claim
         raise NegbenchError(f"format={spec.format} takes no strategy=: it is the store's, over every strategy")
     return spec
