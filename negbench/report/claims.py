@@ -10,13 +10,23 @@ from negbench.report.table import number
 
 __all__ = ["CLAIM_COLUMNS", "claim_cells", "claim_outcome", "claims_caption", "claims_sentence"]
 
-CLAIM_COLUMNS = ("claim", "Δ", "lower bound", "p one-sided", "Holm p", "seeds", "detectable Δ", "outcome")
+CLAIM_COLUMNS = (
+    "claim",
+    "Δ",
+    "lower bound",
+    "p one-sided",
+    "Holm p",
+    "seeds",
+    "queries",
+    "detectable Δ",
+    "outcome",
+)
 
 
 def claim_outcome(test: DeclaredTest) -> str:
-    """``supported``, ``not supported``, ``one seed: not tested`` or ``not run: <labels>``."""
+    """``supported``, ``not supported``, ``one seed: not tested`` or ``not tested: <labels> <has what it lacks>``."""
     if test.test is None:
-        return f"not run: {' and '.join(test.missing)} {'has' if len(test.missing) == 1 else 'have'} no finished run"
+        return f"not tested: {' and '.join(test.missing)} {'has' if len(test.missing) == 1 else 'have'} {test.why}"
     if not test.seed_aware:
         return "one seed: not tested"
     return "supported" if test.supported else "not supported"
@@ -36,7 +46,7 @@ def claim_cells(test: DeclaredTest) -> list[str]:
     """One table row per claim, in :data:`CLAIM_COLUMNS` order."""
     s = test.test
     if s is None:
-        return [test.name, "–", "–", "–", "–", "–", "–", claim_outcome(test)]
+        return [test.name, "–", "–", "–", "–", "–", "–", "–", claim_outcome(test)]
     detectable = "–" if number(test.detectable) is None else f"{test.detectable:.4f}"
     return [
         test.name,
@@ -45,6 +55,7 @@ def claim_cells(test: DeclaredTest) -> list[str]:
         _p(s.p_greater),
         _p(test.p_holm),
         f"{s.seeds_new} vs {s.seeds_base}",
+        str(s.n),
         detectable if test.seed_aware else (f"≥ {detectable}" if detectable != "–" else "–"),
         claim_outcome(test),
     ]
@@ -58,9 +69,10 @@ def claims_caption(tests: Sequence[DeclaredTest], alpha: float) -> str:
         f"Declared comparisons (the suite's [[comparisons]], fixed before the run): one-sided tests that the first "
         f"strategy beats the second on {metric}, with test queries and training seeds as sources of variance, "
         f"Holm-corrected over the {family} declared (one that could not be tested counts with p = 1); only claims "
-        f"with several seeds on both sides can be supported. Δ is better − worse; the lower bound is "
-        f"the one-sided {1 - alpha:.0%} confidence bound (uncorrected); supported: Holm p < {alpha:g}; detectable Δ: "
-        f"the smallest true Δ found with {POWER:.0%} power (≥: queries only, one seed)."
+        f"with several seeds on both sides can be supported. Δ is better − worse over the queries scored by every "
+        f"run of both sides (queries); the lower bound is the one-sided {1 - alpha:.0%} confidence bound "
+        f"(uncorrected); supported: Holm p < {alpha:g}; detectable Δ: the smallest true Δ found with {POWER:.0%} "
+        f"power (≥: queries only, one seed)."
     )
 
 
@@ -72,9 +84,9 @@ def claims_sentence(tests: Sequence[DeclaredTest], alpha: float) -> str | None:
     clauses = []
     for t in tests:
         if t.test is None:
-            clauses.append(f"{t.name}: {claim_outcome(t)}")
+            clauses.append(f"{t.name} is {claim_outcome(t)}")
             continue
-        figures = f"Δ {_signed(t.test.mean_diff)}, lower bound {_signed(t.lower)}"
+        figures = f"Δ {_signed(t.test.mean_diff)}, uncorrected lower bound {_signed(t.lower)}"
         if not t.seed_aware:
             clauses.append(
                 f"{t.name} is not tested, one seed on a side ({figures}, p over queries {_p(t.p_one_sided)})"

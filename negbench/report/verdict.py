@@ -63,17 +63,21 @@ def board_verdict(
     claims = claims_sentence(table.declared, alpha)
     where = f"On {table.dataset} · {table.model}, " if named else ""
     here = rows.filter((pl.col("dataset") == table.dataset) & (pl.col("model") == table.model))
-    findings = _baseline_findings(table, where, alpha, baseline) + not_compared(here)
+    findings = _baseline_findings(table, where, alpha, baseline, after_claims=bool(claims)) + not_compared(here)
     if claims:
         findings = [where + claims[0].lower() + claims[1:] if where else claims, *findings]
     return Verdict(table.dataset, table.model, findings, board_caveats(table, rows))
 
 
-def _baseline_findings(table: LeaderboardTable, where: str, alpha: float, baseline: str) -> list[str]:
-    """The sentences on every configuration against the baseline on the primary metric."""
+def _baseline_findings(
+    table: LeaderboardTable, where: str, alpha: float, baseline: str, *, after_claims: bool = False
+) -> list[str]:
+    """The sentences on every configuration against the baseline on the primary metric (``after_claims``: the
+    declared comparisons came first, so a missing baseline leaves only that part without a verdict)."""
     primary, base = table.primary, table.baseline
     if base is None:
-        text = f"{where}no verdict: the baseline {baseline} is not in these results, so nothing is compared."
+        nothing = "no configuration is compared with it" if after_claims else "nothing is compared"
+        text = f"{where}no verdict against the baseline: {baseline} is not in these results, so {nothing}."
         return [text[0].upper() + text[1:]]
     tests = {r.label: r.sig[primary] for r in table.rows if primary is not None and primary in r.sig}
     if not tests:

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from negbench import _phases as phases
+from negbench._io import write_text_atomic
 from negbench.config.suite import DatasetConfig, ModelConfig
 from negbench.core.mining import MiningServices
 from negbench.core.models import load_model, model_fingerprint, pick_device
@@ -37,6 +38,7 @@ from negbench.run.objective import TuningStage
 from negbench.run.plan import Job, Plan, run_id_for, services_key
 from negbench.run.preflight import Validated, load_suite_dataset, validate_plan
 from negbench.run.provenance import git_revision, pin_code_revision, versions_json
+from negbench.run.store.base import SUITE_FILE
 from negbench.run.store.parquet import ResultStore
 from negbench.run.store.sql import SqlResultStore
 from negbench.run.tracking import Tracker
@@ -121,6 +123,9 @@ class SuiteRunner(DevScoring, FinalStage, TuningStage, WorkerLoop):
                 for path in remove_stale_temporaries(self.plan.output_dir, self.cache_dir):
                     log.info("removed %s, left by an interrupted run", path)
             lock.downgrade()
+            # the store carries the suite it was run with: `negbench report` takes its baseline, primary metric
+            # and declared comparisons from this copy
+            write_text_atomic(self.plan.output_dir / SUITE_FILE, self.plan.path.read_text(encoding="utf-8"))
             if self.board is not None:  # only once the output directory is this worker's to share
                 self.say(escape(f"worker {self.board.owner} on {self.suite.suite.name}"))
             return self._run_locked(validated.datasets)

@@ -82,8 +82,15 @@ def suite(tmp_path, toy_data, tiny_model):
 
 
 def test_run_writes_results_and_leaderboard(suite, tmp_path):
+    claim = '\n[[comparisons]]\nbetter = "dense"\nworse = "bm25"\n'  # report-only: no job key changes
+    suite.write_text(suite.read_text() + claim)
     result = runner.invoke(app, ["run", str(suite), "--no-progress"])
     assert result.exit_code == 0, result.output
+    # the store carries the suite it ran, so `negbench report` of the run's folder tests its declared claims
+    assert (tmp_path / "out" / "suite.toml").read_text() == suite.read_text()
+    report = runner.invoke(app, ["report", str(tmp_path / "out")])
+    assert report.exit_code == 0, report.output
+    assert "Declared comparisons" in (tmp_path / "out" / "index.html").read_text()
     rows = pl.read_parquet(tmp_path / "out" / "results.parquet")
     assert sorted(rows["strategy"].to_list()) == ["bm25", "dense", "in-batch", "none"]
     assert (rows["status"] == "ok").all()
@@ -94,7 +101,7 @@ def test_run_writes_results_and_leaderboard(suite, tmp_path):
     assert dense["planted_fn_share"].item() is None and dense["planted_fn_rate"].item() == 0.0  # nothing planted
     assert set(json.loads(rows["versions"][0])) >= {"torch", "sentence-transformers", "negbench"}
     board = (tmp_path / "out" / "leaderboard.md").read_text()
-    assert "| dense |" in board and "ndcg@10" in board
+    assert "| dense |" in board and "ndcg@10" in board and "| dense &gt; bm25 |" in board
     # a rerun skips every finished job and adds no row
     again = runner.invoke(app, ["run", str(suite), "--no-progress"])
     assert again.exit_code == 0 and "already finished" in again.output

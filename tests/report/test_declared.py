@@ -7,14 +7,19 @@ import math
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from negbench.cli import app
 from negbench.errors import DataError, NegbenchError
 from negbench.report.boards import boards
+from negbench.report.claims import CLAIM_COLUMNS, claim_cells, claim_outcome, claims_sentence
 from negbench.report.figures import render_block, render_pages, store_settings
 from negbench.report.markdown import leaderboard_markdown
 from negbench.report.stats import BETTER, declared_tests
-from negbench.testing.results import synthetic_store
+from negbench.run.store.parquet import ResultStore
+from negbench.testing.results import synthetic_rows, synthetic_store
 from tests.report.test_seed_variance import ALPHA, KEY, draw, marks
 
 LADDER = [("random", "in-batch"), ("star", "random"), ("star", "dense")]
@@ -118,7 +123,8 @@ def test_published_pages_and_the_claims_block_carry_the_suites_claims(published:
     assert store_settings(store).comparisons == tuple(LADDER)
     pages = render_pages(store)
     block = render_block("results/ladder format=claims", published)
-    assert block.startswith("| claim | Δ | lower bound | p one-sided | Holm p | seeds | detectable Δ | outcome |")
+    head = "| claim | Δ | lower bound | p one-sided | Holm p | seeds | queries | detectable Δ | outcome |"
+    assert block.startswith(head)
     assert block in pages["leaderboard.md"]
     assert '<h3 class="view">Declared comparisons</h3>' in pages["index.html"]
     assert "star &gt; dense is supported" in pages["index.html"]  # the verdict, before the tables
@@ -131,12 +137,97 @@ def _without_claims(root: Path) -> Path:
     return root
 
 
+def _claim(better: object, worse: object, extra: str = "") -> str:
+    return f"[[comparisons]]\nbetter = {better!r}\nworse = {worse!r}\n{extra}".replace("'", '"')
+
+
+STRATEGIES = "".join(f'[[strategies]]\nname = "{name}"\n' for name in ("in-batch", "random", "dense", "star"))
+
+
 @pytest.mark.parametrize(
-    "text", ["comparisons = 3\n", '[[comparisons]]\nbetter = "star"\n', '[[comparisons]]\nbetter = 1\nworse = "x"\n']
+    ("text", "field"),
+    [
+        ("comparisons = 3\n", "comparisons: must be an array"),
+        ('[[comparisons]]\nbetter = "star"\n', "comparisons[0].worse"),
+        (_claim(1, "x"), "comparisons[0].better"),
+        (_claim("star", "star"), "comparisons[0]: better and worse are both 'star'"),  # crashed the report
+        (_claim("star", "dense", 'than = "x"\n'), "comparisons[0].than"),
+        (STRATEGIES + _claim("Star", "dense"), "[0].better = 'Star' is not a strategy label"),
+        (_claim("star", "dense") + _claim("star", "dense"), "[1] compares 'star' and 'dense' again"),
+        (_claim("star", "dense") + _claim("dense", "star"), "[1] compares 'dense' and 'star' again"),
+    ],
 )
-def test_a_malformed_declaration_in_a_published_suite_names_file_and_field(published: Path, text: str) -> None:
+def test_a_malformed_declaration_in_a_published_suite_names_file_and_field(
+    published: Path, text: str, field: str
+) -> None:
+    """A store's suite.toml is checked as `negbench validate` checks a suite: each error one line naming the file
+    and the field, from the settings, `negbench figures` and `negbench report` alike (exit 2, no traceback)."""
     path = published / "results" / "ladder" / "suite.toml"
     path.write_text(text + '[suite]\nname = "s"\n')
-    with pytest.raises(DataError, match="comparisons") as info:
+    with pytest.raises(DataError) as info:
         store_settings(path.parent)
-    assert str(path) in str(info.value)
+    assert str(path) in info.value.one_line() and field in info.value.one_line()
+    readme = published / "README.md"
+    readme.write_text("# r\n")
+    for args in (
+        ["figures", str(readme), "--check", "--pages", "--root", str(published)],
+        ["report", str(path.parent)],
+    ):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and field in result.output and "Traceback" not in result.output, args
+
+
+def test_a_seed_without_per_query_scores_leaves_the_claim_on_the_scored_seeds() -> None:
+    """As the board's tests: a claim uses each side's runs that have per-query scores (2 of 3 here); a side with
+    none is "not tested" for lack of scores, not called unrun."""
+    rows, per_query = draw({"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.08}, 0)
+    two = per_query.filter(pl.col("run_id") != "toy-star-2")
+    star = claims_of(rows, two)["star > dense"]
+    assert star.test is not None and (star.test.seeds_new, star.test.seeds_base) == (2, 3) and star.supported
+    none = claims_of(rows, per_query.filter(~pl.col("run_id").str.starts_with("toy-star")))["star > dense"]
+    assert claim_outcome(none) == "not tested: star has no per-query scores of ndcg@10"
+    unscored = declared_tests(rows, None, LADDER, "ndcg@10", ALPHA)[KEY]  # a store without per_query.parquet
+    both = "not tested: random and in-batch have"
+    assert claim_outcome(unscored[0]) == f"{both} no per-query scores of ndcg@10"
+
+
+def claims_of(rows: pl.DataFrame, per_query: pl.DataFrame) -> dict[str, object]:
+    return {t.name: t for t in declared_tests(rows, per_query, LADDER, "ndcg@10", ALPHA)[KEY]}
+
+
+def test_the_claims_block_is_the_pages_table_when_the_newest_configuration_failed(tmp_path: Path) -> None:
+    """star's newest configuration failed on every seed: the page tests its older finished one, and so does
+    format=claims (it keeps every configuration, as the page)."""
+    store = ResultStore(tmp_path / "results" / "s")
+    for row, scores in synthetic_rows({"in-batch": 0.0, "dense": 0.0, "star": 0.08}, metrics=("ndcg@10",)):
+        store.append({**row, "config_key": "key-" + row["strategy"]}, scores)
+    newer = synthetic_rows({"star": 0.0}, metrics=("ndcg@10",), failed=("star",), params={"star": {"k": 2}})
+    for row, scores in newer:
+        store.append({**row, "run_id": row["run_id"] + "-v2", "created_at": "2099-01-01T00:00:00+00:00",
+                      "config_key": "key-star-v2"}, scores)  # fmt: skip
+    (store.directory / "suite.toml").write_text('[suite]\nname = "s"\n' + _claim("star", "dense"))
+    page = render_pages(store.directory)["leaderboard.md"]
+    block = render_block("results/s format=claims", tmp_path)
+    assert "| star &gt; dense | +0.0" in block and block in page
+
+
+def test_a_bound_needs_a_standard_error_and_the_verdict_says_it_is_uncorrected() -> None:
+    """One shared query: no standard error, so no lower bound (not Δ itself); the sentence calls the bound
+    uncorrected, the table gives the queries a claim rests on."""
+    rows, per_query = draw({"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.02}, 0, n=1)
+    star = claims_of(rows, per_query)["star > dense"]
+    assert star.test.n == 1 and math.isnan(star.lower)
+    assert claim_cells(star)[2] == "–" and claim_cells(star)[CLAIM_COLUMNS.index("queries")] == "1"
+    rows, per_query = draw({"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.02}, 0)
+    sentence = claims_sentence(list(claims_of(rows, per_query).values()), ALPHA)
+    assert "uncorrected lower bound" in sentence
+
+
+def test_claims_without_the_baseline_do_not_read_as_no_verdict() -> None:
+    rows, per_query = draw({"random": 0.0, "dense": 0.0, "star": 0.08}, 0)
+    page = leaderboard_markdown(rows, "t", per_query, comparisons=[("star", "dense")])
+    verdict = page.split("**Verdict.** ", 1)[1].split("\n", 1)[0]
+    assert "star &gt; dense is supported" in verdict
+    assert (
+        "No verdict against the baseline: in-batch is not in these results, so no configuration is compared" in verdict
+    )

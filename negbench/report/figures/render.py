@@ -58,9 +58,9 @@ def load_rows(spec: Spec, root: Path) -> pl.DataFrame:
 def _load(spec: Spec, root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows, per-query scores) of a block. ``format=planted`` keeps every dataset (it pairs a planted dataset
     with its plain one; its ``dataset=`` names the plain one) and ``format=delta`` every strategy (the
-    baseline's rows, and the leaderboard's Holm family). ``format=verdict`` keeps what ``leaderboard.md`` is
-    rendered from: every dataset × model not named away and every configuration."""
-    page = spec.format == "verdict"
+    baseline's rows, and the leaderboard's Holm family). ``format=verdict`` and ``format=claims`` keep what
+    ``leaderboard.md`` is rendered from: every dataset × model not named away and every configuration."""
+    page = spec.format in ("verdict", "claims")
     path = Path(root) / spec.directory / RESULTS_FILE
     if not path.is_file():
         raise NegbenchError(f"results directory {spec.directory} not found (no {path})")

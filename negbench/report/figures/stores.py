@@ -10,18 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from pydantic import ValidationError
 
+from negbench.config.comparisons import Comparison, check_comparisons
 from negbench.config.suite import SuiteSection
 from negbench.errors import DataError
-from negbench.run.store.base import RESULTS_FILE
+from negbench.run.store.base import RESULTS_FILE, SUITE_FILE
 
 __all__ = ["RESULTS_ROOT", "SUITE_FILE", "StoreSettings", "generated_at", "published_stores", "store_settings"]
 
 
 RESULTS_ROOT = "results"  # under the repository root: every directory below it with a store is published
 
-
-SUITE_FILE = "suite.toml"  # the suite a store was run with, copied next to it
 
 
 DEFAULT_BASELINE: str = SuiteSection.model_fields["baseline"].default
@@ -74,21 +74,43 @@ def store_settings(directory: str | Path) -> StoreSettings:
         (raw.get(table) or {}).get(key) for table, key in (("evaluation", "primary"), ("tuning", "metric"))
     )
     primary = next((v for v in (declared, tuning) if isinstance(v, str) and v), None)
-    comparisons = _comparisons(raw.get("comparisons", []), path)
+    comparisons = _comparisons(raw, path)
     return StoreSettings(baseline, name, primary, comparisons, primary == declared, path)
 
 
-def _comparisons(raw: object, path: Path) -> tuple[tuple[str, str], ...]:
-    """``[[comparisons]]`` as ``(better, worse)`` pairs; anything else is a DataError naming the file and field."""
-    if not isinstance(raw, list):
+def _comparisons(raw: dict, path: Path) -> tuple[tuple[str, str], ...]:
+    """``[[comparisons]]`` as ``(better, worse)`` pairs, checked as ``negbench validate`` checks a suite (each a
+    table of two different non-empty labels and nothing else, no pair twice or both ways, and every label one of
+    the file's ``[[strategies]]`` labels when it lists them); anything else is a DataError naming the file and
+    the field."""
+    entries = raw.get("comparisons", [])
+    if not isinstance(entries, list):
         raise DataError("must be an array of tables ([[comparisons]])", file=path, field="comparisons")
-    pairs = []
-    for i, entry in enumerate(raw):
-        better, worse = (entry.get(k) if isinstance(entry, dict) else None for k in ("better", "worse"))
-        if not isinstance(better, str) or not isinstance(worse, str):
-            raise DataError("must be tables with string 'better' and 'worse'", file=path, field=f"comparisons[{i}]")
-        pairs.append((better, worse))
-    return tuple(pairs)
+    comparisons = []
+    for i, entry in enumerate(entries):
+        try:
+            comparisons.append(Comparison.model_validate(entry))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            field = f"comparisons[{i}]" + (f".{where}" if where else "")
+            raise DataError(first["msg"].removeprefix("Value error, "), file=path, field=field) from None
+    strategies = raw.get("strategies")
+    labels = (
+        [str(s.get("label") or s.get("name")) for s in strategies if isinstance(s, dict)]
+        if isinstance(strategies, list)
+        else []
+    )
+    try:
+        check_comparisons(comparisons, labels or _every(comparisons))
+    except ValueError as exc:
+        raise DataError(str(exc), file=path, field="comparisons") from None
+    return tuple((c.better, c.worse) for c in comparisons)
+
+
+def _every(comparisons: Sequence[Comparison]) -> list[str]:
+    """Every label the comparisons name (a suite file without ``[[strategies]]``: only repeats are checked)."""
+    return [label for c in comparisons for label in (c.better, c.worse)]
 
 
 def published_stores(root: str | Path) -> list[Path]:

@@ -38,7 +38,8 @@ __all__ = ["DeclaredTest", "declared_tests"]
 class DeclaredTest:
     """One declared comparison on one dataset × model: ``better`` > ``worse`` on ``metric``.
 
-    ``test`` is None when a side has no finished run (``missing`` names it); ``p_holm`` is Holm's over the
+    ``test`` is None when a side has no finished run or none with per-query scores of ``metric`` (``missing``
+    names it, ``why`` says which); ``p_holm`` is Holm's over the
     ``family`` of the board's declared comparisons (NaN for one not seed-aware), ``lower`` the one-sided lower
     confidence bound of Δ, ``detectable`` the smallest Δ found with 80% power at α / ``family``."""
 
@@ -52,6 +53,7 @@ class DeclaredTest:
     family: int = 0
     supported: bool = False
     missing: tuple[str, ...] = ()
+    why: str = "no finished run"  # what the ``missing`` sides lack
 
     @property
     def name(self) -> str:
@@ -74,12 +76,17 @@ def declared_tests(
     alpha: float = 0.05,
 ) -> dict[tuple[str, str], list[DeclaredTest]]:
     """The declared ``(better, worse)`` comparisons of every dataset × model of ``rows``, keyed by
-    ``(dataset, model)``, in the order declared; empty without comparisons, per-query scores or a metric."""
-    if not comparisons or metric is None or per_query is None or per_query.is_empty() or rows.is_empty():
+    ``(dataset, model)``, in the order declared; empty without comparisons, rows or a metric. Without per-query
+    scores every claim is listed, untested."""
+    if not comparisons or metric is None or rows.is_empty():
         return {}
     rows = with_config_labels(rows)
     ok = rows.filter(pl.col("status") == "ok")
-    scores = per_query.filter(pl.col("metric") == metric)
+    scores = (
+        per_query.filter(pl.col("metric") == metric)
+        if per_query is not None and not per_query.is_empty()
+        else pl.DataFrame(schema={"run_id": pl.Utf8, "query_id": pl.Utf8, "score": pl.Float64})
+    )
     out: dict[tuple[str, str], list[DeclaredTest]] = {}
     for dataset, model in rows.select("dataset", "model").unique(maintain_order=True).iter_rows():
         finished = ok.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
@@ -99,12 +106,16 @@ def _newest_runs(finished: pl.DataFrame, strategy: str) -> list[str]:
 
 
 def _compare(better: str, worse: str, runs: dict[str, list[str]], scores: pl.DataFrame, metric: str) -> DeclaredTest:
-    """The test of one declared pair, or a test-less entry naming the side without finished, scored runs."""
+    """The test of one declared pair over each side's finished runs that have per-query scores (as the board's
+    tests), or a test-less entry naming the side without finished runs or without scored ones."""
     scored = set(scores["run_id"].unique().to_list())
-    missing = tuple(label for label in (better, worse) if not runs[label] or not scored.issuperset(runs[label]))
-    if missing:
-        return DeclaredTest(better, worse, metric, missing=missing)
-    new, base = runs[better], runs[worse]
+    new, base = ([r for r in runs[label] if r in scored] for label in (better, worse))
+    unrun = tuple(label for label in (better, worse) if not runs[label])
+    if unrun:
+        return DeclaredTest(better, worse, metric, missing=unrun)
+    unscored = tuple(label for label, kept in ((better, new), (worse, base)) if not kept)
+    if unscored:
+        return DeclaredTest(better, worse, metric, missing=unscored, why=f"no per-query scores of {metric}")
     mine = scores.filter(pl.col("run_id").is_in(new + base))
     wide = mine.pivot(on="run_id", index="query_id", values="score", aggregate_function="first")
     matrix = wide.select([*new, *base]).fill_nan(None).drop_nulls().to_numpy().astype(float).T
@@ -124,7 +135,9 @@ def _judged(tests: list[DeclaredTest], alpha: float) -> list[DeclaredTest]:
             out.append(replace(t, family=family))
             continue
         finite = math.isfinite(s.se) and math.isfinite(s.df) and s.se > 0
-        lower = s.mean_diff - float(sps.t.ppf(1 - alpha, s.df)) * s.se if finite else s.mean_diff
+        exact = s.se == 0 and math.isfinite(s.mean_diff)  # no variance at all: Δ is its own bound
+        lower = s.mean_diff - float(sps.t.ppf(1 - alpha, s.df)) * s.se if finite else math.nan
+        lower = s.mean_diff if exact else lower
         out.append(
             replace(
                 t,

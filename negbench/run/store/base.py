@@ -32,6 +32,7 @@ __all__ = [
     "PER_QUERY_FILE",
     "PER_QUERY_SCHEMA",
     "RESULTS_FILE",
+    "SUITE_FILE",
     "RowStore",
     "StoreFiles",
     "locked",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 RESULTS_FILE = "results.parquet"
+SUITE_FILE = "suite.toml"  # the suite file a store was last run with, copied next to it (its report settings)
 PER_QUERY_FILE = "per_query.parquet"
 NEGATIVES_DIR = "negatives"
 NEGATIVES_SCHEMA = {"run_id": pl.String, "query_id": pl.String, "positive_id": pl.String, "doc_id": pl.String}
