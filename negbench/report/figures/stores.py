@@ -23,7 +23,6 @@ __all__ = ["RESULTS_ROOT", "SUITE_FILE", "StoreSettings", "generated_at", "publi
 RESULTS_ROOT = "results"  # under the repository root: every directory below it with a store is published
 
 
-
 DEFAULT_BASELINE: str = SuiteSection.model_fields["baseline"].default
 
 
