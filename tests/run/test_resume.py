@@ -10,6 +10,7 @@ import time
 
 import optuna
 import polars as pl
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.run.test_tuning import tuned_suite
@@ -25,6 +26,9 @@ log = true
 """
 
 
+# slow (tuned, tracked, two strategies × two seeds, run twice): the default run keeps Ctrl-C's resume
+# (test_interrupts) and SIGKILL's cleanup (test_isolation)
+@pytest.mark.slow
 def test_sigkill_then_resume(tmp_path, toy_data, tiny_model):
     out = tmp_path / "out"
     text = tuned_suite(toy_data, tiny_model, out).replace("enabled = false", "enabled = true") + STRATEGIES

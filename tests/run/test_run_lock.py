@@ -48,6 +48,8 @@ def _wait_for_training(out: Path, first: subprocess.Popen, timeout: float = 180)
     raise AssertionError("the first run never started training its second job")
 
 
+# slow (two full runs): the default run keeps the refusal's one line (test_a_refused_worker_prints_one_line)
+@pytest.mark.slow
 def test_second_run_on_one_output_directory_is_refused_and_the_first_finishes_intact(tmp_path, toy_data, tiny_model):
     out = tmp_path / "out"
     suite = tmp_path / "suite.toml"
