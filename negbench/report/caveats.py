@@ -1,6 +1,7 @@
 """The caveats a board's verdict states after its findings: what limits the comparison (a subset corpus, timings
 from several or a busy machine, seeds that failed, changed budgets, uneven coverage, tests over fewer queries than
-the means, a configuration whose scores equal the baseline's, repeated configurations, the zero-shot row)."""
+the means, unbalanced seeds, a configuration whose scores equal the baseline's, repeated configurations, the
+zero-shot row)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def board_caveats(table: LeaderboardTable, rows: pl.DataFrame) -> list[str]:
             f"{'its' if len(budgets) == 1 else 'their'} Δ mixes the strategy with those changes."
         )
     out += _coverage_note(table)
-    out += _fewer_queries(table) + _identical_to_baseline(table)
+    out += _fewer_queries(table) + _unbalanced_seeds(table) + _identical_to_baseline(table)
     out += table.repeat_notes()
     untrained = untrained_labels(table)
     if untrained:
@@ -172,6 +173,23 @@ def _fewer_queries(table: LeaderboardTable) -> list[str]:
     return [
         f"Some runs lack scores (missing or non-finite) for queries others scored, so these tests use only the "
         f"queries both sides scored: {listed}; the table's means use every query of each run."
+    ]
+
+
+def _unbalanced_seeds(table: LeaderboardTable) -> list[str]:
+    """Tests (against the baseline, or declared) whose sides have two or more seeds but one at least twice the
+    other's: Welch–Satterthwaite degrees of freedom then follow the noisy few-seed variance, and the test is more
+    liberal than its nominal α (a hostile review's simulation: 6 seeds against 2, about 1.5× at Holm's smallest
+    threshold)."""
+    primary = table.primary
+    pairs = [(r.label, s.seeds, s.baseline_seeds) for r in table.rows if primary in r.sig and (s := r.sig[primary])]
+    pairs += [(t.name, t.test.seeds_new, t.test.seeds_base) for t in table.declared if t.test is not None]
+    uneven = [f"{name} ({a} vs {b})" for name, a, b in pairs if min(a, b) >= 2 and max(a, b) >= 2 * min(a, b)]
+    if not uneven:
+        return []
+    return [
+        f"Seeds are unbalanced in {', '.join(uneven)}: with one side's seed variance estimated from few seeds, the "
+        f"seed × query test is more liberal than its nominal α there, so read those marks and claims as indicative."
     ]
 
 

@@ -1,6 +1,6 @@
 """Caveats a hostile reader found missing from the verdict, and inputs that must not be read silently: a NaN or
-missing per-query score, seeds that trained at different speeds, a failed seed, a configuration identical to the
-baseline, a primary metric the store does not hold, the store's own baseline."""
+missing per-query score, seeds that trained at different speeds, a failed seed, unbalanced seeds, a configuration
+identical to the baseline, a primary metric the store does not hold, the store's own baseline."""
 
 from __future__ import annotations
 
@@ -73,6 +73,19 @@ def test_a_failed_seed_is_stated() -> None:
         "dense: 1 of 3 seeds failed (failed: non-finite loss); its figures and tests come from the 2 that finished."
         in (verdict.caveats)
     )
+
+
+def test_unbalanced_seeds_are_said_to_make_the_test_liberal() -> None:
+    """Six seeds against two (a merged store, failures): the seed × query test is then above its nominal α, and
+    the verdict says so for that test and that declared claim only; three against three draws no caveat."""
+    pairs = synthetic_rows({"in-batch": 0.0, "random": 0.0}, seeds=range(6), n_queries=40, metrics=("ndcg@10",))
+    pairs += synthetic_rows({"dense": 0.02}, seeds=(0, 1), n_queries=40, metrics=("ndcg@10",))
+    rows, per_query = synthetic_frames(pairs)
+    board = boards(rows, per_query, "in-batch", primary_metric="ndcg@10", comparisons=[("dense", "random")])
+    caveats = " ".join(verdicts(board.tables, board.rows)[0].caveats)
+    assert "Seeds are unbalanced in dense (2 vs 6), dense > random (2 vs 6):" in caveats
+    _, balanced = verdict_of(*frames())
+    assert "unbalanced" not in " ".join(balanced.caveats)
 
 
 def test_a_configuration_identical_to_the_baseline_is_flagged_and_an_exact_shift_is_certain() -> None:
