@@ -26,7 +26,7 @@ from typing import Any
 
 from negbench.errors import Terminated
 
-__all__ = ["EXIT_INTERRUPTED", "INTERRUPTS", "check", "collect", "trapped"]
+__all__ = ["EXIT_INTERRUPTED", "INTERRUPTS", "check", "collect", "ctrl_c_ignored", "trapped"]
 
 EXIT_INTERRUPTED = 130
 INTERRUPTS = (KeyboardInterrupt, Terminated)
@@ -95,3 +95,15 @@ def trapped() -> Iterator[None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         sys.unraisablehook = unraisable
         _pending, _depth = None, 0
+
+
+@contextmanager
+def ctrl_c_ignored() -> Iterator[None]:
+    """SIGINT ignored inside, the handler found before put back after (main thread only). For a process that
+    shares the terminal but is not the one to handle its Ctrl-C, such as the job fork server while it imports
+    (:mod:`negbench.run.job_preload`)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

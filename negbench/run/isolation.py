@@ -94,7 +94,7 @@ def job_context(track: bool = False):
     each job is still a process of its own (its own memory, peaks and crashes). The server is started, with its
     preloads, by :func:`start_job_server` or else by the first job of this process."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["negbench.run.suite", *(["negbench.run.tracking_imports"] if track else [])])
+    ctx.set_forkserver_preload(["negbench.run.job_preload", *(["negbench.run.tracking_imports"] if track else [])])
     return ctx
 
 
