@@ -26,7 +26,7 @@ from typing import Any
 
 from negbench.errors import Terminated
 
-__all__ = ["EXIT_INTERRUPTED", "INTERRUPTS", "check", "collect", "ctrl_c_ignored", "trapped"]
+__all__ = ["EXIT_INTERRUPTED", "INTERRUPTS", "check", "collect", "ctrl_c_exits_quietly", "trapped"]
 
 EXIT_INTERRUPTED = 130
 INTERRUPTS = (KeyboardInterrupt, Terminated)
@@ -98,11 +98,15 @@ def trapped() -> Iterator[None]:
 
 
 @contextmanager
-def ctrl_c_ignored() -> Iterator[None]:
-    """SIGINT ignored inside, the handler found before put back after (main thread only). For a process that
-    shares the terminal but is not the one to handle its Ctrl-C, such as the job fork server while it imports
-    (:mod:`negbench.run.job_preload`)."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def ctrl_c_exits_quietly(code: int = EXIT_INTERRUPTED) -> Iterator[None]:
+    """Inside, Ctrl-C (SIGINT) ends the process at once with ``code`` and prints nothing; the handler found
+    before is back after (main thread only). For a helper process that shares the terminal but whose Ctrl-C the
+    suite process handles, such as the job fork server while it imports (:mod:`negbench.run.job_preload`)."""
+
+    def leave(signum: int, frame: Any) -> None:
+        os._exit(code)
+
+    previous = signal.signal(signal.SIGINT, leave)
     try:
         yield
     finally:

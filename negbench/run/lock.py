@@ -50,7 +50,7 @@ LOCK_FILE = ".negbench-run.lock"
 # output directory, mining.py's cache files (``.name-code.pt.XXXXXXXX``).
 _TMP = r"[a-z0-9_]{8}"
 STALE_FILES = re.compile(
-    rf"^\.(results\.parquet|per_query\.parquet)\.{_TMP}\.tmp$|^\.leaderboard\.md\.{_TMP}$"
+    rf"^\.(results\.parquet|per_query\.parquet)\.{_TMP}\.tmp$|^\.(leaderboard\.md|suite\.toml)\.{_TMP}$"
     rf"|^\.mlflow-init-{_TMP}\.db(-journal|-wal|-shm)?$"
 )
 STALE_CACHE_FILES = re.compile(rf"^\..+\.pt\.{_TMP}$")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from negbench.config.load import load_suite
+from negbench.config.load import read_suite
 from negbench.config.suite import ModelConfig, Suite, stable_hash
 from negbench.core.models import model_fingerprint, resolve_model
 from negbench.core.registry import Registry, registry
@@ -43,6 +43,7 @@ class Plan:
     suite: Suite
     path: Path
     strategies: list[StrategySpec]
+    text: str = ""  # the suite file as it was read and validated (copied into the store when the run finishes)
 
     @property
     def output_dir(self) -> Path:
@@ -51,7 +52,7 @@ class Plan:
 
 def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
     """Validate the suite completely (strategies, params, services, models) before any training."""
-    suite = load_suite(path)
+    suite, text = read_suite(path)
     specs = []
     for i, cfg in enumerate(suite.strategies):
         where = f"strategies[{i}]"
@@ -104,7 +105,7 @@ def plan_suite(path: str | Path, reg: Registry = registry) -> Plan:
             resolve_model(model_cfg.spec)
         except NegbenchError as exc:
             raise type(exc)(exc.message, file=path, field=f"models[{i}].spec") from None
-    return Plan(suite, Path(path), specs)
+    return Plan(suite, Path(path), specs, text)
 
 
 def _check_compute_baseline(suite: Suite, specs: list[StrategySpec], path: str | Path) -> None:

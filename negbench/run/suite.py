@@ -123,9 +123,6 @@ class SuiteRunner(DevScoring, FinalStage, TuningStage, WorkerLoop):
                 for path in remove_stale_temporaries(self.plan.output_dir, self.cache_dir):
                     log.info("removed %s, left by an interrupted run", path)
             lock.downgrade()
-            # the store carries the suite it was run with: `negbench report` takes its baseline, primary metric
-            # and declared comparisons from this copy
-            write_text_atomic(self.plan.output_dir / SUITE_FILE, self.plan.path.read_text(encoding="utf-8"))
             if self.board is not None:  # only once the output directory is this worker's to share
                 self.say(escape(f"worker {self.board.owner} on {self.suite.suite.name}"))
             return self._run_locked(validated.datasets)
@@ -152,10 +149,20 @@ class SuiteRunner(DevScoring, FinalStage, TuningStage, WorkerLoop):
             else:
                 self.work(jobs)
             self.store.flush()
+            self.copy_suite()
             self.tracker.log_artifact(suite_run, self.store.results_path)
             for path in self.publish(self.store) if self.publish is not None else []:
                 self.tracker.log_artifact(suite_run, path)
         return self.store
+
+    def copy_suite(self) -> None:
+        """Once every job is done, as leaderboard.md: the store's ``suite.toml`` becomes the text this run read,
+        from which `negbench report` and `negbench figures` take the baseline, primary metric and declared
+        comparisons (an interrupted or failed run leaves the previous copy; a suite file kept there is left)."""
+        target = self.plan.output_dir / SUITE_FILE
+        if not self.plan.text or (target.exists() and target.samefile(self.plan.path)):
+            return
+        write_text_atomic(target, self.plan.text)
 
     def job_indices(self) -> list[tuple[int, int, int]]:
         """(dataset, model, strategy) positions of every job, in the order :meth:`run` makes them."""

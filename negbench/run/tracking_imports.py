@@ -6,13 +6,13 @@ that forks), and no connection is made (none may be shared across a fork)."""
 
 from __future__ import annotations
 
-from negbench.run.interrupts import ctrl_c_ignored
+from negbench.run.interrupts import ctrl_c_exits_quietly
 from negbench.run.tracking import disable_telemetry
 
 __all__: list[str] = []  # imported for its effect
 
 disable_telemetry()
 
-with ctrl_c_ignored():  # the fork server imports this while a Ctrl-C is the suite's to handle (job_preload)
+with ctrl_c_exits_quietly():  # the fork server imports this, and a Ctrl-C is the suite's to handle (job_preload)
     import mlflow.store.tracking.sqlalchemy_store  # after telemetry is off: what a SQL store imports
     import mlflow.tracking  # noqa: F401 - the client (Tracker.start)

@@ -86,6 +86,10 @@ def test_unbalanced_seeds_are_said_to_make_the_test_liberal() -> None:
     assert "Seeds are unbalanced in dense (2 vs 6), dense > random (2 vs 6):" in caveats
     _, balanced = verdict_of(*frames())
     assert "unbalanced" not in " ".join(balanced.caveats)
+    pairs = synthetic_rows({"in-batch": 0.0}, seeds=range(4), n_queries=40, metrics=("ndcg@10",))
+    pairs += synthetic_rows({"dense": 0.02}, seeds=(0, 1), n_queries=40, metrics=("ndcg@10",))
+    _, four_vs_two = verdict_of(*synthetic_frames(pairs))  # near nominal in simulation: no caveat
+    assert "unbalanced" not in " ".join(four_vs_two.caveats)
 
 
 def test_a_configuration_identical_to_the_baseline_is_flagged_and_an_exact_shift_is_certain() -> None:

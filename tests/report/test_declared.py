@@ -211,16 +211,17 @@ def test_the_claims_block_is_the_pages_table_when_the_newest_configuration_faile
     assert "| star &gt; dense | +0.0" in block and block in page
 
 
-def test_a_bound_needs_a_standard_error_and_the_verdict_says_it_is_uncorrected() -> None:
-    """One shared query: no standard error, so no lower bound (not Δ itself); the sentence calls the bound
-    uncorrected, the table gives the queries a claim rests on."""
+def test_a_claim_over_fewer_than_two_queries_is_untested_and_the_verdict_calls_its_bound_uncorrected() -> None:
+    """One shared query: no spread over queries, so no test (it read "not supported", with Δ as its own lower
+    bound); the sentence calls the bound uncorrected and the table gives the queries a claim rests on."""
     rows, per_query = draw({"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.02}, 0, n=1)
     star = claims_of(rows, per_query)["star > dense"]
-    assert star.test.n == 1 and math.isnan(star.lower)
-    assert claim_cells(star)[2] == "–" and claim_cells(star)[CLAIM_COLUMNS.index("queries")] == "1"
+    assert star.test is None and not star.supported and math.isnan(star.lower)
+    assert claim_outcome(star).endswith("fewer than two queries scored by every run of both (1)")
     rows, per_query = draw({"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.02}, 0)
-    sentence = claims_sentence(list(claims_of(rows, per_query).values()), ALPHA)
-    assert "uncorrected lower bound" in sentence
+    tests = list(claims_of(rows, per_query).values())
+    assert "uncorrected lower bound" in claims_sentence(tests, ALPHA)
+    assert claim_cells(tests[2])[CLAIM_COLUMNS.index("queries")] == "60"
 
 
 def test_claims_without_the_baseline_do_not_read_as_no_verdict() -> None:

@@ -98,8 +98,9 @@ def test_spread_is_the_seed_sd_largest_first(tmp_path):
         render_block("results/s format=spread strategy=single", tmp_path)
     with pytest.raises(NegbenchError, match="top= belongs to format=spread"):
         render_block("results/s format=table top=2", tmp_path)
-    with pytest.raises(NegbenchError, match="takes no order= or unit="):
-        render_block("results/s format=spread unit=percent", tmp_path)
+    for option in ("unit=percent", "order=store"):  # given, even as its default, it would be ignored
+        with pytest.raises(NegbenchError, match="takes no order= or unit="):
+            render_block(f"results/s format=spread {option}", tmp_path)
     with pytest.raises(NegbenchError, match="top must be a positive integer"):
         render_block("results/s format=spread top=0", tmp_path)
 

@@ -102,7 +102,12 @@ def test_run_and_workers_exclude_each_other_and_workers_share(tmp_path):
     RunLock(tmp_path).acquire().release()
 
 
-STALE = [".results.parquet.abc12_xy.tmp", ".per_query.parquet.k9k9k9k9.tmp", ".leaderboard.md.zz00zz00"]
+STALE = [
+    ".results.parquet.abc12_xy.tmp",
+    ".per_query.parquet.k9k9k9k9.tmp",
+    ".leaderboard.md.zz00zz00",
+    ".suite.toml.q1q1q1q1",  # the suite copy a killed run was writing
+]
 STALE_DIRS = ["tmpa1b2c3d4", ".negbench-train-q1w2e3r4"]
 KEEP = ["results.parquet", "notes.txt", ".results.lock"]
 

@@ -68,7 +68,7 @@ def parse_spec(text: str) -> Spec:
     spec = Spec(**kwargs)  # type: ignore[arg-type]
     if spec.format == "ratio" and len(spec.strategies) != 2:
         raise NegbenchError("format=ratio needs strategy=A,B (the mean of A divided by that of B)")
-    if spec.format == "spread" and (spec.order != "store" or spec.unit != "plain"):  # it is always largest first
+    if spec.format == "spread" and {"order", "unit"} & set(kwargs):  # it is always the seed sd, largest first
         raise NegbenchError("format=spread takes no order= or unit=: it lists the seed sd, largest first")
     if spec.top is not None and spec.format != "spread":
         raise NegbenchError("top= belongs to format=spread (the N strategies with the largest seed spread)")

@@ -65,6 +65,9 @@ def store_settings(directory: str | Path) -> StoreSettings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"bad TOML: {exc}", file=path) from None
+    for table in ("suite", "evaluation", "tuning"):
+        if not isinstance(raw.get(table, {}), dict):
+            raise DataError(f"must be a table ([{table}])", file=path, field=table)
     section = raw.get("suite", {})
     baseline, name = section.get("baseline", DEFAULT_BASELINE), section.get("name")
     if not isinstance(baseline, str) or (name is not None and not isinstance(name, str)):
@@ -95,16 +98,20 @@ def _comparisons(raw: dict, path: Path) -> tuple[tuple[str, str], ...]:
             field = f"comparisons[{i}]" + (f".{where}" if where else "")
             raise DataError(first["msg"].removeprefix("Value error, "), file=path, field=field) from None
     strategies = raw.get("strategies")
-    labels = (
-        [str(s.get("label") or s.get("name")) for s in strategies if isinstance(s, dict)]
-        if isinstance(strategies, list)
-        else []
-    )
+    labels = [_label(s, i, path) for i, s in enumerate(strategies)] if isinstance(strategies, list) else []
     try:
         check_comparisons(comparisons, labels or _every(comparisons))
     except ValueError as exc:
         raise DataError(str(exc), file=path, field="comparisons") from None
     return tuple((c.better, c.worse) for c in comparisons)
+
+
+def _label(strategy: object, index: int, path: Path) -> str:
+    """A ``[[strategies]]`` entry's label (``label``, else ``name``), a non-empty string as validate requires."""
+    label = (strategy.get("label") or strategy.get("name")) if isinstance(strategy, dict) else None
+    if not isinstance(label, str) or not label:
+        raise DataError("needs a string 'name' (or 'label')", file=path, field=f"strategies[{index}]")
+    return label
 
 
 def _every(comparisons: Sequence[Comparison]) -> list[str]:

@@ -119,6 +119,9 @@ def _compare(better: str, worse: str, runs: dict[str, list[str]], scores: pl.Dat
     mine = scores.filter(pl.col("run_id").is_in(new + base))
     wide = mine.pivot(on="run_id", index="query_id", values="score", aggregate_function="first")
     matrix = wide.select([*new, *base]).fill_nan(None).drop_nulls().to_numpy().astype(float).T
+    if matrix.shape[1] < 2:  # no spread over queries, no test
+        why = f"fewer than two queries scored by every run of both ({matrix.shape[1]})"
+        return DeclaredTest(better, worse, metric, missing=(better, worse), why=why)
     return DeclaredTest(better, worse, metric, test=seed_query_test(matrix[: len(new)], matrix[len(new) :]))
 
 
