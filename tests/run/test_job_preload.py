@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = """
 import os, signal, time
 from multiprocessing import forkserver
@@ -31,6 +33,7 @@ def exit_with_the_sigint_handler() -> None:
     sys.exit(0 if signal.getsignal(signal.SIGINT) is signal.default_int_handler else 3)
 
 
+@pytest.mark.slow  # two fork servers import the training stack
 def test_ctrl_c_while_the_job_server_imports_ends_it_silently_and_jobs_still_get_it() -> None:
     """The server used to die with a KeyboardInterrupt traceback of dozens of lines mid-import; ignoring the
     Ctrl-C instead kept it importing (and holding the suite's output pipes) after the suite had stopped."""

@@ -285,6 +285,9 @@ def test_workers_started_together_repeatedly(tmp_path, toy_data, tiny_model, n, 
         start_together_and_check(tmp_path / str(attempt), toy_data, tiny_model, n, gpus)
 
 
+# slow (two tracked workers, one killed mid-training): the default run keeps the takeover rules
+# (test_a_takeover_from_a_worker_still_running_leaves_its_runs_and_directories_alone)
+@pytest.mark.slow
 def test_a_killed_workers_runs_and_temporaries_are_closed_by_the_worker_that_takes_over(tmp_path, toy_data, tiny_model):
     """The survivor finished the suite, but the dead worker's MLflow runs stayed RUNNING and its training
     directory stayed until a later `negbench run`."""
