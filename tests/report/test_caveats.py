@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from negbench.cli import app
 from negbench.errors import DataError
 from negbench.report.boards import boards
+from negbench.report.figures.stores import store_settings
 from negbench.report.pages import write_report
 from negbench.report.stats import seed_query_test
 from negbench.report.verdict import verdicts
@@ -107,6 +108,20 @@ def test_a_configuration_identical_to_the_baseline_is_flagged_and_an_exact_shift
 def store(tmp_path: Path) -> Path:
     synthetic_store(tmp_path / "s", EFFECTS, n_queries=30, metrics=("ndcg@10", "mrr@10"))
     return tmp_path / "s"
+
+
+def test_report_rests_on_the_primary_metric_the_run_did(store: Path) -> None:
+    """No [evaluation] primary and a tuning metric the suite does not evaluate: the run's leaderboard.md uses the
+    first evaluated metric (Suite.primary_metric), and so does `negbench report` (it took the default ndcg@10)."""
+    (store / "suite.toml").write_text(
+        '[suite]\nname = "s"\n[evaluation]\nmetrics = ["mrr@10", "ndcg@10"]\n[tuning]\nmetric = "map@100"\n'
+    )
+    assert store_settings(store).primary_among(["ndcg@10", "mrr@10"]) == "mrr@10"
+    write_report(store)
+    assert "Against in-batch on mrr@10 (the primary metric)" in (store / "leaderboard.md").read_text()
+    (store / "suite.toml").write_text('[suite]\nname = "s"\n[evaluation]\nmetrics = "ndcg@10"\n')
+    with pytest.raises(DataError, match=r"evaluation\.metrics"):
+        store_settings(store)
 
 
 def test_a_primary_metric_the_store_lacks_is_an_error_not_a_fallback(store: Path) -> None:

@@ -13,7 +13,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from negbench.config.comparisons import Comparison, check_comparisons
-from negbench.config.suite import SuiteSection
+from negbench.config.suite import EvaluationConfig, SuiteSection, TuningConfig
 from negbench.errors import DataError
 from negbench.run.store.base import RESULTS_FILE, SUITE_FILE
 
@@ -72,12 +72,23 @@ def store_settings(directory: str | Path) -> StoreSettings:
     baseline, name = section.get("baseline", DEFAULT_BASELINE), section.get("name")
     if not isinstance(baseline, str) or (name is not None and not isinstance(name, str)):
         raise DataError("[suite] baseline and name must be strings", file=path)
-    declared, tuning = (
-        (raw.get(table) or {}).get(key) for table, key in (("evaluation", "primary"), ("tuning", "metric"))
-    )
-    primary = next((v for v in (declared, tuning) if isinstance(v, str) and v), None)
+    declared, primary = raw.get("evaluation", {}).get("primary"), _primary(raw, path)
     comparisons = _comparisons(raw, path)
     return StoreSettings(baseline, name, primary, comparisons, primary == declared, path)
+
+
+def _primary(raw: dict, path: Path) -> str:
+    """The primary metric by the rule of ``Suite.primary_metric`` (what `negbench run`'s leaderboard.md rests on):
+    ``[evaluation] primary``, else ``[tuning] metric`` when it is among ``[evaluation] metrics``, else the first."""
+    evaluation, tuning = raw.get("evaluation", {}), raw.get("tuning", {})
+    metrics = evaluation.get("metrics", EvaluationConfig.model_fields["metrics"].default_factory())
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise DataError("must be a non-empty list of metric names", file=path, field="evaluation.metrics")
+    declared, tuned = evaluation.get("primary"), tuning.get("metric", TuningConfig.model_fields["metric"].default)
+    for value, field in ((declared, "evaluation.primary"), (tuned, "tuning.metric")):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise DataError("must be a metric name", file=path, field=field)
+    return declared or (tuned if tuned in metrics else metrics[0])
 
 
 def _comparisons(raw: dict, path: Path) -> tuple[tuple[str, str], ...]:
