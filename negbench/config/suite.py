@@ -36,6 +36,7 @@ __all__ = [
     "TrackingConfig",
     "TrainingConfig",
     "TuningConfig",
+    "primary_metric",
     "stable_hash",
 ]
 
@@ -369,13 +370,17 @@ class Suite(_Strict):
 
     @property
     def primary_metric(self) -> str:
-        """``[evaluation] primary``, else ``[tuning] metric`` when evaluated, else the first evaluation metric."""
-        ev = self.evaluation
-        return ev.primary or (self.tuning.metric if self.tuning.metric in ev.metrics else ev.metrics[0])
+        return primary_metric(self.evaluation, self.tuning)
 
     def config_hash(self) -> str:
         """A stable hash of the whole validated suite (what a result row was produced under)."""
         return stable_hash(self.model_dump(mode="json"))
+
+
+def primary_metric(evaluation: EvaluationConfig, tuning: TuningConfig) -> str:
+    """The metric the report's verdict and marks rest on: ``[evaluation] primary``, else ``[tuning] metric`` when
+    evaluated, else the first evaluation metric."""
+    return evaluation.primary or (tuning.metric if tuning.metric in evaluation.metrics else evaluation.metrics[0])
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

@@ -13,7 +13,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from negbench.config.comparisons import Comparison, check_comparisons
-from negbench.config.suite import EvaluationConfig, SuiteSection, TuningConfig
+from negbench.config.suite import EvaluationConfig, SuiteSection, TuningConfig, primary_metric
 from negbench.errors import DataError
 from negbench.run.store.base import RESULTS_FILE, SUITE_FILE
 
@@ -78,17 +78,17 @@ def store_settings(directory: str | Path) -> StoreSettings:
 
 
 def _primary(raw: dict, path: Path) -> str:
-    """The primary metric by the rule of ``Suite.primary_metric`` (what `negbench run`'s leaderboard.md rests on):
-    ``[evaluation] primary``, else ``[tuning] metric`` when it is among ``[evaluation] metrics``, else the first."""
-    evaluation, tuning = raw.get("evaluation", {}), raw.get("tuning", {})
-    metrics = evaluation.get("metrics", EvaluationConfig.model_fields["metrics"].default_factory())
-    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m for m in metrics):
-        raise DataError("must be a non-empty list of metric names", file=path, field="evaluation.metrics")
-    declared, tuned = evaluation.get("primary"), tuning.get("metric", TuningConfig.model_fields["metric"].default)
-    for value, field in ((declared, "evaluation.primary"), (tuned, "tuning.metric")):
-        if value is not None and (not isinstance(value, str) or not value):
-            raise DataError("must be a metric name", file=path, field=field)
-    return declared or (tuned if tuned in metrics else metrics[0])
+    """The primary metric by the rule of `negbench run`'s leaderboard.md (:func:`negbench.config.suite.
+    primary_metric`), from the file's ``[evaluation]`` and ``[tuning]`` validated as a suite's."""
+    sections = []
+    for name, model in (("evaluation", EvaluationConfig), ("tuning", TuningConfig)):
+        try:
+            sections.append(model.model_validate(raw.get(name, {})))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join([name, *(str(part) for part in first["loc"])])
+            raise DataError(first["msg"].removeprefix("Value error, "), file=path, field=field) from None
+    return primary_metric(*sections)
 
 
 def _comparisons(raw: dict, path: Path) -> tuple[tuple[str, str], ...]:

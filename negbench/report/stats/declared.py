@@ -137,10 +137,10 @@ def _judged(tests: list[DeclaredTest], alpha: float) -> list[DeclaredTest]:
         if s is None:
             out.append(replace(t, family=family))
             continue
-        finite = math.isfinite(s.se) and math.isfinite(s.df) and s.se > 0
-        exact = s.se == 0 and math.isfinite(s.mean_diff)  # no variance at all: Δ is its own bound
-        lower = s.mean_diff - float(sps.t.ppf(1 - alpha, s.df)) * s.se if finite else math.nan
-        lower = s.mean_diff if exact else lower
+        if math.isfinite(s.se) and math.isfinite(s.df) and s.se > 0:
+            lower = s.mean_diff - float(sps.t.ppf(1 - alpha, s.df)) * s.se
+        else:  # no variance at all: Δ is its own bound; no standard error: no bound
+            lower = s.mean_diff if s.se == 0 else math.nan
         out.append(
             replace(
                 t,
