@@ -103,7 +103,7 @@ def _baseline_findings(
         if alone:
             findings.append(
                 f"{_names(alone)} ran with one seed or against a one-seed baseline: training variance is unmeasured, "
-                f"so {'it is' if len(alone) == 1 else 'none of them is'} called better or worse."
+                f"so {'it is not' if len(alone) == 1 else 'none of them is'} called better or worse."
             )
     else:
         findings = [
@@ -149,8 +149,9 @@ def _query_only(tests: dict[str, Significance], base: str, alpha: float, untrain
         listed = _listing(apart, untrained)
         out.append(f"On these queries alone, {listed} {verb} from {base} beyond query noise ({family}).")
     if len(within) == 1:
-        (k, t), lead = next(iter(within.items())), ("The other," if apart else "On these queries alone,")
-        out.append(f"{lead} {k}, is within query noise (Δ {fmt_delta(t)}).")
+        (k, t) = next(iter(within.items()))
+        named = f"The other, {k}," if apart else f"On these queries alone, {k}"
+        out.append(f"{named} is within query noise (Δ {fmt_delta(t)}).")
     elif within:
         lead = f"The other {len(within)} are" if apart else f"On these queries alone, all {len(within)} are"
         out.append(

@@ -55,6 +55,22 @@ def test_verdict_with_one_seed_calls_nothing_and_says_why() -> None:
     assert all(cell(table, s, "Holm p").startswith("(") for s in ("better", "worse", "same"))  # query-only p
 
 
+def test_verdict_with_one_one_seed_strategy_does_not_call_it() -> None:
+    """A board of three-seed strategies and one that has run one seed so far (a run in progress): the one-seed
+    strategy is not called (the verdict read "so it is called better or worse"), and the query-only sentence
+    names it without a stray comma ("On these queries alone, late, is within query noise")."""
+    rows, per_query = draw({"in-batch": 0.0, "same": 0.0}, 3, sd=0.003, n=80)
+    late_rows, late_pq = draw({"in-batch": 0.0, "late": 0.0}, 4, seeds=(0,), sd=0.0, n=80)
+    keep = pl.col("strategy") == "late"
+    late_ids = late_rows.filter(keep)["run_id"]
+    rows = pl.concat([rows, late_rows.filter(keep)], how="diagonal_relaxed")
+    per_query = pl.concat([per_query, late_pq.filter(pl.col("run_id").is_in(late_ids))], how="diagonal_relaxed")
+    text = board_verdict(board(rows, per_query), rows).text
+    assert "late ran with one seed or against a one-seed baseline" in text
+    assert "so it is not called better or worse" in text
+    assert "On these queries alone, late is within query noise (Δ " in text
+
+
 def test_verdict_caveats_come_from_the_rows() -> None:
     pairs = synthetic_rows({"in-batch": 0.0, "again": 0.0, "half": 0.02, "none": -0.1}, seeds=(0,), n_queries=30)
     rows, per_query = synthetic_frames(pairs)
