@@ -79,12 +79,13 @@ def primary_caption(
         )
     if not tests:
         return " ".join(parts)
-    aware = [t for t in tests if t.seed_aware]
-    alone = [t for t in tests if not t.seed_aware]
+    aware = [t for t in tests if t.seed_aware and t.family]
+    alone = [t for t in tests if not t.seed_aware and t.family]
     parts.append(f"Δ vs baseline: mean per-query difference from {baseline} with its 95% CI")
     if aware:
         parts[-1] += (
-            " over queries and seeds (t interval from a seed × query variance-components model; see Method)."
+            " over queries and seeds (t interval from a seed × query variance-components model, not corrected for the"
+            " number of comparisons; see Method)."
             f" {BETTER} / {WORSE}: better / worse than {baseline} at α = {alpha:g} after Holm's correction over the "
             f"{_count(aware[0].family)} with several seeds on both sides; "
             "Holm p: the adjusted p-value."
@@ -93,8 +94,13 @@ def primary_caption(
         parts[-1] += "." if not aware else ""
         parts.append(
             f"{'Where either side has one seed' if aware else 'With one seed'} the CI covers query sampling only "
-            f"and the Holm p (in parentheses, over those {_count(alone[0].family)}) speaks for these trained models, "
+            f"and the Holm p (in parentheses, over {_those(alone[0].family)}) speaks for these trained models, "
             "not for the strategies: no mark is drawn."
+        )
+    if any(not t.family for t in tests):
+        parts.append(
+            "A repeat of another row's configuration (tagged) is no further hypothesis: it joins no Holm family, "
+            "so it has no Holm p, mark or detectable Δ."
         )
     parts.append(
         f"detectable Δ: the smallest true difference the comparison finds with {POWER:.0%} power at α / m "
@@ -106,6 +112,11 @@ def primary_caption(
 
 def _count(family: int) -> str:
     return f"{family} comparison{'s' if family != 1 else ''}"
+
+
+def _those(family: int) -> str:
+    """``the one comparison`` / ``those 3 comparisons``."""
+    return "the one comparison" if family == 1 else f"those {family} comparisons"
 
 
 def method_text(alpha: float) -> str:

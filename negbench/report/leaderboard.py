@@ -10,7 +10,6 @@ hold.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,6 +22,7 @@ from negbench.report.stats import (
     DeclaredTest,
     Significance,
     baseline_config,
+    repeated_configs,
     resolve_primary,
     with_config_labels,
 )
@@ -56,7 +56,6 @@ TEXT_KINDS = frozenset({"label", "text", "status", "test"})
 # Aggregate columns that only a training run has: a strategy that does not train shows "–" there, not the
 # whole-run peak it would otherwise fall back to (its evaluation's).
 TRAINING_COLUMNS = ("train_examples_per_s", "train_peak_rss_mb", "train_peak_gpu_mb", "train_tflop", "prep_tflop")
-IDENTITY = ("strategy_name", "params", "training", "budget")  # what makes two labels one configuration
 
 
 @dataclass(frozen=True)
@@ -280,7 +279,7 @@ def leaderboard_tables(
     for (dataset, model), group in table.group_by(["dataset", "model"], maintain_order=True):
         here = labelled.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
         base = baseline_config(here, baseline)
-        subsets, repeats = _subset_columns(here), _repeats(here)
+        subsets, repeats = _subset_columns(here), repeated_configs(here)
         body = [
             Row(
                 _training_only({**rec, **subsets.get(rec["label"], {})}),
@@ -326,33 +325,6 @@ def _training_only(record: dict[str, Any]) -> dict[str, Any]:
     if (number(record.get("steps")) or 0) > 0 or record.get("steps") is None:
         return record
     return {**record, **{c: None for c in TRAINING_COLUMNS if c in record}}
-
-
-def _repeats(rows: pl.DataFrame) -> dict[str, str]:
-    """``{label: earlier label}`` for labels whose configuration (strategy, parameters, training, budget) an
-    earlier label of the same dataset × model already ran."""
-    present = [c for c in IDENTITY if c in rows.columns]
-    if "strategy_name" not in present or "label" not in rows.columns:
-        return {}
-    first: dict[str, str] = {}
-    out: dict[str, str] = {}
-    for rec in rows.unique(subset=["label"], keep="first", maintain_order=True).iter_rows(named=True):
-        identity = json.dumps([_canonical(rec.get(c)) for c in present], sort_keys=True, default=str)
-        if identity in first and first[identity] != rec["label"]:
-            out[rec["label"]] = first[identity]
-        else:
-            first.setdefault(identity, rec["label"])
-    return out
-
-
-def _canonical(value: object) -> object:
-    """A JSON text as its parsed value (key order does not matter); anything else as is."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def plain_cell(row: Row, column: Column) -> str:

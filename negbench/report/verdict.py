@@ -79,7 +79,10 @@ def _baseline_findings(
         nothing = "no configuration is compared with it" if after_claims else "nothing is compared"
         text = f"{where}no verdict against the baseline: {baseline} is not in these results, so {nothing}."
         return [text[0].upper() + text[1:]]
-    tests = {r.label: r.sig[primary] for r in table.rows if primary is not None and primary in r.sig}
+    # a repeat of another label's configuration is no hypothesis (no Holm p): the caveats say what it showed
+    tests = {
+        r.label: r.sig[primary] for r in table.rows if primary is not None and primary in r.sig and not r.repeat_of
+    }
     if not tests:
         others = [r for r in table.rows if not r.is_baseline]
         if not others:

@@ -12,6 +12,7 @@ import polars as pl
 
 __all__ = [
     "CONFIG_KEYS",
+    "IDENTITY",
     "SHORT_KEY",
     "BaselineConfig",
     "baseline_config",
@@ -21,6 +22,7 @@ __all__ = [
     "newest_configs",
     "per_query_means",
     "query_means",
+    "repeated_configs",
     "resolve_baseline",
     "with_config_key",
     "with_config_labels",
@@ -182,3 +184,35 @@ def newest_configs(rows: pl.DataFrame) -> pl.DataFrame:
     newest = {group: newest_config(part) for group, part in rows.group_by(groups, maintain_order=True)}
     keep = [newest[tuple(key[:-1])] == key[-1] for key in rows.select([*groups, "config_key"]).iter_rows()]
     return rows.filter(pl.Series(keep, dtype=pl.Boolean))
+
+
+# --- repeated configurations ----------------------------------------------------------------------
+
+IDENTITY = ("strategy_name", "params", "training", "budget")  # what makes two labels one configuration
+
+
+def repeated_configs(rows: pl.DataFrame) -> dict[str, str]:
+    """``{label: earlier label}`` for labels whose configuration (strategy, parameters, training, budget) an
+    earlier label of the same dataset × model already ran."""
+    present = [c for c in IDENTITY if c in rows.columns]
+    if "strategy_name" not in present or "label" not in rows.columns:
+        return {}
+    first: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for rec in rows.unique(subset=["label"], keep="first", maintain_order=True).iter_rows(named=True):
+        identity = json.dumps([_canonical(rec.get(c)) for c in present], sort_keys=True, default=str)
+        if identity in first and first[identity] != rec["label"]:
+            out[rec["label"]] = first[identity]
+        else:
+            first.setdefault(identity, rec["label"])
+    return out
+
+
+def _canonical(value: object) -> object:
+    """A JSON text as its parsed value (key order does not matter); anything else as is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

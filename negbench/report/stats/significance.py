@@ -9,7 +9,9 @@ never corrected. A comparison with one seed on either side covers query sampling
 (a one-seed difference may be one training run's luck) and forms a family of its own for the verdict's
 "on these queries" statement. Every primary comparison carries its detectable difference: the true Δ found with
 80% power at α / m (m = its family's size: the level Holm applies to the smallest p, so the figure is
-conservative).
+conservative). A label that repeats an earlier label's configuration (:func:`repeated_configs`: same strategy,
+parameters, training settings and budget, e.g. ``in-batch-last``) is no further hypothesis: its Δ and CI are
+computed, but it joins no Holm family (it would only raise m) and is never marked.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
-from negbench.report.stats.configs import baseline_config, with_config_labels
+from negbench.report.stats.configs import baseline_config, repeated_configs, with_config_labels
 from negbench.report.stats.tests import BETTER, WORSE, holm
 from negbench.report.stats.twolevel import POWER, SeedQueryTest, detectable_difference, seed_query_test
 
@@ -109,7 +111,8 @@ def significance(
         scores = scores.filter(pl.col("metric").is_in(list(metrics)))
     primary = resolve_primary(sorted(set(scores["metric"].to_list())), primary)
     for (dataset, model), group in ok.group_by(["dataset", "model"], maintain_order=True):
-        base = baseline_config(rows.filter((pl.col("dataset") == dataset) & (pl.col("model") == model)), baseline)
+        here_rows = rows.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
+        base = baseline_config(here_rows, baseline)
         if base is None:
             continue
         configs = group.select(["label", "config_key"]).unique(maintain_order=True).rows()
@@ -118,7 +121,7 @@ def significance(
         for (metric,), part in sorted(here.partition_by(["metric"], as_dict=True).items()):
             tests, facts = _tests(part, base.label, [label for label, _ in others])
             keys = dict(others)
-            for label, sig in _judged(tests, metric == primary, alpha).items():
+            for label, sig in _judged(tests, metric == primary, alpha, set(repeated_configs(here_rows))).items():
                 dropped, identical = facts[label]
                 out[(dataset, model, label, metric)] = replace(
                     sig,
@@ -158,21 +161,28 @@ def _tests(part: pl.DataFrame, base_label: str, labels: list[str]) -> tuple[dict
     return out, facts
 
 
-def _judged(tests: dict[str, SeedQueryTest], is_primary: bool, alpha: float) -> dict[str, Significance]:
-    """Holm per family (seed-aware / query-only) on the primary metric, marks and detectable differences."""
+def _judged(
+    tests: dict[str, SeedQueryTest], is_primary: bool, alpha: float, repeats: set[str]
+) -> dict[str, Significance]:
+    """Holm per family (seed-aware / query-only) on the primary metric, marks and detectable differences; the
+    ``repeats`` (labels repeating another's configuration) in no family: no Holm p, mark or detectable Δ."""
     out: dict[str, Significance] = {}
-    for aware in (True, False):
-        family = {label: t for label, t in tests.items() if t.seed_aware == aware}
-        adjusted = holm([t.p_value for t in family.values()]) if is_primary else [math.nan] * len(family)
-        m = len(family)
+    for aware in (True, False, None):
+        if aware is None:
+            family = {label: t for label, t in tests.items() if label in repeats}
+        else:
+            family = {label: t for label, t in tests.items() if t.seed_aware == aware and label not in repeats}
+        judged = is_primary and aware is not None
+        adjusted = holm([t.p_value for t in family.values()]) if judged else [math.nan] * len(family)
+        m = len(family) if aware is not None else 0
         for (label, t), p_adj in zip(family.items(), adjusted, strict=True):
-            detectable = detectable_difference(t.se, t.df, alpha / m, POWER) if is_primary else math.nan
+            detectable = detectable_difference(t.se, t.df, alpha / m, POWER) if judged else math.nan
             out[label] = Significance(
                 p_value=t.p_value,
                 p_holm=p_adj,
                 mean_diff=t.mean_diff,
                 n=t.n,
-                mark=mark_for(t, p_adj, alpha) if is_primary else "",
+                mark=mark_for(t, p_adj, alpha) if judged else "",
                 p_greater=t.p_greater,
                 p_less=t.p_less,
                 ci_low=t.ci_low,
