@@ -32,8 +32,12 @@ def view_captions(
     idle = f" {', '.join(untrained)} does not train: no training cost, no training memory." if untrained else ""
     costs = (
         "steps / examples: optimiser steps and training examples seen per run; batch: mean/min batch size; "
-        "train ex/s: training throughput; times in seconds (train s: training steps only; total s: the whole "
-        "run); means over seeds, measured on the device named above." + idle
+        "train ex/s: training throughput; times in seconds (mine s: mining, charged at what computing its cached "
+        "artefacts cost, whichever run computed them; refresh s: re-mining during training; train s: training "
+        "steps only; total s: the job's measured wall time, diagnostics included, in which a cached artefact costs "
+        "its look-up and the first run to need a shared one pays for it — so it can be less than the parts); "
+        "throughput and times are medians over seeds (from three seeds on, one run slowed by other load does not "
+        "move them), measured on the device named above; the other columns are means over seeds." + idle
     )
     if compute:
         costs = COMPUTE_CAPTION + costs.replace("the device named above", "the device of the last column")
@@ -134,5 +138,6 @@ def method_text(alpha: float) -> str:
         f"α = {alpha:g}, Holm's family being those comparisons on the primary metric of one dataset × model; the "
         "other metrics are exploratory (no marks, no correction). With one seed the test covers query sampling "
         "only and is never marked. Detectable Δ: the true difference the test finds with 80% power at α / m "
-        "(m: the family's comparisons; noncentral t). Costs are means over seeds."
+        "(m: the family's comparisons; noncentral t). Wall times and throughput are medians over seeds, compute "
+        "and memory means."
     )

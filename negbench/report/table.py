@@ -21,6 +21,7 @@ __all__ = [
     "COST_COLUMNS",
     "GPU_COLUMNS",
     "MEMORY_FALLBACKS",
+    "WALL_TIME_COLUMNS",
     "aggregate",
     "cost_columns",
     "escape_md",
@@ -60,6 +61,11 @@ COST_COLUMNS = [
     "peak_rss_mb",
     "peak_gpu_mb",
 ]
+
+
+# Wall-time columns (and the throughput they give) summarised by the median over seeds, not the mean: on a shared
+# machine one run slowed by other load would move a mean of three seeds by a third of its delay.
+WALL_TIME_COLUMNS = ("train_examples_per_s", "mine_s", "refresh_s", "train_s", "eval_s", "curve_s", "total_s")
 
 
 # The data budget of a run, aggregated over seeds without intervals (how: polars aggregation).
@@ -137,6 +143,7 @@ def cost_columns(rows: pl.DataFrame) -> list[tuple[str, str, int]]:
         *((header, key, digits) for header, key, _ in (COMPUTE_COLUMNS if has_compute(rows) else [])),
         ("train ex/s", "train_examples_per_s", 1),
         ("mine s", "mine_s", 1),
+        *([("refresh s", "refresh_s", 1)] if _any_positive(rows, "refresh_s") else []),
         ("train s", "train_s", 1),
         ("eval s", "eval_s", 1),
         *([("curve s", "curve_s", 1)] if "curve_s" in rows.columns else []),
@@ -149,6 +156,10 @@ def cost_columns(rows: pl.DataFrame) -> list[tuple[str, str, int]]:
     return cols
 
 
+def _any_positive(rows: pl.DataFrame, column: str) -> bool:
+    return column in rows.columns and (rows[column].cast(pl.Float64).fill_null(0.0) > 0).any()
+
+
 def _compute_digits(rows: pl.DataFrame) -> int:
     """Decimals that give the smallest positive TFLOP value of ``rows`` three significant digits (1 to 8)."""
     values = [
@@ -159,7 +170,8 @@ def _compute_digits(rows: pl.DataFrame) -> int:
 
 
 def aggregate(rows: pl.DataFrame) -> pl.DataFrame:
-    """Mean over seeds (and run count) of metrics and costs per configuration: dataset × model × strategy ×
+    """Mean over seeds (and run count) of metrics, compute and memory, median of wall times and throughput
+    (:data:`WALL_TIME_COLUMNS`), per configuration: dataset × model × strategy ×
     ``config_key`` (never pooled across configurations), with its display ``label`` (see
     :func:`negbench.report.stats.with_config_labels`).
 
@@ -175,7 +187,8 @@ def aggregate(rows: pl.DataFrame) -> pl.DataFrame:
     aggs = [pl.len().alias("seeds")]
     values = metrics + [c for c in COST_COLUMNS if c in rows.columns]
     for col in values:
-        aggs.append(pl.col(col).cast(pl.Float64).mean().alias(col))
+        centre = pl.col(col).cast(pl.Float64)
+        aggs.append((centre.median() if col in WALL_TIME_COLUMNS else centre.mean()).alias(col))
         aggs.append(pl.col(col).cast(pl.Float64).std().alias(f"{col}_std"))
         aggs.append(pl.col(col).cast(pl.Float64).count().alias(f"{col}_n"))
     aggs += [

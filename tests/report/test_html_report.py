@@ -18,7 +18,7 @@ from negbench.report.pages import write_report
 from negbench.report.plots import FRONT, Point, pareto_front, place_labels, scatter_svg, svg_of_img
 from negbench.report.table import escape_md
 from negbench.report.terminal import rich_table
-from negbench.testing.results import synthetic_store
+from negbench.testing.results import synthetic_frames, synthetic_rows, synthetic_store
 
 XSS = "<img src=x onerror=alert(1)>|x"
 runner = CliRunner()
@@ -231,3 +231,12 @@ def test_training_overrides_and_tuning_shown(tmp_path) -> None:
     html = render_html(rows, store.per_query())
     assert "<code>batch_size = 512</code>" in html and "best trial 7" in html
     assert html.count("batch_size = ") == 1
+
+
+def test_the_diagnostics_note_describes_only_columns_the_rows_have() -> None:
+    """The strategy cards' note described a "labelled-positive share" that a store without
+    ``false_negative_share`` (scifact-cpu) does not show; it names it only where some row has it."""
+    rows, per_query = synthetic_frames(synthetic_rows({"in-batch": 0.0, "dense": 0.01}, seeds=(0,), n_queries=10))
+    assert "<em>labelled-positive share</em>" not in render_html(rows, per_query, generated="x")
+    shared = rows.with_columns(false_negative_share=pl.lit(0.1))
+    assert "<em>labelled-positive share</em>" in render_html(shared, per_query, generated="x")

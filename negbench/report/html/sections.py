@@ -154,11 +154,17 @@ def params_html(values: list[str]) -> str:
 
 
 def strategy_sections(rows: pl.DataFrame, reg: Any = None) -> str:
+    labelled = "false_negative_share" in rows.columns and rows["false_negative_share"].drop_nulls().len() > 0
     out = [
         '<p class="note">Negative diagnostics (means over seeds): <em>score gap</em> is the base model\'s '
-        "cosine of the positive minus that of each sampled negative (small or negative ⇒ hard negatives); "
-        "<em>labelled-positive share</em> is the share of sampled negatives labelled relevant in some split "
-        '(an estimate of false negatives).</p><div class="cards">'
+        "cosine of the positive minus that of each sampled negative (small or negative ⇒ hard negatives)"
+        + (
+            "; <em>labelled-positive share</em> is the share of sampled negatives labelled relevant in some split "
+            "(an estimate of false negatives)"
+            if labelled
+            else ""
+        )
+        + '.</p><div class="cards">'
     ]
     rows = with_config_labels(rows)
     for index, label in enumerate(dict.fromkeys(rows["label"].to_list())):  # one card per configuration label
