@@ -167,7 +167,7 @@ class LeaderboardTable:
                 continue
             sig = row.sig.get(self.delta_metric or "")
             original = next((r for r in self.rows if r.label == row.repeat_of), None)
-            same = sig is not None and sig.mean_diff == 0 and sig.se == 0
+            same = sig is not None and sig.identical  # seed by seed (the test's se is not 0 with seeds)
             if original is not None and original.is_baseline and same:
                 outcome = " Its per-query scores equal the baseline's: a deterministic rerun, not a second seed."
             else:
