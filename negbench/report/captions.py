@@ -37,7 +37,8 @@ def view_captions(
         "steps only; total s: the job's measured wall time, diagnostics included, in which a cached artefact costs "
         "its look-up and the first run to need a shared one pays for it — so it can be less than the parts); "
         "throughput and times are medians over seeds (from three seeds on, one run slowed by other load does not "
-        "move them), measured on the device named above; the other columns are means over seeds." + idle
+        "move them), measured on the device named above; the other columns are means over seeds (batch min: the "
+        "smallest)." + idle
     )
     if compute:
         costs = COMPUTE_CAPTION + costs.replace("the device named above", "the device of the last column")
@@ -83,24 +84,32 @@ def primary_caption(
         )
     if not tests:
         return " ".join(parts)
-    aware = [t for t in tests if t.seed_aware and t.family]
-    alone = [t for t in tests if not t.seed_aware and t.family]
+    aware = [t for t in tests if t.seed_aware]
+    alone = [t for t in tests if not t.seed_aware]
+    aware_m, alone_m = (next((t.family for t in side if t.family), 0) for side in (aware, alone))
+    uncorrected = "not corrected for the number of comparisons"
     parts.append(f"Δ vs baseline: mean per-query difference from {baseline} with its 95% CI")
     if aware:
         parts[-1] += (
-            " over queries and seeds (t interval from a seed × query variance-components model, not corrected for the"
-            " number of comparisons; see Method)."
-            f" {BETTER} / {WORSE}: better / worse than {baseline} at α = {alpha:g} after Holm's correction over the "
-            f"{_count(aware[0].family)} with several seeds on both sides; "
-            "Holm p: the adjusted p-value."
+            " over queries and seeds (t interval from a seed × query variance-components model, "
+            f"{uncorrected}; see Method)."
         )
+        if aware_m:
+            parts[-1] += (
+                f" {BETTER} / {WORSE}: better / worse than {baseline} at α = {alpha:g} after Holm's correction over "
+                f"the {_count(aware_m)} with several seeds on both sides; Holm p: the adjusted p-value."
+            )
+    else:
+        parts[-1] += f" ({uncorrected})."
     if alone:
-        parts[-1] += "." if not aware else ""
-        parts.append(
-            f"{'Where either side has one seed' if aware else 'With one seed'} the CI covers query sampling only "
-            f"and the Holm p (in parentheses, over {_those(alone[0].family)}) speaks for these trained models, "
-            "not for the strategies: no mark is drawn."
+        held = (
+            f" and the Holm p (in parentheses, over {_those(alone_m)}) speaks for these trained models, not for the "
+            "strategies"
+            if alone_m
+            else ""
         )
+        lead = "Where either side has one seed" if aware else "With one seed"
+        parts.append(f"{lead} the CI covers query sampling only{held}: no mark is drawn.")
     if any(not t.family for t in tests):
         parts.append(
             "A repeat of another row's configuration (tagged) is no further hypothesis: it joins no Holm family, "
@@ -135,7 +144,8 @@ def method_text(alpha: float) -> str:
         "counterpart of a two-level bootstrap over queries and seeds. Degrees of freedom are Welch–Satterthwaite's, "
         "capped at the seeds' S₁ + S₀ − 2; the 95% CI and the p-value are t-based. A mark (▲ / ▼) needs several "
         "seeds on both sides and a Holm-adjusted p below "
-        f"α = {alpha:g}, Holm's family being those comparisons on the primary metric of one dataset × model; the "
+        f"α = {alpha:g}, Holm's family being those comparisons on the primary metric of one dataset × model (a "
+        "label repeating another's configuration joins none); the "
         "other metrics are exploratory (no marks, no correction). With one seed the test covers query sampling "
         "only and is never marked. Detectable Δ: the true difference the test finds with 80% power at α / m "
         "(m: the family's comparisons; noncentral t). Wall times and throughput are medians over seeds, compute "

@@ -10,7 +10,7 @@ Jobs are matched by (dataset, model, strategy). For each matched job and metric:
   queries moved together) is not a regression. With **one seed** on a side that variance is unmeasured and the
   test is a paired t over queries: a drop there **still fails the gate** (nightly runs may have one seed) but
   reads ``ACCURACY DROP (one seed: query noise only)``, and the summary counts such query-only comparisons;
-* a **throughput regression** is flagged when the mean training throughput fell by more than a factor
+* a **throughput regression** is flagged when the median training throughput over seeds fell by more than a factor
   ``max_throughput_drop_factor`` (base / new); jobs without throughput (no training) are not checked;
 * a job that finished in the baseline but has no finished run in NEW is a regression (``failed``); a job
   missing from NEW altogether, or new in NEW, is reported (and counted in the summary line) but not flagged;
@@ -36,7 +36,7 @@ import polars as pl
 from negbench.errors import DataError, NegbenchError
 from negbench.report.load import load_store
 from negbench.report.stats import SHORT_KEY, SeedQueryTest, holm, newest_config, seed_query_test, with_config_key
-from negbench.report.table import escape_md, metric_columns
+from negbench.report.table import escape_md, metric_columns, seed_centre
 
 __all__ = ["HEADER", "KEYS", "Comparison", "JobComparison", "MetricCheck", "compare_stores", "latest_configs"]
 
@@ -269,10 +269,10 @@ def _seed_test(new: pl.DataFrame | None, base: pl.DataFrame | None) -> SeedQuery
     return seed_query_test(*matrices)
 
 
-def _mean(frame: pl.DataFrame, col: str) -> float | None:
-    if col not in frame.columns:
-        return None
-    value = frame[col].cast(pl.Float64).mean()
+def _mean(frame: pl.DataFrame, col: str, *, as_board: bool = False) -> float | None:
+    """``col``'s mean over a job's seeds; ``as_board``: as the boards show it (``seed_centre``: throughput median)."""
+    values = frame[col].cast(pl.Float64) if col in frame.columns else None
+    value = None if values is None else seed_centre(values.to_list(), col) if as_board else values.mean()
     return float(value) if value is not None and math.isfinite(value) else None
 
 
@@ -346,8 +346,8 @@ def compare_stores(
                     check.seeds_base, check.seeds_new = test.seeds_base, test.seeds_new
                 job.metrics.append(check)
                 checks.append(check)
-            job.base_throughput = _mean(b, "train_examples_per_s")
-            job.new_throughput = _mean(n, "train_examples_per_s")
+            job.base_throughput = _mean(b, "train_examples_per_s", as_board=True)
+            job.new_throughput = _mean(n, "train_examples_per_s", as_board=True)
             factor = job.throughput_factor
             job.throughput_regression = factor is not None and factor > max_throughput_drop_factor
         jobs.append(job)

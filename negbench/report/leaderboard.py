@@ -159,23 +159,36 @@ class LeaderboardTable:
         ]
 
     def repeat_notes(self) -> list[str]:
-        """One sentence per label that repeats another label's configuration (same strategy, parameters, training
-        settings and budget): a repeat, not another strategy; whether its per-query scores came out identical."""
+        """One sentence per label that repeats another label's configuration (:func:`repeated_configs`): a
+        repeat, not another strategy, and what it showed on the primary metric (it joins no Holm family): scores
+        equal to its original's, else its Δ against the baseline beside its original's."""
+        by_label = {r.label: r for r in self.rows}
         notes = []
         for row in self.rows:
-            if row.repeat_of is None:
+            original = by_label.get(row.repeat_of or "")
+            if original is None:
                 continue
             sig = row.sig.get(self.delta_metric or "")
-            original = next((r for r in self.rows if r.label == row.repeat_of), None)
-            same = sig is not None and sig.identical  # seed by seed (the test's se is not 0 with seeds)
-            if original is not None and original.is_baseline and same:
-                outcome = " Its per-query scores equal the baseline's: a deterministic rerun, not a second seed."
-            else:
-                outcome = ""
-            notes.append(
-                f"{row.label} repeats the configuration of {row.repeat_of} (same strategy, parameters, training "
-                f"settings and budget) under another label.{outcome}"
+            text = (
+                f"{row.label} repeats the configuration of {original.label} (same strategy, parameters, training "
+                "settings, budget, data, model and code) under another label"
             )
+            if sig is None:
+                notes.append(text + ".")
+            elif original.is_baseline and sig.identical and not sig.dropped:
+                notes.append(
+                    text + ". Its per-query scores equal the baseline's: a deterministic rerun, not a second seed."
+                )
+            elif original.is_baseline:
+                moved = "beyond" if sig.ci_low > 0 or sig.ci_high < 0 else "within"
+                notes.append(
+                    f"{text}, yet scores Δ {fmt_delta(sig)} against it ({moved} the CI of a reproduction; a repeat "
+                    "joins no Holm family): a rerun of one configuration moves that far."
+                )
+            else:
+                osig = original.sig.get(self.delta_metric or "")
+                theirs = f"; {original.label}'s: {fmt_delta(osig)}" if osig is not None else ""
+                notes.append(f"{text}; its Δ against the baseline is {fmt_delta(sig)}{theirs}.")
         return notes
 
 
@@ -279,7 +292,8 @@ def leaderboard_tables(
     for (dataset, model), group in table.group_by(["dataset", "model"], maintain_order=True):
         here = labelled.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
         base = baseline_config(here, baseline)
-        subsets, repeats = _subset_columns(here), repeated_configs(here)
+        subsets = _subset_columns(here)
+        repeats = repeated_configs(here, base.label if base is not None else None)
         body = [
             Row(
                 _training_only({**rec, **subsets.get(rec["label"], {})}),

@@ -36,6 +36,7 @@ __all__ = [
     "memory_fallback_used",
     "metric_columns",
     "number",
+    "seed_centre",
     "with_cost_fallbacks",
 ]
 
@@ -156,8 +157,20 @@ def cost_columns(rows: pl.DataFrame) -> list[tuple[str, str, int]]:
     return cols
 
 
+def seed_centre(values: list[float], column: str) -> float | None:
+    """How a board summarises ``column`` over seeds: the median for :data:`WALL_TIME_COLUMNS`, else the mean;
+    NaN and missing values left out (None when nothing is left)."""
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    if not finite:
+        return None
+    if column not in WALL_TIME_COLUMNS:
+        return sum(finite) / len(finite)
+    ordered, mid = sorted(finite), len(finite) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def _any_positive(rows: pl.DataFrame, column: str) -> bool:
-    return column in rows.columns and (rows[column].cast(pl.Float64).fill_null(0.0) > 0).any()
+    return column in rows.columns and (rows[column].cast(pl.Float64).fill_nan(None).fill_null(0.0) > 0).any()
 
 
 def _compute_digits(rows: pl.DataFrame) -> int:
@@ -187,8 +200,8 @@ def aggregate(rows: pl.DataFrame) -> pl.DataFrame:
     aggs = [pl.len().alias("seeds")]
     values = metrics + [c for c in COST_COLUMNS if c in rows.columns]
     for col in values:
-        centre = pl.col(col).cast(pl.Float64)
-        aggs.append((centre.median() if col in WALL_TIME_COLUMNS else centre.mean()).alias(col))
+        value = pl.col(col).cast(pl.Float64)
+        aggs.append((value.fill_nan(None).median() if col in WALL_TIME_COLUMNS else value.mean()).alias(col))
         aggs.append(pl.col(col).cast(pl.Float64).std().alias(f"{col}_std"))
         aggs.append(pl.col(col).cast(pl.Float64).count().alias(f"{col}_n"))
     aggs += [

@@ -89,6 +89,9 @@ def _baseline_findings(
             reason = f"the board holds only the baseline {base.label}"
         elif table.delta_metric is None:
             reason = "the store has no per-query scores"
+        elif repeats := [r.label for r in others if r.repeat_of]:
+            verb = "repeats" if len(repeats) == 1 else "repeat"
+            reason = f"{join_words(repeats)} only {verb} another row's configuration (see the caveats)"
         else:
             reason = "no configuration was tested"
         text = f"{where}no verdict on {primary}: {reason}, so nothing is compared."

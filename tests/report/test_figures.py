@@ -166,6 +166,17 @@ def test_table_of_a_fair_protocol_store_shows_costs_memory_split_and_budget(tmp_
     assert lines[3].endswith("| 20.0 | 2900 | 1500 | rs2: fraction 0.5 of the examples per epoch (by design) |")
 
 
+def test_table_wall_times_are_the_leaderboards_medians(tmp_path):
+    """The leaderboard shows wall times as medians over seeds; the figures table took means, so the README's
+    table and leaderboard.md disagreed (neighbourhood's train s 382.2 against 110.3). A NaN is left out."""
+    store = ResultStore(tmp_path / "r")
+    for seed, (train_s, total_s) in enumerate([(10.0, 20.0), (930.0, float("nan")), (12.0, 30.0)]):
+        store.append(row("dense", seed, 0.5 + seed / 100, train_s=train_s, total_s=total_s, train_peak_rss_mb=100.0))
+    header, _, cells = render_block("r format=table", tmp_path).splitlines()[:3]
+    values = dict(zip(header.split(" | "), cells.split(" | "), strict=True))
+    assert values["train s"] == "12.0" and values["total s"] == "25.0" and values["train RSS MB"] == "100"
+
+
 def test_table_missing_columns_and_gpu_memory(tmp_path):
     store = ResultStore(tmp_path / "r")
     bare = {"run_id": "x", "strategy": "in-batch", "status": "ok", "ndcg@10": 0.5, "peak_gpu_mb": 900.0}

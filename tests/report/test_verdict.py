@@ -169,3 +169,64 @@ def test_one_seed_caption_counts_one_comparison_in_words() -> None:
     rows, per_query = draw({"in-batch": 0.0, "other": 0.0}, 6, seeds=(0,), sd=0.0, n=40)
     caption = board(rows, per_query).views[0].caption
     assert "over the one comparison" in caption and "those 1 comparison" not in caption
+
+
+def _significance_of(rows: pl.DataFrame, per_query: pl.DataFrame) -> dict[str, object]:
+    return {label: s for (_, _, label, metric), s in significance(rows, per_query).items() if metric == "ndcg@10"}
+
+
+def test_a_repeat_of_a_configuration_that_failed_is_its_only_finished_run() -> None:
+    """dense failed on every seed and dense-again ran its configuration: dense-again is no repeat (it was put out
+    of the family, so a clear +0.05 went unmarked and the verdict said no strategy is better)."""
+    pairs = synthetic_rows(
+        {"in-batch": 0.0, "dense": 0.05, "dense-again": 0.05, "b2": 0.0},
+        strategy_names={"dense-again": "dense"},
+        failed=("dense",),
+        n_queries=80,
+    )
+    rows, per_query = synthetic_frames(pairs)
+    sig = _significance_of(rows, per_query)
+    assert sig["dense-again"].family == 2 and sig["dense-again"].mark == "▲"
+    assert "dense-again (Δ" in board_verdict(board(rows, per_query), rows).text
+
+
+def test_the_baseline_is_never_the_repeat_and_versions_of_one_label_are_not_repeats() -> None:
+    """in-batch-last stored before in-batch made in-batch the repeat (tagged, out of the family) and counted
+    in-batch-last as a comparison; two configuration keys of one label were called repeats of each other."""
+    rows, per_query = draw({"in-batch-last": 0.0, "in-batch": 0.0, "better": 0.03}, 7, sd=0.002, n=80)
+    rows = rows.with_columns(
+        pl.when(pl.col("strategy") == "in-batch-last")
+        .then(pl.lit("in-batch"))
+        .otherwise(pl.col("strategy_name"))
+        .alias("strategy_name")
+    )
+    table = board(rows, per_query)
+    tags = {r.label: r.repeat_of for r in table.rows}
+    assert tags["in-batch"] is None and tags["in-batch-last"] == "in-batch" and table.baseline.label == "in-batch"
+    assert _significance_of(rows, per_query)["better"].family == 1
+    versions = rows.filter(pl.col("strategy") == "better").with_columns(
+        pl.lit("k2").alias("config_key"), pl.col("run_id") + "-v2"
+    )
+    more_pq = per_query.filter(pl.col("run_id").str.contains("-better-")).with_columns(pl.col("run_id") + "-v2")
+    both = pl.concat([rows, versions], how="diagonal_relaxed")
+    table = board(both, pl.concat([per_query, more_pq]))
+    assert [r.repeat_of for r in table.rows if r.label.startswith("better")] == [None, None]
+
+
+def test_a_rerun_of_the_baseline_that_moved_says_how_far() -> None:
+    """A repeat of the baseline whose scores moved (-0.047) was left out of the verdict with only "repeats the
+    configuration of in-batch": the note now gives its Δ and whether it lies beyond the CI of a reproduction."""
+    rows, per_query = draw({"in-batch": 0.0, "again": -0.047}, 8, sd=0.002, n=80)
+    rows = rows.with_columns(
+        pl.when(pl.col("strategy") == "again")
+        .then(pl.lit("in-batch"))
+        .otherwise(pl.col("strategy_name"))
+        .alias("strategy_name")
+    )
+    table = board(rows, per_query)
+    text = board_verdict(table, rows).text
+    assert "again repeats the configuration of in-batch" in text
+    assert f"yet scores Δ {cell(table, 'again', 'Δ vs baseline [95% CI]')} against it (beyond the CI" in text
+    assert "No verdict on ndcg@10: again only repeats another row's configuration (see the caveats)" in text
+    caption = table.views[0].caption
+    assert "with its 95% CI over queries and seeds" in caption and "CI A repeat" not in caption

@@ -15,7 +15,7 @@ from negbench.report.figures.spec import Spec, parse_spec
 from negbench.report.figures.stores import store_settings
 from negbench.report.load import load_store
 from negbench.report.stats import newest_configs, t_half_width
-from negbench.report.table import escape_md, format_value, metric_columns
+from negbench.report.table import escape_md, format_value, metric_columns, seed_centre
 from negbench.run.store.base import RESULTS_FILE
 
 __all__ = [
@@ -129,7 +129,8 @@ COSTS = (
 
 
 def summarise(rows: pl.DataFrame, metric: str) -> list[Summary]:
-    """One summary per strategy, in the store's order: metric mean ± CI half-width and mean costs."""
+    """One summary per strategy, in the store's order: metric mean ± CI half-width and costs as the board shows
+    them (:func:`~negbench.report.table.seed_centre`: wall times and throughput medians, the rest means)."""
     if metric not in rows.columns:
         raise NegbenchError(
             f"unknown metric {metric!r}: the store has "
@@ -149,7 +150,7 @@ def summarise(rows: pl.DataFrame, metric: str) -> list[Summary]:
         costs = {}
         for col in COSTS:
             vals = [float(v) for v in ok[col].to_list() if v is not None] if col in ok.columns else []
-            costs[col] = sum(vals) / len(vals) if vals else None
+            costs[col] = seed_centre(vals, col)
         budget = ok["budget"].drop_nulls().first() if "budget" in ok.columns and ok.height else None
         out.append(
             Summary(

@@ -188,23 +188,41 @@ def newest_configs(rows: pl.DataFrame) -> pl.DataFrame:
 
 # --- repeated configurations ----------------------------------------------------------------------
 
-IDENTITY = ("strategy_name", "params", "training", "budget")  # what makes two labels one configuration
+# What makes two labels one configuration: the strategy, its parameters, training settings and budget, on the same
+# data, base model and code (columns an old store lacks are left out).
+IDENTITY = (
+    "strategy_name",
+    "params",
+    "training",
+    "budget",
+    "dataset_fingerprint",
+    "model_fingerprint",
+    "code_revision",
+)
 
 
-def repeated_configs(rows: pl.DataFrame) -> dict[str, str]:
-    """``{label: earlier label}`` for labels whose configuration (strategy, parameters, training, budget) an
-    earlier label of the same dataset × model already ran."""
+def repeated_configs(rows: pl.DataFrame, baseline: str | None = None) -> dict[str, str]:
+    """``{label: original label}`` for labels of one dataset × model whose configuration another label also ran
+    (same :data:`IDENTITY`; only finished runs count). Of the labels sharing one configuration the original is the
+    ``baseline`` label, else one named as its registered strategy, else the one run first; the versions of one
+    strategy label (several ``config_key``) are never repeats of each other."""
     present = [c for c in IDENTITY if c in rows.columns]
     if "strategy_name" not in present or "label" not in rows.columns:
         return {}
-    first: dict[str, str] = {}
-    out: dict[str, str] = {}
-    for rec in rows.unique(subset=["label"], keep="first", maintain_order=True).iter_rows(named=True):
+    if "status" in rows.columns:
+        rows = rows.filter(pl.col("status") == "ok")
+    order = "created_at" if "created_at" in rows.columns else None
+    groups: dict[str, list[tuple[tuple, str, str]]] = {}
+    for index, rec in enumerate(rows.unique(subset=["label"], keep="first", maintain_order=True).iter_rows(named=True)):
         identity = json.dumps([_canonical(rec.get(c)) for c in present], sort_keys=True, default=str)
-        if identity in first and first[identity] != rec["label"]:
-            out[rec["label"]] = first[identity]
-        else:
-            first.setdefault(identity, rec["label"])
+        strategy = str(rec.get("strategy", rec["label"]))
+        first = rows.filter(pl.col("label") == rec["label"])[order].cast(pl.String).min() if order else None
+        rank = (rec["label"] != baseline, strategy != rec.get("strategy_name"), str(first or ""), index)
+        groups.setdefault(identity, []).append((rank, rec["label"], strategy))
+    out: dict[str, str] = {}
+    for members in groups.values():
+        (_, original, strategy), *others = sorted(members)
+        out |= {label: original for _, label, other in others if other != strategy}
     return out
 
 

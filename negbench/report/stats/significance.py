@@ -9,9 +9,9 @@ never corrected. A comparison with one seed on either side covers query sampling
 (a one-seed difference may be one training run's luck) and forms a family of its own for the verdict's
 "on these queries" statement. Every primary comparison carries its detectable difference: the true Δ found with
 80% power at α / m (m = its family's size: the level Holm applies to the smallest p, so the figure is
-conservative). A label that repeats an earlier label's configuration (:func:`repeated_configs`: same strategy,
-parameters, training settings and budget, e.g. ``in-batch-last``) is no further hypothesis: its Δ and CI are
-computed, but it joins no Holm family (it would only raise m) and is never marked.
+conservative). A label that repeats another label's configuration (:func:`repeated_configs`: same strategy,
+parameters, training settings, budget, data, model and code, e.g. ``in-batch-last``) is no further hypothesis:
+its Δ and CI are computed, but it joins no Holm family (it would only raise m) and is never marked.
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ def significance(
         for (metric,), part in sorted(here.partition_by(["metric"], as_dict=True).items()):
             tests, facts = _tests(part, base.label, [label for label, _ in others])
             keys = dict(others)
-            for label, sig in _judged(tests, metric == primary, alpha, set(repeated_configs(here_rows))).items():
+            for label, sig in _judged(
+                tests, metric == primary, alpha, set(repeated_configs(here_rows, base.label))
+            ).items():
                 dropped, identical = facts[label]
                 out[(dataset, model, label, metric)] = replace(
                     sig,
