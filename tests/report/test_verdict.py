@@ -28,6 +28,12 @@ def cell(table, label: str, header: str) -> str:
     return plain_cell(row, next(c for c in table.columns if c.header == header))
 
 
+def registered_as_in_batch(rows: pl.DataFrame, label: str) -> pl.DataFrame:
+    """``rows`` with ``label``'s runs registered as in-batch: a repeat of the baseline's configuration."""
+    in_batch = pl.when(pl.col("strategy") == label).then(pl.lit("in-batch")).otherwise(pl.col("strategy_name"))
+    return rows.with_columns(in_batch.alias("strategy_name"))
+
+
 def test_verdict_with_seeds_names_winners_losers_and_what_could_be_seen() -> None:
     rows, per_query = draw(EFFECTS, 1, sd=0.003, n=80)
     table = board(rows, per_query)
@@ -147,12 +153,7 @@ def test_a_repeated_configuration_joins_no_holm_family() -> None:
     the Holm family it raised m (scifact-cpu: simans' raw p 0.0037 went from Holm 0.048 over 13 to 0.051 over 14).
     It keeps its Δ and is said to be a repeat; the other comparisons' family and Holm p do not count it."""
     rows, per_query = draw({"in-batch": 0.0, "better": 0.03, "again": 0.0}, 5, sd=0.002, n=80)
-    rows = rows.with_columns(
-        pl.when(pl.col("strategy") == "again")
-        .then(pl.lit("in-batch"))
-        .otherwise(pl.col("strategy_name"))
-        .alias("strategy_name")
-    )
+    rows = registered_as_in_batch(rows, "again")
     sig = {label: s for (_, _, label, metric), s in significance(rows, per_query).items() if metric == "ndcg@10"}
     assert sig["again"].family == 0 and sig["again"].mark == "" and sig["again"].p_holm != sig["again"].p_holm
     assert sig["better"].family == 1 and sig["better"].p_holm == sig["better"].p_value
@@ -194,12 +195,7 @@ def test_the_baseline_is_never_the_repeat_and_versions_of_one_label_are_not_repe
     """in-batch-last stored before in-batch made in-batch the repeat (tagged, out of the family) and counted
     in-batch-last as a comparison; two configuration keys of one label were called repeats of each other."""
     rows, per_query = draw({"in-batch-last": 0.0, "in-batch": 0.0, "better": 0.03}, 7, sd=0.002, n=80)
-    rows = rows.with_columns(
-        pl.when(pl.col("strategy") == "in-batch-last")
-        .then(pl.lit("in-batch"))
-        .otherwise(pl.col("strategy_name"))
-        .alias("strategy_name")
-    )
+    rows = registered_as_in_batch(rows, "in-batch-last")
     table = board(rows, per_query)
     tags = {r.label: r.repeat_of for r in table.rows}
     assert tags["in-batch"] is None and tags["in-batch-last"] == "in-batch" and table.baseline.label == "in-batch"
@@ -217,12 +213,7 @@ def test_a_rerun_of_the_baseline_that_moved_says_how_far() -> None:
     """A repeat of the baseline whose scores moved (-0.047) was left out of the verdict with only "repeats the
     configuration of in-batch": the note now gives its Δ and whether it lies beyond the CI of a reproduction."""
     rows, per_query = draw({"in-batch": 0.0, "again": -0.047}, 8, sd=0.002, n=80)
-    rows = rows.with_columns(
-        pl.when(pl.col("strategy") == "again")
-        .then(pl.lit("in-batch"))
-        .otherwise(pl.col("strategy_name"))
-        .alias("strategy_name")
-    )
+    rows = registered_as_in_batch(rows, "again")
     table = board(rows, per_query)
     text = board_verdict(table, rows).text
     assert "again repeats the configuration of in-batch" in text
