@@ -104,6 +104,9 @@ def plan_command(
         for job in jobs:
             if job.get("coverage_note"):
                 out.print(f"coverage of {job['strategy']} on {job['dataset']}: {job['coverage_note']}", markup=False)
+            if job.get("unexercised"):
+                note = f"note: {job['strategy']} on {job['dataset']} {job['unexercised']}"
+                out.print(note, markup=False, soft_wrap=True)
     if any(job["error"] for job in jobs):
         for job in jobs:
             if job["error"]:

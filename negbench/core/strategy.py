@@ -133,6 +133,12 @@ class Strategy:
         """Why this strategy's data budget differs from the others' by design (None: it does not)."""
         return None
 
+    def unexercised(self, epochs: int, total_steps: int) -> str | None:
+        """What of this strategy's method a run of ``epochs`` epochs and ``total_steps`` optimiser steps never
+        exercises (a refresh or a judgement that would come later), as a clause naming the setting; None when the
+        run exercises all of it. ``negbench plan`` prints it, so a row does not carry a name it does not earn."""
+        return None
+
     def workload(self, ctx: Context, sizes: Sizes) -> Workload:
         """The encoder work of a run of ``ctx.total_steps`` steps besides the loss's query and positive columns,
         declared before training for the compute budget (``[training] budget = "compute"``, see

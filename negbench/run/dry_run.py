@@ -8,8 +8,10 @@ that breaks the budget rule (a composer emitting small batches, or data whose qu
 that the batches cannot be filled) is reported here rather than after hours of training, and the run's
 **coverage** is known: the smallest share of the epochs in which any training example is trained
 (:class:`~negbench.core.batching.Coverage`), with the examples left out per epoch and, where the coverage is
-below 1, why. A composer that refreshes from the model being trained (``ngame``, ``dss``) is composed from its
-state at setup: what its refreshed epochs will hold cannot be known before training.
+below 1, why; and what of its method the run never exercises (:meth:`Strategy.unexercised`: a refresh or a
+judgement that would come after the run's last step or epoch). A composer that refreshes from the model being
+trained (``ngame``, ``dss``) is composed from its state at setup: what its refreshed epochs will hold cannot be
+known before training.
 
 Each job's **compute** is the estimate made before training (:mod:`negbench.core.setup`): preparation and training
 TFLOPs for the steps it will run. Under ``[training] budget = "compute"`` those steps are the ones that give it the
@@ -71,6 +73,7 @@ def dry_run(runner) -> list[dict[str, Any]]:
                         coverage=None,
                         left_out_per_epoch=0,
                         coverage_note=None,
+                        unexercised=None,
                         budget="no training",
                         **_compute_record(None, None),
                     )
@@ -112,6 +115,7 @@ def dry_run(runner) -> list[dict[str, Any]]:
                     coverage=coverage.share,
                     left_out_per_epoch=len(examples) - budget.examples_per_epoch,
                     coverage_note=coverage_note(ctx, budget, coverage),
+                    unexercised=strategy.unexercised(epochs_run(training, budget), steps_run(training, budget)),
                     budget=budget.reason,
                     **_compute_record(budget, suite.training.budget),
                 )

@@ -64,6 +64,15 @@ class ANCE(DenseNegatives):
         total = None if self.ctx is None else self.ctx.total_steps
         return step > 0 and step % self.params.refresh_every == 0 and (total is None or step < total)
 
+    def unexercised(self, epochs: int, total_steps: int) -> str | None:
+        every = self.params.refresh_every
+        if every < total_steps:
+            return None
+        return (
+            f"re-mines after every {every} steps (refresh_every) but the run has {total_steps}: it never re-mines, "
+            "so it trains on the base model's negatives as dense does"
+        )
+
     def workload(self, ctx: Context, sizes: Sizes) -> Workload:
         """``dense``'s, and at every refresh (after each ``refresh_every``-th of the run's steps but its last) the
         model under training re-encodes the corpus and training queries."""

@@ -74,6 +74,16 @@ class DBPM(Strategy):
     )
     Params = DBPMParams
 
+    def unexercised(self, epochs: int, total_steps: int) -> str | None:
+        """A pair is seen once per epoch and judged once it has ``min_history`` past losses."""
+        if epochs > self.params.min_history:
+            return None
+        return (
+            f"judges a pair once it has {self.params.min_history} past loss(es) (min_history), i.e. from epoch "
+            f"{self.params.min_history + 1} on, but the run trains {epochs}: it never re-weights a pair, so it trains "
+            "as in-batch"
+        )
+
     @classmethod
     def search_space(cls):
         return {

@@ -154,6 +154,15 @@ class DSS(Strategy):
         refreshes = max(0, (ctx.total_steps or 0) - 1) // every
         return dataclasses.replace(super().workload(ctx, sizes), refresh=refreshes * pair_flops(ctx, sizes))
 
+    def unexercised(self, epochs: int, total_steps: int) -> str | None:
+        every = self.params.refresh_epochs
+        if every < epochs:
+            return None
+        return (
+            f"recomputes its neighbours with the model in training every {every} epoch(s) (refresh_epochs) but the run "
+            f"trains {epochs}: it never refreshes, so the base model's neighbours serve throughout"
+        )
+
     def refresh_due(self, step: int) -> bool:
         """After the last step of every ``refresh_epochs``-th epoch, but not after the run's last step."""
         per_epoch = self.state.get("steps_per_epoch")

@@ -143,6 +143,15 @@ class NGAME(Strategy):
         work = dataclasses.replace(super().workload(ctx, sizes), negatives=self.params.hard_negatives)
         return dataclasses.replace(work, refresh=max(0, last) // every * pair_flops(ctx, sizes))
 
+    def unexercised(self, epochs: int, total_steps: int) -> str | None:
+        every = self.params.refresh_epochs
+        if every < epochs:
+            return None
+        return (
+            f"recomputes its clusters with the model in training every {every} epoch(s) (refresh_epochs) but the run "
+            f"trains {epochs}: it never refreshes, so the base model's clusters serve throughout"
+        )
+
     def refresh_due(self, step: int) -> bool:
         per_epoch = self.state.get("steps_per_epoch")  # the budget's, set in setup
         if not per_epoch or step <= 0:

@@ -207,6 +207,13 @@ class StrategyConformance:
         assert self.strategy_cls.name
         assert self.strategy_cls.citation or self.strategy_cls.__doc__ or self.strategy_cls.__module__
 
+    def test_a_long_run_exercises_its_whole_method(self) -> None:
+        """``unexercised`` names what a short run leaves out; a run of many epochs and steps leaves out nothing."""
+        strategy = self.strategy_cls.from_params(self.params)
+        assert strategy.unexercised(1_000, 1_000_000) is None
+        note = strategy.unexercised(1, 1)
+        assert note is None or (isinstance(note, str) and note.strip())
+
     def test_params_round_trip_through_toml(self) -> None:
         parsed = tomllib.loads(to_toml(self.params))["params"]
         params = self.strategy_cls.parse_params(parsed)

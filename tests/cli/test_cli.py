@@ -317,3 +317,15 @@ def test_the_command_lines_own_errors_are_one_line(argv, expected, capsys):
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), captured.err
     assert captured.out == ""
+
+
+def test_plan_says_what_a_short_run_never_exercises(tmp_path, toy_data, tiny_model):
+    """scifact-cpu's dbpm row (one epoch) equalled in-batch on every query and seed: DBPM judges a pair from its
+    second epoch on. ``plan`` now says so per job, in the table's notes and in ``--json``."""
+    path = tmp_path / "suite.toml"
+    path.write_text(suite_text(toy_data, tiny_model, tmp_path / "o", strategies=("in-batch", "dbpm")))
+    jobs = {job["strategy"]: job for job in json.loads(runner.invoke(app, ["plan", str(path), "--json"]).stdout)}
+    assert jobs["in-batch"]["unexercised"] is None and "never re-weights a pair" in jobs["dbpm"]["unexercised"]
+    table = runner.invoke(app, ["plan", str(path)])
+    line = next(x for x in table.output.splitlines() if x.startswith("note: dbpm on "))
+    assert table.exit_code == 0 and "judges a pair once it has 1 past loss(es) (min_history)" in line

@@ -51,3 +51,10 @@ def test_no_refresh_after_the_last_step_and_none_in_the_estimate(ctx, tiny_model
     longer.total_steps = 14  # the scifact run's: refreshes after step 7 only (not 7 and 14)
     every_7 = ANCE.from_params({"refresh_every": 7})
     assert every_7.workload(longer, sizes_of(ctx.services)).refresh == pytest.approx(one, rel=1e-9)
+
+
+def test_a_run_shorter_than_its_refresh_never_re_mines() -> None:
+    """ANCE's default refresh_every (50) in a 25-step run: static dense under ANCE's name, said before training;
+    a refresh after the run's last step is none (50 steps), one before it is (51)."""
+    assert "never re-mines" in ANCE().unexercised(1, 25) and ANCE().unexercised(1, 50) is not None
+    assert ANCE().unexercised(1, 51) is None and ANCE.from_params({"refresh_every": 10}).unexercised(1, 25) is None

@@ -121,3 +121,11 @@ def test_param_checks():
         DBPM.from_params({"cut_high": 0.0})
     with pytest.raises(ConfigError, match="tails"):
         DBPM.from_params({"tails": "low"})
+
+
+def test_a_one_epoch_run_never_exercises_its_judgement() -> None:
+    """DBPM judges a pair by its loss history, from its second sighting on: a one-epoch run (scifact-cpu) never
+    re-weights a pair and trains as in-batch; ``negbench plan`` says so before training."""
+    assert "never re-weights a pair, so it trains as in-batch" in DBPM().unexercised(1, 25)
+    assert DBPM().unexercised(2, 50) is None
+    assert DBPM.from_params({"min_history": 2}).unexercised(2, 50) is not None

@@ -221,3 +221,8 @@ def test_mine_s_pays_for_the_embeddings_alike_with_a_cold_and_a_warm_cache(toy_d
 def test_bad_params(bad):
     with pytest.raises(ValueError):
         DSSParams(**bad)
+
+
+def test_a_one_epoch_run_never_recomputes_the_neighbours() -> None:
+    assert "never refreshes, so the base model's neighbours serve" in DSS().unexercised(1, 25)
+    assert DSS().unexercised(2, 50) is None

@@ -73,3 +73,8 @@ def test_without_hard_negatives_mines_nothing(ctx):
     strategy = NGAME.from_params({"cluster_size": 4, "hard_negatives": False})
     strategy.setup(ctx)
     assert strategy.mine(ctx) is None
+
+
+def test_a_one_epoch_run_never_re_clusters() -> None:
+    assert "never refreshes, so the base model's clusters serve" in NGAME().unexercised(1, 25)
+    assert NGAME().unexercised(2, 50) is None
