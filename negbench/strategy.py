@@ -8,7 +8,7 @@ from negbench.core.compute import Compute, EncoderSizes, Sizes, Workload
 from negbench.core.models import load_encoder
 from negbench.core.registry import generators
 from negbench.core.search import encode, exact_topk
-from negbench.core.strategy import EmptyParams, Strategy, StrategySpec
+from negbench.core.strategy import EmptyParams, Strategy, StrategySpec, periodic_unexercised
 from negbench.core.types import LogitView, Negatives
 from negbench.errors import ConfigError
 
@@ -28,5 +28,6 @@ __all__ = [
     "generators",
     "load_encoder",
     "pack",
+    "periodic_unexercised",
     "random_batches",
 ]

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from negbench.core.context import Context
 
-__all__ = ["EmptyParams", "Strategy", "StrategySpec"]
+__all__ = ["EmptyParams", "Strategy", "StrategySpec", "periodic_unexercised"]
 
 
 @dataclass(frozen=True)
@@ -184,3 +184,11 @@ class StrategySpec:
         if not overrides:
             return self.cls(self.params)
         return self.cls(self.cls.parse_params({**self.raw_params, **overrides}))
+
+
+def periodic_unexercised(every: int, length: int, unit: str, action: str, instead: str) -> str | None:
+    """:meth:`Strategy.unexercised` of a strategy that ``action`` every ``every`` ``unit`` (never after the run's
+    last): None when a run of ``length`` of them has one, else ``"<action> every … but the run has …: <instead>"``."""
+    if every < length:
+        return None
+    return f"{action} every {every} {unit} but the run has {length}: {instead}"

@@ -21,7 +21,7 @@ from optuna.distributions import IntDistribution
 from negbench.context import Context
 from negbench.strategies._windows import check_window
 from negbench.strategies.dense import DenseNegatives
-from negbench.strategy import Negatives, Sizes, Workload
+from negbench.strategy import Negatives, Sizes, Workload, periodic_unexercised
 
 __all__ = ["ANCE", "ANCEParams"]
 
@@ -65,12 +65,12 @@ class ANCE(DenseNegatives):
         return step > 0 and step % self.params.refresh_every == 0 and (total is None or step < total)
 
     def unexercised(self, epochs: int, total_steps: int) -> str | None:
-        every = self.params.refresh_every
-        if every < total_steps:
-            return None
-        return (
-            f"re-mines after every {every} steps (refresh_every) but the run has {total_steps}: it never re-mines, "
-            "so it trains on the base model's negatives as dense does"
+        return periodic_unexercised(
+            self.params.refresh_every,
+            total_steps,
+            "steps (refresh_every)",
+            "re-mines",
+            "it never re-mines, so it trains on the base model's negatives as dense does",
         )
 
     def workload(self, ctx: Context, sizes: Sizes) -> Workload:

@@ -38,7 +38,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 
 from negbench.context import Context
 from negbench.strategies.ngame import pair_embeddings, pair_flops
-from negbench.strategy import Sizes, Strategy, Workload, exact_topk, pack
+from negbench.strategy import Sizes, Strategy, Workload, exact_topk, pack, periodic_unexercised
 
 __all__ = ["DSS", "DSSParams", "nearest_pairs", "select_neighbours", "similarity_groups", "similarity_stream"]
 
@@ -155,12 +155,12 @@ class DSS(Strategy):
         return dataclasses.replace(super().workload(ctx, sizes), refresh=refreshes * pair_flops(ctx, sizes))
 
     def unexercised(self, epochs: int, total_steps: int) -> str | None:
-        every = self.params.refresh_epochs
-        if every < epochs:
-            return None
-        return (
-            f"recomputes its neighbours with the model in training every {every} epoch(s) (refresh_epochs) but the run "
-            f"trains {epochs}: it never refreshes, so the base model's neighbours serve throughout"
+        return periodic_unexercised(
+            self.params.refresh_epochs,
+            epochs,
+            "epoch(s) (refresh_epochs)",
+            "recomputes its neighbours with the model in training",
+            "it never refreshes, so the base model's neighbours serve throughout",
         )
 
     def refresh_due(self, step: int) -> bool:

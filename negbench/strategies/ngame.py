@@ -33,7 +33,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from negbench.context import Context
 from negbench.strategies._clustering import balanced_clusters, normalise
 from negbench.strategies._windows import window_sample
-from negbench.strategy import Negatives, Sizes, Strategy, Workload, encode, pack
+from negbench.strategy import Negatives, Sizes, Strategy, Workload, encode, pack, periodic_unexercised
 
 __all__ = ["NGAME", "NGAMEParams", "pair_embeddings", "pair_flops"]
 
@@ -144,12 +144,12 @@ class NGAME(Strategy):
         return dataclasses.replace(work, refresh=max(0, last) // every * pair_flops(ctx, sizes))
 
     def unexercised(self, epochs: int, total_steps: int) -> str | None:
-        every = self.params.refresh_epochs
-        if every < epochs:
-            return None
-        return (
-            f"recomputes its clusters with the model in training every {every} epoch(s) (refresh_epochs) but the run "
-            f"trains {epochs}: it never refreshes, so the base model's clusters serve throughout"
+        return periodic_unexercised(
+            self.params.refresh_epochs,
+            epochs,
+            "epoch(s) (refresh_epochs)",
+            "recomputes its clusters with the model in training",
+            "it never refreshes, so the base model's clusters serve throughout",
         )
 
     def refresh_due(self, step: int) -> bool:
