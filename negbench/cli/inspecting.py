@@ -105,7 +105,7 @@ def plan_command(
             if job.get("coverage_note"):
                 out.print(f"coverage of {job['strategy']} on {job['dataset']}: {job['coverage_note']}", markup=False)
             if job.get("unexercised"):
-                note = f"note: {job['strategy']} on {job['dataset']} {job['unexercised']}"
+                note = f"note: {job['strategy']} on {job['dataset']} · {job['model']} {job['unexercised']}"
                 out.print(note, markup=False, soft_wrap=True)
     if any(job["error"] for job in jobs):
         for job in jobs:

@@ -186,9 +186,10 @@ class StrategySpec:
         return self.cls(self.cls.parse_params({**self.raw_params, **overrides}))
 
 
-def periodic_unexercised(every: int, length: int, unit: str, action: str, instead: str) -> str | None:
-    """:meth:`Strategy.unexercised` of a strategy that ``action`` every ``every`` ``unit`` (never after the run's
-    last): None when a run of ``length`` of them has one, else ``"<action> every … but the run has …: <instead>"``."""
+def periodic_unexercised(every: int, length: int, unit: str, setting: str, action: str, instead: str) -> str | None:
+    """:meth:`Strategy.unexercised` of a strategy that does ``action`` every ``every`` ``unit`` (never after the
+    run's last): None when a run of ``length`` of them has one, else
+    ``"<action> every <every> <unit> (<setting>) but the run has <length> <unit>: <instead>"``."""
     if every < length:
         return None
-    return f"{action} every {every} {unit} but the run has {length}: {instead}"
+    return f"{action} every {every} {unit} ({setting}) but the run has {length} {unit}: {instead}"

@@ -115,12 +115,18 @@ def dry_run(runner) -> list[dict[str, Any]]:
                     coverage=coverage.share,
                     left_out_per_epoch=len(examples) - budget.examples_per_epoch,
                     coverage_note=coverage_note(ctx, budget, coverage),
-                    unexercised=strategy.unexercised(epochs_run(training, budget), steps_run(training, budget)),
+                    unexercised=_unexercised(strategy, training, budget, tuned=record["trials"] > 0),
                     budget=budget.reason,
                     **_compute_record(budget, suite.training.budget),
                 )
                 out.append(record)
     return out
+
+
+def _unexercised(strategy: Strategy, training: Any, budget: Budget, *, tuned: bool) -> str | None:
+    """What the run never exercises of the strategy, with its declared parameters (a tuned run may differ)."""
+    note = strategy.unexercised(epochs_run(training, budget), steps_run(training, budget))
+    return f"{note} (with the declared params; tuning may change them)" if note and tuned else note
 
 
 def _compute_record(budget: Budget | None, rule: str | None) -> dict[str, Any]:

@@ -68,7 +68,8 @@ class ANCE(DenseNegatives):
         return periodic_unexercised(
             self.params.refresh_every,
             total_steps,
-            "steps (refresh_every)",
+            "steps",
+            "refresh_every",
             "re-mines",
             "it never re-mines, so it trains on the base model's negatives as dense does",
         )

@@ -60,7 +60,7 @@ from negbench.context import Context
 from negbench.strategies._ar2_ranker import Ranker, mean_pair_tokens, pair_max_length, ranker_step, text_tokens
 from negbench.strategies._windows import POSITIVE_SLACK, window
 from negbench.strategies.ance import ANCE, ANCEParams
-from negbench.strategy import LogitView, Negatives, Sizes, Workload
+from negbench.strategy import LogitView, Negatives, Sizes, Workload, periodic_unexercised
 
 __all__ = ["AR2", "MAX_WARMUP", "MIN_TEMPERATURE", "AR2Params", "Ranker", "group_view"]
 
@@ -158,6 +158,28 @@ class AR2(ANCE):
             f"ar2: group of the positive + {p.group_size} of the retriever's top {p.top_k} per query for the ranker "
             f"and the distillation ({p.group_size} retriever columns per query besides the suite's num_negatives)"
         )
+
+    def unexercised(self, epochs: int, total_steps: int) -> str | None:
+        """ANCE's refresh (the groups then come from the base model's top-k throughout), and the ranker's warm-up:
+        past ``ranker_warmup`` steps the retriever is distilled from the ranker, never in a shorter run."""
+        p = self.params
+        notes = [
+            periodic_unexercised(
+                p.refresh_every,
+                total_steps,
+                "steps",
+                "refresh_every",
+                "re-mines",
+                "the base model's top-k feeds its groups throughout",
+            ),
+            None
+            if p.ranker_warmup < total_steps
+            else (
+                f"trusts its ranker after {p.ranker_warmup} steps (ranker_warmup) but the run has {total_steps} steps: "
+                "the retriever is never distilled, so it trains as ance does, at the ranker's cost"
+            ),
+        ]
+        return "; ".join(n for n in notes if n) or None
 
     def workload(self, ctx: Context, sizes: Sizes) -> Workload:
         """``ance``'s, and inside the training steps: every step the ranker's forward and backward pass over each

@@ -80,8 +80,8 @@ class DBPM(Strategy):
             return None
         return (
             f"judges a pair once it has {self.params.min_history} past loss(es) (min_history), i.e. from epoch "
-            f"{self.params.min_history + 1} on, but the run trains {epochs}: it never re-weights a pair, so it trains "
-            "as in-batch"
+            f"{self.params.min_history + 1} on, but the run trains {epochs} epoch(s): it never re-weights a pair, "
+            "so it trains as in-batch"
         )
 
     @classmethod

@@ -37,8 +37,8 @@ import torch
 from optuna.distributions import BaseDistribution, IntDistribution
 
 from negbench.context import Context
-from negbench.strategies.ngame import pair_embeddings, pair_flops
-from negbench.strategy import Sizes, Strategy, Workload, exact_topk, pack, periodic_unexercised
+from negbench.strategies.ngame import pair_embeddings, pair_flops, refresh_epochs_unexercised
+from negbench.strategy import Sizes, Strategy, Workload, exact_topk, pack
 
 __all__ = ["DSS", "DSSParams", "nearest_pairs", "select_neighbours", "similarity_groups", "similarity_stream"]
 
@@ -155,13 +155,7 @@ class DSS(Strategy):
         return dataclasses.replace(super().workload(ctx, sizes), refresh=refreshes * pair_flops(ctx, sizes))
 
     def unexercised(self, epochs: int, total_steps: int) -> str | None:
-        return periodic_unexercised(
-            self.params.refresh_epochs,
-            epochs,
-            "epoch(s) (refresh_epochs)",
-            "recomputes its neighbours with the model in training",
-            "it never refreshes, so the base model's neighbours serve throughout",
-        )
+        return refresh_epochs_unexercised(self.params.refresh_epochs, epochs, "neighbours")
 
     def refresh_due(self, step: int) -> bool:
         """After the last step of every ``refresh_epochs``-th epoch, but not after the run's last step."""

@@ -35,7 +35,7 @@ from negbench.strategies._clustering import balanced_clusters, normalise
 from negbench.strategies._windows import window_sample
 from negbench.strategy import Negatives, Sizes, Strategy, Workload, encode, pack, periodic_unexercised
 
-__all__ = ["NGAME", "NGAMEParams", "pair_embeddings", "pair_flops"]
+__all__ = ["NGAME", "NGAMEParams", "pair_embeddings", "pair_flops", "refresh_epochs_unexercised"]
 
 
 @dataclass(frozen=True)
@@ -144,13 +144,7 @@ class NGAME(Strategy):
         return dataclasses.replace(work, refresh=max(0, last) // every * pair_flops(ctx, sizes))
 
     def unexercised(self, epochs: int, total_steps: int) -> str | None:
-        return periodic_unexercised(
-            self.params.refresh_epochs,
-            epochs,
-            "epoch(s) (refresh_epochs)",
-            "recomputes its clusters with the model in training",
-            "it never refreshes, so the base model's clusters serve throughout",
-        )
+        return refresh_epochs_unexercised(self.params.refresh_epochs, epochs, "clusters")
 
     def refresh_due(self, step: int) -> bool:
         per_epoch = self.state.get("steps_per_epoch")  # the budget's, set in setup
@@ -164,3 +158,16 @@ class NGAME(Strategy):
         q, d = self._cluster(ctx, ctx.model, step)
         self.state["refreshed_at"] = [*self.state.get("refreshed_at", []), step]
         return self._cluster_negatives(ctx, q, d) if self.params.hard_negatives else None
+
+
+def refresh_epochs_unexercised(refresh_epochs: int, epochs: int, what: str) -> str | None:
+    """``unexercised`` of a strategy that recomputes its ``what`` with the model in training every
+    ``refresh_epochs`` epochs (``ngame``'s clusters, ``dss``'s neighbours)."""
+    return periodic_unexercised(
+        refresh_epochs,
+        epochs,
+        "epoch(s)",
+        "refresh_epochs",
+        f"recomputes its {what} with the model in training",
+        f"it never refreshes, so the base model's {what} serve throughout",
+    )

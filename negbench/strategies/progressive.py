@@ -80,6 +80,15 @@ class Progressive(Strategy):
     requires = frozenset({"dense"})
     Params = ProgressiveParams
 
+    def unexercised(self, epochs: int, total_steps: int) -> str | None:
+        """With one phase (``epochs · updates_per_epoch`` = 1) there is no curriculum: the first window throughout."""
+        if epochs * self.params.updates_per_epoch > 1:
+            return None
+        return (
+            "moves its window over epochs × updates_per_epoch phases but the run has one: no curriculum, the "
+            "start window throughout"
+        )
+
     @classmethod
     def search_space(cls):
         return {

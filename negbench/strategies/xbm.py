@@ -53,6 +53,15 @@ class XBM(Strategy):
         super().__init__(params)
         self.forbidden_of: Callable[[int], set[int]] | None = None
 
+    def unexercised(self, epochs: int, total_steps: int) -> str | None:
+        """Memory negatives enter the loss from optimiser step ``start_step`` (counted from 0)."""
+        if self.params.start_step < total_steps:
+            return None
+        return (
+            f"adds memory negatives from step {self.params.start_step} (start_step) but the run has {total_steps} "
+            "steps: it never uses its memory, so it trains as in-batch"
+        )
+
     @classmethod
     def search_space(cls):
         return {

@@ -328,4 +328,4 @@ def test_plan_says_what_a_short_run_never_exercises(tmp_path, toy_data, tiny_mod
     assert jobs["in-batch"]["unexercised"] is None and "never re-weights a pair" in jobs["dbpm"]["unexercised"]
     table = runner.invoke(app, ["plan", str(path)])
     line = next(x for x in table.output.splitlines() if x.startswith("note: dbpm on "))
-    assert table.exit_code == 0 and "judges a pair once it has 1 past loss(es) (min_history)" in line
+    assert table.exit_code == 0 and "judges a pair once it has 1 past loss(es) (min_history)" in line and " · " in line

@@ -319,3 +319,12 @@ def test_the_estimate_prices_each_ranker_pair_as_the_ranker_truncates_it(toy_roo
         and ar2.ranker_pair_tokens(ctx)
         > 1.5 * (sizes.queries([e.query_id for e in ctx.examples]) / len(ctx.examples) + sizes.mean_doc)
     )
+
+
+def test_unexercised_names_its_own_gaps_not_ances() -> None:
+    """AR2 inherited ANCE's note, "trains on the base model's negatives as dense does", false for AR2 (its ranker
+    trains every step); its own gap, a warm-up as long as the run (the retriever never distilled), went unsaid."""
+    short = AR2().unexercised(1, 8)  # refresh_every 50, ranker_warmup 10
+    assert "as dense does" not in short and "feeds its groups throughout" in short
+    assert "ranker_warmup" in short and "never distilled, so it trains as ance does" in short
+    assert "ranker_warmup" not in AR2().unexercised(1, 25) and AR2().unexercised(1, 51) is None

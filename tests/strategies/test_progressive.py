@@ -73,3 +73,9 @@ def test_refresh_moves_the_window_inside_an_epoch(ctx):
 def test_bad_window_is_a_config_error():
     with pytest.raises(ConfigError, match="end_max"):
         Progressive.from_params({"end_min": 10, "end_max": 5})
+
+
+def test_one_phase_is_no_curriculum() -> None:
+    one = Progressive.from_params({"updates_per_epoch": 1})
+    assert "no curriculum" in one.unexercised(1, 25) and one.unexercised(2, 50) is None
+    assert Progressive().unexercised(1, 25) is None

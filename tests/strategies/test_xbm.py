@@ -112,3 +112,8 @@ def test_param_checks():
         XBM.from_params({"memory_size": 0})
     with pytest.raises(ConfigError, match="start_step"):
         XBM.from_params({"start_step": -1})
+
+
+def test_a_run_ending_before_start_step_never_uses_the_memory() -> None:
+    assert "never uses its memory, so it trains as in-batch" in XBM.from_params({"start_step": 100}).unexercised(1, 25)
+    assert XBM.from_params({"start_step": 24}).unexercised(1, 25) is None and XBM().unexercised(1, 1) is None
