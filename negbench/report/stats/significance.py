@@ -117,13 +117,12 @@ def significance(
             continue
         configs = group.select(["label", "config_key"]).unique(maintain_order=True).rows()
         others = [(label, key) for label, key in configs if label != base.label]
+        repeats = set(repeated_configs(here_rows, base.label))  # once per board, not per metric
         here = scores.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
         for (metric,), part in sorted(here.partition_by(["metric"], as_dict=True).items()):
             tests, facts = _tests(part, base.label, [label for label, _ in others])
             keys = dict(others)
-            for label, sig in _judged(
-                tests, metric == primary, alpha, set(repeated_configs(here_rows, base.label))
-            ).items():
+            for label, sig in _judged(tests, metric == primary, alpha, repeats).items():
                 dropped, identical = facts[label]
                 out[(dataset, model, label, metric)] = replace(
                     sig,
