@@ -252,7 +252,7 @@ def test_a_suite_killed_as_its_job_process_starts_leaves_nothing_running(tmp_pat
     """Issue 28: a SIGKILL of the suite process in the first moments of a job process (before it armed its death
     with its parent) left an orphan that ran its job beside the rerun and wrote duplicate FINISHED MLflow runs.
     Killed right as the job process starts, and while it sleeps before arming: nothing survives (the job process,
-    the fork server, the resource tracker), and no job process writes a row or an MLflow run."""
+    the fork server, the resource tracker), and no job process writes a row or finishes an MLflow run."""
     from negbench._io import ProcessIdentity, is_alive, pid_namespace
 
     out = tmp_path / "out"
@@ -287,8 +287,11 @@ def test_a_suite_killed_as_its_job_process_starts_leaves_nothing_running(tmp_pat
         assert {name: is_alive(p) for name, p in survivors.items()} == dict.fromkeys(survivors, False)
         assert not (out / "results.parquet").exists()  # no job process wrote a row
         with contextlib.closing(sqlite3.connect(out / "mlflow.db")) as db:
-            runs = [name for (name,) in db.execute("SELECT name FROM runs")]
-        assert runs == ["suite toy"], runs  # the killed suite's own run, and no job's
+            runs = dict(db.execute("SELECT name, status FROM runs"))
+        assert runs.pop("suite toy") == "RUNNING"  # the killed suite's own run (marked KILLED by the next start)
+        # A job process may have opened its run in the moment before the suite died (a loaded machine can deschedule
+        # the suite between start and kill): killed with the suite, it is left RUNNING, never FINISHED or FAILED
+        assert set(runs.values()) <= {"RUNNING"}, runs
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
