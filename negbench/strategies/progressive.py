@@ -81,13 +81,22 @@ class Progressive(Strategy):
     Params = ProgressiveParams
 
     def unexercised(self, epochs: int, total_steps: int) -> str | None:
-        """With one phase (``epochs · updates_per_epoch`` = 1) there is no curriculum: the first window throughout."""
-        if epochs * self.params.updates_per_epoch > 1:
-            return None
-        return (
-            "moves its window over epochs × updates_per_epoch phases but the run has one: no curriculum, the "
-            "start window throughout"
-        )
+        """The phases a run of ``epochs`` and ``total_steps`` optimiser steps never reaches: an epoch switches phase
+        at most once per step, so with fewer steps per epoch than ``updates_per_epoch`` the last phases (and the
+        end window) are skipped; with one phase in all there is no curriculum."""
+        phases = epochs * self.params.updates_per_epoch
+        reached = epochs * min(self.params.updates_per_epoch, max(1, total_steps // max(1, epochs)))
+        if reached <= 1:
+            return (
+                f"moves its window over epochs × updates_per_epoch = {phases} phases but the run reaches one: no "
+                "curriculum, the start window throughout"
+            )
+        if reached < phases:
+            return (
+                f"moves its window over epochs × updates_per_epoch = {phases} phases but the run's {total_steps} "
+                f"steps reach {reached} of them: the end window is never used"
+            )
+        return None
 
     @classmethod
     def search_space(cls):

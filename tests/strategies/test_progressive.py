@@ -79,3 +79,14 @@ def test_one_phase_is_no_curriculum() -> None:
     one = Progressive.from_params({"updates_per_epoch": 1})
     assert "no curriculum" in one.unexercised(1, 25) and one.unexercised(2, 50) is None
     assert Progressive().unexercised(1, 25) is None
+    assert "no curriculum" in Progressive().unexercised(1, 1)  # four phases, but a one-step epoch never switches
+
+
+def test_too_few_steps_for_every_phase_never_reach_the_end_window() -> None:
+    """With fewer steps per epoch than ``updates_per_epoch`` the phase index jumps and stops short of the last
+    phase; the note says how many are reached, and the refresh schedule agrees with it."""
+    short = Progressive()  # 4 phases per epoch
+    assert "reach 2 of them: the end window is never used" in short.unexercised(1, 2)
+    short.state.update(epochs=1, steps_per_epoch=2)
+    assert [s for s in range(1, 2) if short.refresh_due(s)] == [1]  # one switch: phases 0 and 2 of 4
+    assert short.unexercised(1, 4) is None and short.unexercised(2, 8) is None
