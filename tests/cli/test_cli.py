@@ -329,3 +329,15 @@ def test_plan_says_what_a_short_run_never_exercises(tmp_path, toy_data, tiny_mod
     table = runner.invoke(app, ["plan", str(path)])
     line = next(x for x in table.output.splitlines() if x.startswith("note: dbpm on "))
     assert table.exit_code == 0 and "judges a pair once it has 1 past loss(es) (min_history)" in line and " · " in line
+
+
+def test_plan_says_a_tuned_jobs_note_is_about_the_declared_params(tmp_path, toy_data, tiny_model):
+    """A tuned job may be given other parameters than those the note judges: its note says so; an untuned one's
+    does not."""
+    path = tmp_path / "suite.toml"
+    for trials, expected in ((2, True), (0, False)):
+        text = suite_text(toy_data, tiny_model, tmp_path / "o", strategies=("dbpm",), extra=tuning_block(trials))
+        path.write_text(text)
+        (job,) = json.loads(runner.invoke(app, ["plan", str(path), "--json"]).stdout)
+        assert "never re-weights a pair" in job["unexercised"], job
+        assert job["unexercised"].endswith("(with the declared params; tuning may change them)") is expected
