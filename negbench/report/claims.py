@@ -14,6 +14,7 @@ CLAIM_COLUMNS = (
     "claim",
     "Δ",
     "lower bound",
+    "upper bound",
     "p one-sided",
     "Holm p",
     "seeds",
@@ -46,12 +47,13 @@ def claim_cells(test: DeclaredTest) -> list[str]:
     """One table row per claim, in :data:`CLAIM_COLUMNS` order."""
     s = test.test
     if s is None:
-        return [test.name, "–", "–", "–", "–", "–", "–", "–", claim_outcome(test)]
+        return [test.name, *["–"] * (len(CLAIM_COLUMNS) - 2), claim_outcome(test)]
     detectable = "–" if number(test.detectable) is None else f"{test.detectable:.4f}"
     return [
         test.name,
         _signed(s.mean_diff),
         _signed(test.lower),
+        _signed(test.upper),
         _p(s.p_greater),
         _p(test.p_holm),
         f"{s.seeds_new} vs {s.seeds_base}",
@@ -70,8 +72,9 @@ def claims_caption(tests: Sequence[DeclaredTest], alpha: float) -> str:
         f"strategy beats the second on {metric}, with test queries and training seeds as sources of variance, "
         f"Holm-corrected over the {family} declared (one that could not be tested counts with p = 1); only claims "
         f"with several seeds on both sides can be supported. Δ is better − worse over the queries scored by every "
-        f"run of both sides (queries); the lower bound is the one-sided {1 - alpha:.0%} confidence bound "
-        f"(uncorrected); supported: Holm p < {alpha:g}; detectable Δ: the smallest true Δ found with {POWER:.0%} "
+        f"run of both sides (queries); the lower and upper bounds are its one-sided {1 - alpha:.0%} confidence "
+        f"bounds (uncorrected; together a {1 - 2 * alpha:.0%} interval): the upper one is the largest Δ the data "
+        f"leave plausible; supported: Holm p < {alpha:g}; detectable Δ: the smallest true Δ found with {POWER:.0%} "
         f"power (≥: queries only, one seed)."
     )
 
@@ -86,7 +89,7 @@ def claims_sentence(tests: Sequence[DeclaredTest], alpha: float) -> str | None:
         if t.test is None:
             clauses.append(f"{t.name} is {claim_outcome(t)}")
             continue
-        figures = f"Δ {_signed(t.test.mean_diff)}, uncorrected lower bound {_signed(t.lower)}"
+        figures = f"Δ {_signed(t.test.mean_diff)}, uncorrected bounds {_signed(t.lower)} to {_signed(t.upper)}"
         if not t.seed_aware:
             clauses.append(
                 f"{t.name} is not tested, one seed on a side ({figures}, p over queries {_p(t.p_one_sided)})"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats as sps
 from typer.testing import CliRunner
 
 from negbench.cli import app
@@ -123,7 +124,7 @@ def test_published_pages_and_the_claims_block_carry_the_suites_claims(published:
     assert store_settings(store).comparisons == tuple(LADDER)
     pages = render_pages(store)
     block = render_block("results/ladder format=claims", published)
-    head = "| claim | Δ | lower bound | p one-sided | Holm p | seeds | queries | detectable Δ | outcome |"
+    head = "| claim | Δ | lower bound | upper bound | p one-sided | Holm p | seeds | queries | detectable Δ | outcome |"
     assert block.startswith(head)
     assert block in pages["leaderboard.md"]
     assert '<h3 class="view">Declared comparisons</h3>' in pages["index.html"]
@@ -183,7 +184,8 @@ def test_a_seed_without_per_query_scores_leaves_the_claim_on_the_scored_seeds() 
     rows, per_query = draw({"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.08}, 0)
     two = per_query.filter(pl.col("run_id") != "toy-star-2")
     star = claims_of(rows, two)["star > dense"]
-    assert star.test is not None and (star.test.seeds_new, star.test.seeds_base) == (2, 3) and star.supported
+    assert star.test is not None and (star.test.seeds_new, star.test.seeds_base) == (2, 3)
+    assert star.test.mean_diff > 0.05 and star.test.seed_aware  # tested for seed variance, on two seeds
     none = claims_of(rows, per_query.filter(~pl.col("run_id").str.starts_with("toy-star")))["star > dense"]
     assert claim_outcome(none) == "not tested: star has no per-query scores of ndcg@10"
     unscored = declared_tests(rows, None, LADDER, "ndcg@10", ALPHA)[KEY]  # a store without per_query.parquet
@@ -220,8 +222,23 @@ def test_a_claim_over_fewer_than_two_queries_is_untested_and_the_verdict_calls_i
     assert claim_outcome(star).endswith("fewer than two queries scored by every run of both (1)")
     rows, per_query = draw({"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.02}, 0)
     tests = list(claims_of(rows, per_query).values())
-    assert "uncorrected lower bound" in claims_sentence(tests, ALPHA)
+    assert "uncorrected bounds " in claims_sentence(tests, ALPHA)
     assert claim_cells(tests[2])[CLAIM_COLUMNS.index("queries")] == "60"
+
+
+def test_a_claim_not_supported_says_how_large_a_step_the_data_leave_plausible() -> None:
+    """A claim that is not supported used to carry only its lower bound and the detectable Δ, which a page then
+    read as "the step is smaller than that" (a power argument, not a bound): each claim now carries its one-sided
+    upper bound too, Δ + t(1 − α, df) · SE, in the table and in the verdict's sentence."""
+    rows, per_query = draw({"in-batch": 0.0, "random": 0.0, "dense": 0.0, "star": 0.0}, 3)
+    tests = list(claims_of(rows, per_query).values())
+    for t in tests:
+        margin = sps.t.ppf(1 - ALPHA, t.test.df) * t.test.se
+        assert t.upper == pytest.approx(t.test.mean_diff + margin)
+        assert t.lower == pytest.approx(t.test.mean_diff - margin)
+        assert claim_cells(t)[CLAIM_COLUMNS.index("upper bound")] == f"{t.upper:+.4f}"
+    sentence = claims_sentence(tests, ALPHA)
+    assert all(f"uncorrected bounds {t.lower:+.4f} to {t.upper:+.4f}" in sentence for t in tests), sentence
 
 
 def test_claims_without_the_baseline_do_not_read_as_no_verdict() -> None:

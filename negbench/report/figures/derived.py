@@ -30,8 +30,9 @@ def render_delta(spec: Spec, rows: pl.DataFrame, per_query: pl.DataFrame, baseli
     dataset × model, so the tests are the leaderboard's): :func:`negbench.report.stats.significance`, i.e.
     :func:`negbench.report.stats.twolevel.seed_query_test`. Δ is the mean over queries of the per-query difference
     of the seed-averaged scores; the interval is the t interval ``Δ ± t(0.975, df) · SE``, ``SE²`` the seed ×
-    query variance-components estimate (query part + seed part, Welch–Satterthwaite df capped at the seeds'
-    ``S₁ + S₀ − 2``). With one seed on either side it is a paired t interval over queries: query sampling only."""
+    query variance-components estimate (query part + seed part, Welch–Satterthwaite df with the seed parts at
+    their upper confidence bound). With one seed on either side it is a paired t interval over queries: query
+    sampling only."""
     if per_query.is_empty():
         raise NegbenchError(f"{spec.directory} has no per-query scores: format=delta needs per_query.parquet")
     labels = rows["strategy"].unique(maintain_order=True).to_list()

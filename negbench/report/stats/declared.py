@@ -13,8 +13,10 @@ family is every declared comparison, fixed before the run: one that cannot be te
 runs, or with one seed) stays in it with p = 1, so a failed strategy cannot buy the others power.
 
 Each side is the newest configuration of its strategy label (:func:`~negbench.report.stats.configs.newest_config`),
-over its finished runs. The interval shown is the one-sided (1 − α) lower confidence bound of Δ, the interval
-that agrees with the one-sided test (uncorrected); the detectable difference is the smallest true Δ the one-sided
+over its finished runs. The bounds shown are the one-sided (1 − α) lower confidence bound of Δ, the one that agrees
+with the one-sided test, and the one-sided (1 − α) upper bound, the largest Δ the data leave plausible (both
+uncorrected; together a 1 − 2α interval): a claim not supported with an upper bound near zero says the step is
+small, one with a wide upper bound says little. The detectable difference is the smallest true Δ the one-sided
 test at α / k finds with 80% power (with one seed: from query sampling alone, a lower bound).
 """
 
@@ -40,8 +42,8 @@ class DeclaredTest:
 
     ``test`` is None when a side has no finished run or none with per-query scores of ``metric`` (``missing``
     names it, ``why`` says which); ``p_holm`` is Holm's over the
-    ``family`` of the board's declared comparisons (NaN for one not seed-aware), ``lower`` the one-sided lower
-    confidence bound of Δ, ``detectable`` the smallest Δ found with 80% power at α / ``family``."""
+    ``family`` of the board's declared comparisons (NaN for one not seed-aware), ``lower`` and ``upper`` the
+    one-sided confidence bounds of Δ, ``detectable`` the smallest Δ found with 80% power at α / ``family``."""
 
     better: str
     worse: str
@@ -49,6 +51,7 @@ class DeclaredTest:
     test: SeedQueryTest | None = None
     p_holm: float = math.nan
     lower: float = math.nan
+    upper: float = math.nan
     detectable: float = math.nan
     family: int = 0
     supported: bool = False
@@ -138,14 +141,16 @@ def _judged(tests: list[DeclaredTest], alpha: float) -> list[DeclaredTest]:
             out.append(replace(t, family=family))
             continue
         if math.isfinite(s.se) and math.isfinite(s.df) and s.se > 0:
-            lower = s.mean_diff - float(sps.t.ppf(1 - alpha, s.df)) * s.se
+            margin = float(sps.t.ppf(1 - alpha, s.df)) * s.se
+            lower, upper = s.mean_diff - margin, s.mean_diff + margin
         else:  # no variance at all: Δ is its own bound; no standard error: no bound
-            lower = s.mean_diff if s.se == 0 else math.nan
+            lower = upper = s.mean_diff if s.se == 0 else math.nan
         out.append(
             replace(
                 t,
                 p_holm=p_holm if t.seed_aware else math.nan,
                 lower=lower,
+                upper=upper,
                 # one-sided at α / k: the two-sided power equation at 2α / k (its far tail is negligible)
                 detectable=detectable_difference(s.se, s.df, min(2 * alpha / family, 0.999), POWER),
                 family=family,
