@@ -10,6 +10,10 @@ on the fly from detached embeddings (no gradient flows into them; the query stil
 enter the shared loss as extra scaled logits through :meth:`LogitView.add_negatives`. Labelled positives
 (masked columns) and the row's target are never mixed. Draws are seeded from the run seed and a call counter
 kept in ``state``, so runs and resumes are reproducible.
+
+Departure: the paper mixes from the hardest negatives of a MoCo memory queue of tens of thousands of images
+(pools of hundreds to a thousand); here the pool is a row's own negatives, in a batch of 32 at most 31 in-batch
+documents and its explicit negatives, and the defaults (the 16 hardest, 16 + 4 mixtures) are scaled to that.
 """
 
 from __future__ import annotations

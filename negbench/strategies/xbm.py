@@ -12,7 +12,9 @@ corpus ids and the oldest entries dropped beyond ``memory_size``. An entry is ma
 corpus id is a labelled positive of that row's query, and for every row when the document is in the current
 batch (its fresh embedding is already a column; a stale copy of one's own positive would be a false negative).
 The memory keeps one (the newest) entry per document. Memory negatives count from ``start_step`` on (XBM's
-warm-up). The queue lives in ``state``, so :meth:`state_dict` / :meth:`load_state_dict` save it for resume.
+warm-up). Departure: XBM starts its memory once the embeddings drift slowly, after a warm-up of many iterations;
+``start_step`` defaults to 0 here so that runs of a few dozen steps use it at all. The queue lives in ``state``,
+so :meth:`state_dict` / :meth:`load_state_dict` save it for resume.
 """
 
 from __future__ import annotations
