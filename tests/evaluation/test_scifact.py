@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -63,8 +64,22 @@ params = {{ range_min = 2, range_max = 20 }}
 @pytest.mark.slow
 def test_zero_shot_minilm_matches_mteb(scifact):
     """The issue's acceptance figure: MTEB publishes 64.51 nDCG@10 for this model on SciFact."""
-    result = runner.invoke(app, ["eval", "--dataset", str(scifact), "--model", MINILM, "--split", "test", "--json"])
-    assert result.exit_code == 0, result.output
-    metrics = json.loads(result.output.strip().splitlines()[-1])
+    metrics = _zero_shot(scifact, 256)
     assert metrics["ndcg@10"] == pytest.approx(0.645, abs=0.002)
     assert metrics["recall@100"] == pytest.approx(0.925, abs=0.003)
+
+
+@pytest.mark.slow
+def test_zero_shot_at_128_tokens_is_the_published_boards_none_row(scifact):
+    """results/scifact-cpu's zero-shot row (max_seq_length 128) is below MTEB's figure; results/README.md puts
+    that down to truncation: the same evaluation at 128 tokens gives that row's nDCG@10."""
+    rows = pl.read_parquet(Path(__file__).resolve().parents[2] / "results" / "scifact-cpu" / "results.parquet")
+    published = rows.filter(pl.col("strategy") == "none")["ndcg@10"].to_list()
+    assert _zero_shot(scifact, 128)["ndcg@10"] == pytest.approx(published[0], abs=5e-4)
+
+
+def _zero_shot(scifact, max_seq_length: int) -> dict:
+    argv = ["eval", "--dataset", str(scifact), "--model", MINILM, "--split", "test", "--json"]
+    result = runner.invoke(app, [*argv, "--max-seq-length", str(max_seq_length)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
