@@ -27,8 +27,10 @@ The bound costs size, not validity: the seed part ``v / S`` also carries the per
 even when seeds add nothing it is inflated, and the test is conservative (in the script's null simulation at
 α = 0.05 / 24: about a quarter to two fifths of the nominal rate with three seeds a side and equal seed variances,
 a tenth to two thirds with two, whatever share the seeds carry). It reaches its nominal rate, and passes it as
-Welch's test does, only when one side's seed variance is many times the other's and the seeds carry nearly all
-of the variance (about 1.1 times at a ratio of ten; more at larger ratios: the script's ``--ratios``). Splitting
+Welch's test does, when one side's seed variance is many times the other's and the seeds carry nearly all of the
+variance: with three seeds a side about 1.1 times at a ratio of ten and twice at 25 (α = 0.05 / 24); with
+unbalanced seeds, the side with fewer seeds the noisier, much more (two seeds against six at a ratio of ten:
+about six times), which the board's caveat on unbalanced seeds names. Splitting
 the per-query noise off the seed part would restore size but, estimated with its own degrees of freedom, made the
 test liberal with two seeds in a reviewer's simulation; it would need a calibration of its own.
 
